@@ -1,0 +1,23 @@
+/** core/: the pure heart of Vane — objects in, hashed routing resources and verdicts out. */
+export type {
+  KubeObject, ObjectMeta, Ingress, IngressClass, Service, EndpointSlice, Secret, Canary, CanarySpec, CanaryStatus, ObjectKind,
+} from './objects.ts';
+export { kindOf, objectKey, namespaceOf, memoKey, OBJECT_KINDS, INGRESS_CONTROLLER } from './objects.ts';
+export type {
+  Resource, ResourceType, HashedResource, ResourceMap, RouteSpec, VirtualHostSpec, BackendSpec, EndpointsSpec, EndpointAddress,
+  SecretSpec, ListenerSpec, CanarySplit, HeaderRule, RouteTimeouts, PathMatchType,
+} from './resources.ts';
+export { LISTENER_NAME, endpointsName } from './resources.ts';
+export { canonicalJson, hashValue, sha256Hex, RootAccumulator } from './canonical.ts';
+export { Compiler, compile, COMPILER_VERSION, type CompileOptions, type CompileResult, type ObjectStatus } from './compile.ts';
+export { diff, apply, deltaFromHashes, hashesOf, rootOf, ResourceSet, type Delta, type ApplyResult } from './delta.ts';
+export {
+  buildRouteTable, updateRouteTable, match, chooseSide, findHost,
+  type RouteTable, type HostTable, type CompiledRoute, type MatchRequest, type Decision, type MatchResult,
+} from './match.ts';
+export { normalizePath, normalizeHost, splitTarget } from './paths.ts';
+export { compileUserRegex, type CompiledRegex } from './regex.ts';
+export { validate, type Verdict, type ValidationContext } from './validate.ts';
+export { formatProblem, type Problem } from './problems.ts';
+export { parseDurationMs, parseSizeBytes } from './units.ts';
+export { stepWeightsOf, BUILT_IN_METRICS, WEBHOOK_TYPES } from './canary.ts';

@@ -1,0 +1,40 @@
+/**
+ * TLS Secrets: read and checked once per Secret version (the certificate parses, the key
+ * parses and belongs to it), so a malformed Secret is a status condition, never a handshake
+ * failure in a proxy.
+ */
+import { X509Certificate, createPrivateKey } from 'node:crypto';
+import type { Secret } from './objects.ts';
+import type { SecretSpec } from './resources.ts';
+
+export type SecretVerdict = { ok: true; spec: SecretSpec } | { ok: false; message: string };
+
+function field(secret: Secret, key: string): string | null {
+  const s = secret.stringData?.[key];
+  if (typeof s === 'string') return s;
+  const d = secret.data?.[key];
+  if (typeof d !== 'string') return null;
+  return Buffer.from(d, 'base64').toString('utf8');
+}
+
+/** readTlsSecret checks a `kubernetes.io/tls` Secret; the message never contains key material. */
+export function readTlsSecret(secret: Secret | undefined): SecretVerdict {
+  if (!secret) return { ok: false, message: 'Secret not found' };
+  if (secret.type !== 'kubernetes.io/tls') return { ok: false, message: `Secret has type ${JSON.stringify(secret.type ?? '')}, want kubernetes.io/tls` };
+  const cert = field(secret, 'tls.crt');
+  const key = field(secret, 'tls.key');
+  if (!cert || !key) return { ok: false, message: 'Secret lacks tls.crt or tls.key' };
+  let x509: X509Certificate;
+  try {
+    x509 = new X509Certificate(cert);
+  } catch {
+    return { ok: false, message: 'tls.crt is not a PEM certificate' };
+  }
+  try {
+    const privateKey = createPrivateKey(key);
+    if (!x509.checkPrivateKey(privateKey)) return { ok: false, message: 'tls.key does not belong to the certificate in tls.crt' };
+  } catch {
+    return { ok: false, message: 'tls.key is not a PEM private key' };
+  }
+  return { ok: true, spec: { certificatePem: cert, privateKeyPem: key } };
+}

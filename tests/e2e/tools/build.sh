@@ -1,0 +1,309 @@
+#!/usr/bin/env bash
+# Build the real Kubernetes test tools (kube-apiserver, kubectl, kube-controller-manager,
+# etcd, helm) from Go modules into a cache keyed by version. A no-op when the cache is warm.
+#
+#   BIN=$(bash tests/e2e/tools/build.sh | tail -1)
+#
+# Progress goes to stderr; the bin directory is the last line of stdout.
+# Env: VANE_TOOLS_DIR (default $HOME/.cache/vane/tools), GO (default: go on PATH, else
+# /usr/local/go/bin/go). GOMODCACHE/GOCACHE are the Go defaults unless set by the caller.
+set -euo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+# shellcheck source=versions.env
+source "$HERE/versions.env"
+
+# Bump when the way a binary is built changes (flags, stamping): forces a rebuild.
+RECIPE=1
+KUBE_TOOLS=(kube-apiserver kubectl kube-controller-manager)
+ALL_TOOLS=("${KUBE_TOOLS[@]}" etcd helm)
+
+TOOLS_DIR="${VANE_TOOLS_DIR:-$HOME/.cache/vane/tools}"
+ROOT="$TOOLS_DIR/k8s-$KUBERNETES_VERSION"
+BIN="$ROOT/bin"
+STAMP="$ROOT/.complete"
+KEY="recipe=$RECIPE kubernetes=$KUBERNETES_VERSION etcd=$ETCD_VERSION helm=$HELM_VERSION tools=${ALL_TOOLS[*]}"
+KEY="${KEY// /,}"
+
+T0=$SECONDS
+elapsed() { local s=$((SECONDS - ${1:-$T0})); printf '%d:%02d' $((s / 60)) $((s % 60)); }
+log() { printf '[vane-tools %s] %s\n' "$(elapsed)" "$*" >&2; }
+die() { log "ERROR: $*"; exit 1; }
+
+all_bins_present() {
+  local t
+  for t in "${ALL_TOOLS[@]}"; do [[ -x "$BIN/$t" ]] || return 1; done
+}
+
+is_warm() { [[ -f "$STAMP" ]] && [[ "$(head -1 "$STAMP")" == "$KEY" ]] && all_bins_present; }
+
+# --- warm path: no Go, no network, no lock -----------------------------------------------
+if is_warm; then
+  log "cache warm: $BIN ($KEY)"
+  echo "$BIN"
+  exit 0
+fi
+
+# --- cold path ---------------------------------------------------------------------------
+if [[ -z "${GO:-}" ]]; then
+  if command -v go >/dev/null 2>&1; then GO="$(command -v go)"; else GO=/usr/local/go/bin/go; fi
+fi
+[[ -x "$GO" ]] || die "no Go toolchain found (set GO=/path/to/go); Go >= 1.26 is needed"
+
+export GOTOOLCHAIN=local CGO_ENABLED=0 GO111MODULE=on
+export GOFLAGS="-mod=mod -buildvcs=false"
+unset GOOS GOARCH GOWORK 2>/dev/null || true
+export GOWORK=off
+
+mkdir -p "$ROOT" "$BIN" "$ROOT/stamps" "$ROOT/build"
+exec 9>"$ROOT/.lock"
+if ! flock -n 9; then
+  log "another build holds $ROOT/.lock; waiting"
+  flock 9
+fi
+if is_warm; then  # built by whoever held the lock
+  log "cache warm: $BIN"
+  echo "$BIN"
+  exit 0
+fi
+rm -f "$STAMP"
+
+log "cold build into $ROOT with $("$GO" version) ($(nproc) cores)"
+log "versions: kubernetes $KUBERNETES_VERSION, etcd $ETCD_VERSION, helm $HELM_VERSION"
+
+BG_PID=""
+# Each step runs in its own process group (setsid) so an interrupt stops go build and its
+# compiler/linker children too.
+cleanup() { if [[ -n "$BG_PID" ]] && kill -0 "$BG_PID" 2>/dev/null; then kill -- "-$BG_PID" 2>/dev/null || true; fi; }
+trap cleanup EXIT
+trap 'log "interrupted"; exit 130' INT TERM
+
+# run LABEL CMD... — run a command with a heartbeat every 30 s; report time and peak RSS.
+run() {
+  local label="$1"; shift
+  local start=$SECONDS last=$SECONDS rc=0 rss="" timef="$ROOT/build/.time"
+  rm -f "$timef"
+  if [[ -x /usr/bin/time ]]; then
+    setsid /usr/bin/time -f '%M' -o "$timef" "$@" >&2 &
+  else
+    setsid "$@" >&2 &
+  fi
+  BG_PID=$!
+  while kill -0 "$BG_PID" 2>/dev/null; do
+    sleep 1
+    if (( SECONDS - last >= 30 )); then
+      last=$SECONDS
+      log "… still $label ($(elapsed "$start") so far)"
+    fi
+  done
+  wait "$BG_PID" || rc=$?
+  BG_PID=""
+  [[ -s "$timef" ]] && rss="$(tail -1 "$timef")"
+  if (( rc != 0 )); then
+    die "$label failed (exit $rc) after $(elapsed "$start"); command: $*"
+  fi
+  if [[ "$rss" =~ ^[0-9]+$ ]]; then
+    log "done $label in $(elapsed "$start") (peak RSS $((rss / 1024)) MiB)"
+  else
+    log "done $label in $(elapsed "$start")"
+  fi
+}
+
+tool_key() { echo "$1 $2 recipe=$RECIPE"; }
+tool_fresh() { [[ -x "$BIN/$1" && -f "$ROOT/stamps/$1" && "$(cat "$ROOT/stamps/$1")" == "$(tool_key "$1" "$2")" ]]; }
+tool_done() { tool_key "$1" "$2" >"$ROOT/stamps/$1"; }
+
+# mod_json MODULE@VERSION FIELD — download a module into the module cache, print a field.
+mod_json() {
+  local dl="$ROOT/build/.dl"
+  mkdir -p "$dl"
+  (cd "$dl" && GOFLAGS=-buildvcs=false "$GO" mod download -json "$1") | jq -r ".$2 // empty"
+}
+# Commit hash if the module proxy's .info carries an Origin, else "unknown".
+mod_commit() {
+  local info; info="$(mod_json "$1" Info)"
+  [[ -n "$info" && -f "$info" ]] && jq -r '.Origin.Hash // "unknown"' "$info" || echo unknown
+}
+# Release time of the module version (used as buildDate: reproducible builds).
+mod_time() {
+  local info; info="$(mod_json "$1" Info)"
+  jq -r '.Time' "$info" | sed -E 's/\.[0-9]+Z$/Z/'
+}
+
+# build_into MODDIR PKG OUT LDFLAGS — go build in a wrapper module, install atomically.
+build_into() {
+  local dir="$1" pkg="$2" out="$3" ldflags="$4"
+  run "building $(basename "$out")" env -C "$dir" "$GO" build -trimpath -ldflags "$ldflags" -o "$out.tmp" "$pkg"
+  mv -f "$out.tmp" "$out"
+}
+
+command -v jq >/dev/null || die "jq is needed"
+
+# --- Kubernetes: kube-apiserver, kubectl, kube-controller-manager -------------------------
+kube_needed=0
+for t in "${KUBE_TOOLS[@]}"; do tool_fresh "$t" "$KUBERNETES_VERSION" || kube_needed=1; done
+if (( kube_needed )); then
+  KV="$KUBERNETES_VERSION"
+  [[ "$KV" =~ ^v1\.([0-9]+)\.([0-9]+)$ ]] || die "KUBERNETES_VERSION must look like v1.X.Y"
+  KMINOR="${BASH_REMATCH[1]}"
+  STAGING_V="v0.${BASH_REMATCH[1]}.${BASH_REMATCH[2]}"
+  log "resolving k8s.io/kubernetes@$KV"
+  kgomod="$(mod_json "k8s.io/kubernetes@$KV" GoMod)"
+  [[ -f "$kgomod" ]] || die "could not download k8s.io/kubernetes@$KV"
+  kgover="$(sed -nE 's/^go ([0-9.]+).*/\1/p' "$kgomod")"
+  # Staging modules: the `k8s.io/X => ./staging/src/k8s.io/X` lines of the release's go.mod,
+  # restricted to those it requires (unrequired ones, e.g. sample-controller, may be unpublished).
+  mapfile -t staging < <(sed -nE 's#^[[:space:]]*(replace[[:space:]]+)?(k8s\.io/[^[:space:]]+)[[:space:]]+=>[[:space:]]+\./staging/.*#\2#p' "$kgomod" | sort -u)
+  (( ${#staging[@]} > 10 )) || die "found only ${#staging[@]} staging replaces in $kgomod"
+  required="$(sed -nE 's#^[[:space:]]*(require[[:space:]]+)?(k8s\.io/[^[:space:]]+)[[:space:]]+v0\.0\.0([[:space:]].*)?$#\2#p' "$kgomod" | sort -u)"
+  kdir="$ROOT/build/kubernetes"
+  mkdir -p "$kdir"
+  {
+    echo "// Generated by tests/e2e/tools/build.sh — do not edit."
+    echo "module vane.local/e2e-tools/kubernetes"
+    echo
+    echo "go $kgover"
+    echo
+    echo "require k8s.io/kubernetes $KV"
+    echo
+    echo "tool ("
+    for t in "${KUBE_TOOLS[@]}"; do echo "	k8s.io/kubernetes/cmd/$t"; done
+    echo ")"
+    echo
+    echo "replace ("
+    n=0
+    for m in "${staging[@]}"; do
+      if grep -qxF "$m" <<<"$required"; then echo "	$m => $m $STAGING_V"; n=$((n + 1)); fi
+    done
+    echo ")"
+  } >"$kdir/go.mod.new"
+  if ! cmp -s "$kdir/go.mod.new" "$kdir/go.mod.gen" 2>/dev/null; then
+    cp "$kdir/go.mod.new" "$kdir/go.mod"; cp "$kdir/go.mod.new" "$kdir/go.mod.gen"; rm -f "$kdir/go.sum"
+  fi
+  rm -f "$kdir/go.mod.new"
+  log "wrapper module $kdir/go.mod: k8s.io/kubernetes $KV + $(grep -c '=>' "$kdir/go.mod.gen") staging replaces → $STAGING_V"
+
+  kdate="$(mod_time "k8s.io/kubernetes@$KV")"
+  kcommit="$(mod_commit "k8s.io/kubernetes@$KV")"
+  kld="-s -w"
+  for p in k8s.io/component-base/version k8s.io/client-go/pkg/version; do
+    kld+=" -X $p.gitVersion=$KV -X $p.gitMajor=1 -X $p.gitMinor=$KMINOR"
+    kld+=" -X $p.gitCommit=$kcommit -X $p.gitTreeState=clean -X $p.buildDate=$kdate"
+  done
+
+  run "downloading modules for k8s.io/kubernetes $KV" \
+    env -C "$kdir" "$GO" mod download
+  for t in "${KUBE_TOOLS[@]}"; do
+    if tool_fresh "$t" "$KV"; then log "$t $KV already built"; continue; fi
+    case "$t" in
+      kube-apiserver) hint=" (this takes several minutes on 2 cores; the link needs ~2-3 GB)" ;;
+      *) hint="" ;;
+    esac
+    log "building $t $KV …$hint"
+    build_into "$kdir" "k8s.io/kubernetes/cmd/$t" "$BIN/$t" "$kld"
+    tool_done "$t" "$KV"
+  done
+fi
+
+# --- etcd ---------------------------------------------------------------------------------
+if ! tool_fresh etcd "$ETCD_VERSION"; then
+  log "resolving go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+  egomod="$(mod_json "go.etcd.io/etcd/server/v3@$ETCD_VERSION" GoMod)"
+  [[ -f "$egomod" ]] || die "could not download go.etcd.io/etcd/server/v3@$ETCD_VERSION"
+  egover="$(sed -nE 's/^go ([0-9.]+).*/\1/p' "$egomod")"
+  # etcd's server go.mod replaces its sibling modules with local directories (invisible to
+  # us): pin each of them to the same release instead.
+  mapfile -t esib < <(sed -nE 's#^[[:space:]]*(replace[[:space:]]+)?(go\.etcd\.io/etcd/[^[:space:]]+)[[:space:]]+=>[[:space:]]+\.\./.*#\2#p' "$egomod" | sort -u)
+  edir="$ROOT/build/etcd"
+  mkdir -p "$edir"
+  {
+    echo "// Generated by tests/e2e/tools/build.sh — do not edit."
+    echo "module vane.local/e2e-tools/etcd"
+    echo
+    echo "go $egover"
+    echo
+    echo "require go.etcd.io/etcd/server/v3 $ETCD_VERSION"
+    echo
+    echo "replace ("
+    for m in "${esib[@]}"; do echo "	$m => $m $ETCD_VERSION"; done
+    echo ")"
+  } >"$edir/go.mod.new"
+  if ! cmp -s "$edir/go.mod.new" "$edir/go.mod.gen" 2>/dev/null; then
+    cp "$edir/go.mod.new" "$edir/go.mod"; cp "$edir/go.mod.new" "$edir/go.mod.gen"; rm -f "$edir/go.sum"
+  fi
+  rm -f "$edir/go.mod.new"
+  cat >"$edir/main.go" <<'EOF'
+// Generated by tests/e2e/tools/build.sh — do not edit.
+package main
+
+import (
+	"os"
+
+	"go.etcd.io/etcd/server/v3/etcdmain"
+)
+
+func main() { etcdmain.Main(os.Args) }
+EOF
+  ecommit="$(mod_commit "go.etcd.io/etcd/server/v3@$ETCD_VERSION")"
+  log "building etcd $ETCD_VERSION …"
+  build_into "$edir" . "$BIN/etcd" "-s -w -X go.etcd.io/etcd/api/v3/version.GitSHA=$ecommit"
+  tool_done etcd "$ETCD_VERSION"
+else
+  log "etcd $ETCD_VERSION already built"
+fi
+
+# --- helm ---------------------------------------------------------------------------------
+if ! tool_fresh helm "$HELM_VERSION"; then
+  log "resolving helm.sh/helm/v3@$HELM_VERSION"
+  hgomod="$(mod_json "helm.sh/helm/v3@$HELM_VERSION" GoMod)"
+  [[ -f "$hgomod" ]] || die "could not download helm.sh/helm/v3@$HELM_VERSION"
+  if grep -qE '^[[:space:]]*replace|=>' "$hgomod"; then
+    log "warning: helm $HELM_VERSION's go.mod has replace directives; the build may differ from upstream"
+  fi
+  hgover="$(sed -nE 's/^go ([0-9.]+).*/\1/p' "$hgomod")"
+  # Helm's Makefile derives the default Kubernetes version (.Capabilities.KubeVersion for
+  # `helm template`, lint deprecations) from its k8s.io/client-go version: v0.X.Y → 1.X.
+  cgminor="$(sed -nE 's#^[[:space:]]*k8s\.io/client-go[[:space:]]+v0\.([0-9]+)\..*#\1#p' "$hgomod" | head -1)"
+  [[ -n "$cgminor" ]] || die "cannot find k8s.io/client-go in $hgomod"
+  hdir="$ROOT/build/helm"
+  mkdir -p "$hdir"
+  {
+    echo "// Generated by tests/e2e/tools/build.sh — do not edit."
+    echo "module vane.local/e2e-tools/helm"
+    echo
+    echo "go $hgover"
+    echo
+    echo "require helm.sh/helm/v3 $HELM_VERSION"
+    echo
+    echo "tool helm.sh/helm/v3/cmd/helm"
+  } >"$hdir/go.mod.new"
+  if ! cmp -s "$hdir/go.mod.new" "$hdir/go.mod.gen" 2>/dev/null; then
+    cp "$hdir/go.mod.new" "$hdir/go.mod"; cp "$hdir/go.mod.new" "$hdir/go.mod.gen"; rm -f "$hdir/go.sum"
+  fi
+  rm -f "$hdir/go.mod.new"
+  hcommit="$(mod_commit "helm.sh/helm/v3@$HELM_VERSION")"
+  hv=helm.sh/helm/v3
+  hld="-s -w -X $hv/internal/version.version=$HELM_VERSION -X $hv/internal/version.metadata="
+  hld+=" -X $hv/internal/version.gitCommit=$hcommit -X $hv/internal/version.gitTreeState=clean"
+  hld+=" -X $hv/pkg/lint/rules.k8sVersionMajor=1 -X $hv/pkg/lint/rules.k8sVersionMinor=$cgminor"
+  hld+=" -X $hv/pkg/chartutil.k8sVersionMajor=1 -X $hv/pkg/chartutil.k8sVersionMinor=$cgminor"
+  log "building helm $HELM_VERSION …"
+  build_into "$hdir" helm.sh/helm/v3/cmd/helm "$BIN/helm" "$hld"
+  tool_done helm "$HELM_VERSION"
+else
+  log "helm $HELM_VERSION already built"
+fi
+
+# --- check and stamp (last) ---------------------------------------------------------------
+"$BIN/kubectl" version --client 2>/dev/null | grep -qF "$KUBERNETES_VERSION" \
+  || die "kubectl does not report $KUBERNETES_VERSION"
+"$BIN/kube-apiserver" --version 2>/dev/null | grep -qF "$KUBERNETES_VERSION" \
+  || die "kube-apiserver does not report $KUBERNETES_VERSION"
+"$BIN/etcd" --version 2>/dev/null | grep -qF "${ETCD_VERSION#v}" || die "etcd does not report $ETCD_VERSION"
+"$BIN/helm" version --short 2>/dev/null | grep -qF "$HELM_VERSION" || die "helm does not report $HELM_VERSION"
+
+all_bins_present || die "some binaries are missing in $BIN"
+{ echo "$KEY"; echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) with $("$GO" version) in $(elapsed)"; } >"$STAMP.tmp"
+mv -f "$STAMP.tmp" "$STAMP"
+log "all tools built in $(elapsed): $BIN"
+echo "$BIN"
