@@ -190,7 +190,10 @@ export class Compiler {
     }
     this.dirtyIngresses.clear();
 
-    for (const key of this.dirtyCanaries) this.refreshCanary(key);
+    for (const key of this.dirtyCanaries) {
+      // Siblings on the same Ingress may win or lose a conflict because of this one.
+      for (const ingKey of this.refreshCanary(key)) for (const c of this.canariesByIngress.get(ingKey) ?? []) statusCanaries.add(c);
+    }
     this.dirtyCanaries.clear();
 
     for (const key of this.dirtySecrets) {
@@ -300,7 +303,8 @@ export class Compiler {
     }
   }
 
-  private refreshCanary(key: string): void {
+  /** refreshCanary re-reads one Canary and returns the Ingress keys it was or is attached to. */
+  private refreshCanary(key: string): string[] {
     const obj = this.objects.Canary.get(key) as Canary | undefined;
     const old = this.canaryMemo.get(key)?.frag;
     let frag: CanaryFragment | undefined;
@@ -312,15 +316,18 @@ export class Compiler {
       this.canaryMemo.delete(key);
       this.statuses.delete(`Canary/${key}`);
     }
-    if (old === frag) return;
+    const touched: string[] = [];
+    if (old === frag) return touched;
     for (const f of [old, frag]) {
       if (!f) continue;
       const ingKey = `${f.namespace}/${f.ingress}`;
+      touched.push(ingKey);
       if (f === old) removeFrom(this.canariesByIngress, ingKey, key);
       else addTo(this.canariesByIngress, ingKey, key);
       const ing = this.ours.get(ingKey);
       if (ing) for (const host of hostsOf(ing)) this.dirtyHosts.add(host);
     }
+    return touched;
   }
 
   // ---- resources --------------------------------------------------------------------

@@ -1,0 +1,100 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { Compiler, compile, canonicalJson, kindOf, objectKey, type KubeObject, type CompileResult } from '../../../core/index.ts';
+import { ingress, ingressClass, service, externalService, slice, tlsSecret, canary } from '../../support/objects.ts';
+import { selfSigned } from '../../support/tls.ts';
+
+const certA = selfSigned('a.test');
+const certB = selfSigned('b.test');
+
+const hosts = ['a.test', 'b.test', '*.w.test', undefined];
+const services = ['s0', 's1', 's2', 's3'];
+const paths = ['/', '/x', '/x/y', '/z'];
+
+const ingressArb = fc.record({
+  name: fc.constantFrom('i0', 'i1', 'i2', 'i3'),
+  created: fc.constantFrom('2024-01-01T00:00:00Z', '2024-02-01T00:00:00Z', ''),
+  className: fc.constantFrom<string | null>('vane', 'other', null),
+  rules: fc.array(fc.record({
+    host: fc.constantFrom(...hosts),
+    paths: fc.array(fc.record({ path: fc.constantFrom(...paths), pathType: fc.constantFrom('Prefix', 'Exact', 'Bogus'), service: fc.constantFrom(...services), port: fc.constantFrom<number | string>(80, 'http') }), { minLength: 1, maxLength: 3 }),
+  }), { maxLength: 3 }),
+  tls: fc.option(fc.array(fc.record({ hosts: fc.subarray(['a.test', 'b.test']), secretName: fc.constantFrom('tls-a', 'tls-b', 'tls-missing') }), { maxLength: 2 }), { nil: undefined }),
+  defaultBackend: fc.option(fc.record({ service: fc.constantFrom(...services) }), { nil: undefined }),
+  annotations: fc.option(fc.constantFrom({ 'vane.dev/ssl-redirect': 'false' }, { 'vane.dev/rewrite-target': '/' }, { 'vane.dev/read-timeout': 'x' }), { nil: undefined }),
+}).map((s) => ingress({ ...s, className: s.className, ...(s.tls ? { tls: s.tls } : {}), ...(s.defaultBackend ? { defaultBackend: s.defaultBackend } : {}), ...(s.annotations ? { annotations: s.annotations } : {}) }));
+
+const serviceArb = fc.tuple(fc.constantFrom(...services), fc.boolean()).map(([name, external]) =>
+  external ? externalService(name, `${name}.example.net`) : service(name));
+
+const sliceArb = fc.record({
+  name: fc.constantFrom('e0', 'e1', 'e2'),
+  service: fc.constantFrom(...services),
+  ips: fc.array(fc.record({ ip: fc.constantFrom('192.0.2.1', '192.0.2.2', '192.0.2.3'), ready: fc.boolean() }), { maxLength: 3 }),
+}).map((s) => slice(s.name, s.service, s.ips.map((e) => ({ ip: e.ip, ready: e.ready }))));
+
+const secretArb = fc.tuple(fc.constantFrom('tls-a', 'tls-b'), fc.constantFrom('good-a', 'good-b', 'mismatched')).map(([name, kind]) =>
+  kind === 'good-a' ? tlsSecret(name, certA.cert, certA.key) : kind === 'good-b' ? tlsSecret(name, certB.cert, certB.key) : tlsSecret(name, certA.cert, certB.key));
+
+const canaryArb = fc.record({
+  name: fc.constantFrom('c0', 'c1'),
+  ingress: fc.constantFrom('i0', 'i1'),
+  service: fc.constantFrom(...services),
+  target: fc.constantFrom(...services),
+  weight: fc.integer({ min: 0, max: 100 }),
+  phase: fc.constantFrom(undefined, 'Progressing', 'Failed'),
+}).map((c) => canary(c.name, { ingressRef: { name: c.ingress }, service: c.service, canaryService: { name: c.target }, traffic: { weight: c.weight, header: { name: 'X-Canary' } } },
+  c.phase ? { status: { phase: c.phase, weight: c.weight } } : {}));
+
+const classArb = fc.tuple(fc.constantFrom('vane', 'other', 'dflt'), fc.constantFrom('vane.dev/ingress-controller', 'k8s.io/ingress-nginx'), fc.boolean())
+  .map(([name, controller, isDefault]) => ingressClass(name, controller, isDefault));
+
+type Op = { set: KubeObject } | { del: KubeObject };
+const objectArb = fc.oneof(ingressArb, serviceArb, sliceArb, secretArb, canaryArb, classArb);
+const opArb: fc.Arbitrary<Op> = fc.oneof(
+  { weight: 4, arbitrary: objectArb.map((o) => ({ set: o })) },
+  { weight: 1, arbitrary: objectArb.map((o) => ({ del: o })) },
+);
+
+function fingerprint(r: CompileResult): string {
+  return canonicalJson({
+    root: r.root,
+    resources: [...r.resources.values()].map((x) => x.resource).sort((a, b) => (a.name < b.name ? -1 : 1)),
+    statuses: [...r.statuses.entries()].sort(([a], [b]) => (a < b ? -1 : 1)),
+  });
+}
+
+test('incremental compile always equals a full compile of the same objects (property)', () => {
+  fc.assert(fc.property(fc.array(opArb, { minLength: 1, maxLength: 25 }), fc.integer({ min: 1, max: 5 }), (ops, buildEvery) => {
+    const compiler = new Compiler();
+    const live = new Map<string, KubeObject>();
+    ops.forEach((op, i) => {
+      const obj = 'set' in op ? op.set : op.del;
+      const kind = kindOf(obj)!;
+      const key = `${kind}/${objectKey(kind, obj)}`;
+      if ('set' in op) { compiler.set(op.set); live.set(key, op.set); } else { compiler.delete(kind, objectKey(kind, obj)); live.delete(key); }
+      if (i % buildEvery === 0 || i === ops.length - 1) {
+        const incremental = fingerprint(compiler.build());
+        const full = fingerprint(compile([...live.values()]));
+        assert.equal(incremental, full, `after op ${i}`);
+      }
+    });
+  }), { numRuns: 300 });
+});
+
+test('changed lists exactly the resources whose hash differs from the previous build', () => {
+  fc.assert(fc.property(fc.array(objectArb, { maxLength: 12 }), fc.array(opArb, { minLength: 1, maxLength: 6 }), (initial, ops) => {
+    const compiler = new Compiler();
+    for (const o of initial) compiler.set(o);
+    const before = new Map([...compiler.build().resources].map(([n, r]) => [n, r.hash]));
+    for (const op of ops) {
+      if ('set' in op) compiler.set(op.set);
+      else { const k = kindOf(op.del)!; compiler.delete(k, objectKey(k, op.del)); }
+    }
+    const after = compiler.build();
+    const upserts = [...after.resources].filter(([n, r]) => before.get(n) !== r.hash).map(([n]) => n).sort();
+    const removals = [...before.keys()].filter((n) => !after.resources.has(n)).sort();
+    assert.deepEqual(after.changed, { upserts, removals });
+  }), { numRuns: 200 });
+});
