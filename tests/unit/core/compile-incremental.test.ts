@@ -22,7 +22,7 @@ const ingressArb = fc.record({
   }), { maxLength: 3 }),
   tls: fc.option(fc.array(fc.record({ hosts: fc.subarray(['a.test', 'b.test']), secretName: fc.constantFrom('tls-a', 'tls-b', 'tls-missing') }), { maxLength: 2 }), { nil: undefined }),
   defaultBackend: fc.option(fc.record({ service: fc.constantFrom(...services) }), { nil: undefined }),
-  annotations: fc.option(fc.constantFrom({ 'vane.dev/ssl-redirect': 'false' }, { 'vane.dev/rewrite-target': '/' }, { 'vane.dev/read-timeout': 'x' }), { nil: undefined }),
+  annotations: fc.option(fc.constantFrom<Record<string, string>>({ 'vane.dev/ssl-redirect': 'false' }, { 'vane.dev/rewrite-target': '/' }, { 'vane.dev/read-timeout': 'x' }), { nil: undefined }),
 }).map((s) => ingress({ ...s, className: s.className, ...(s.tls ? { tls: s.tls } : {}), ...(s.defaultBackend ? { defaultBackend: s.defaultBackend } : {}), ...(s.annotations ? { annotations: s.annotations } : {}) }));
 
 const serviceArb = fc.tuple(fc.constantFrom(...services), fc.boolean()).map(([name, external]) =>
