@@ -21,3 +21,21 @@ export { validate, type Verdict, type ValidationContext } from './validate.ts';
 export { formatProblem, type Problem } from './problems.ts';
 export { parseDurationMs, parseSizeBytes } from './units.ts';
 export { stepWeightsOf, BUILT_IN_METRICS, WEBHOOK_TYPES } from './canary.ts';
+export {
+  SUBPROTOCOL, PROTOCOL_VERSION, CLOSE, STATS_BUCKETS_MS, decodeClientMessage, decodeServerMessage, emptySideStats, mergeSideStats, percentileMs,
+  type ClientMessage, type ServerMessage, type Version, type ProxyIdentity, type SideStats, type BackendStats, type Decoded,
+} from './protocol.ts';
+export {
+  CANARY_DEFAULTS, CANARY_PHASES, CANARY_STAGES, PROMOTION_STRATEGIES, CHECK_RESULTS,
+  type CanaryPhase, type CanaryStage, type CanaryWebhookType, type PromotionStrategy,
+} from './canary-types.gen.ts';
+export type {
+  CanaryAnalysis, CanaryMetric, CanaryWebhook, CanaryTraffic, CanaryCondition, CanaryCheckResult, CanaryProxies,
+} from './canary-types.gen.ts';
+export { parseCanary, canaryProblems, withCanaryDefaults, durationMsOf, CANARY_PATTERNS } from './canary.ts';
+export {
+  step, parseCommand, formatCommand, runHashOf, analysisWindow,
+  FINALIZER, COMMAND_ANNOTATION, DEFAULT_RETIRE_STEPS, RESTART_STEP_DOWN_ABOVE, WEBHOOK_API_VERSION,
+  type StepInput, type StepResult, type Action, type FleetInput, type MetricsInput, type PrometheusResult,
+  type WebhookResult, type WebhookBody, type Command, type CommandVerb,
+} from './rollout.ts';

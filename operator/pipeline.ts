@@ -1,0 +1,105 @@
+/**
+ * The operator's pipeline: object changes in, versions of the routing resources out.
+ * Changes are coalesced (a rebuild after `quietMs` of quiet, never held off longer than
+ * `maxHoldMs`, as Contour does); each rebuild that changes any resource becomes a version
+ * whose generation only grows — across restarts and leaders too, because it is at least
+ * the wall clock in milliseconds and above every generation a proxy has reported.
+ */
+import { Compiler, type CompileOptions, type KubeObject, type ObjectKind, type ResourceMap, type ObjectStatus } from '../core/index.ts';
+
+export interface RoutingVersion {
+  generation: number;
+  root: string;
+  /** This version's resources; never changes after publication. */
+  resources: ResourceMap;
+  /** Resource names changed since the previous version (all of them for the first). */
+  changed: { upserts: string[]; removals: string[] };
+  previousRoot: string | null;
+  /** When the first object change folded into this version arrived (ms since epoch). */
+  changeStartedAt: number;
+  builtAt: number;
+  compileMs: number;
+}
+
+export interface PipelineOptions {
+  compile?: CompileOptions;
+  quietMs?: number;
+  maxHoldMs?: number;
+  now?: () => number;
+  onVersion: (version: RoutingVersion) => void;
+  onStatuses?: (statuses: ReadonlyMap<string, ObjectStatus>) => void;
+}
+
+export class Pipeline {
+  private readonly compiler: Compiler;
+  private readonly options: Required<Omit<PipelineOptions, 'compile' | 'onStatuses'>> & Pick<PipelineOptions, 'onStatuses'>;
+  private timer: NodeJS.Timeout | null = null;
+  private pendingSince = 0;
+  private lastVersion: RoutingVersion | null = null;
+  private generationFloor = 0;
+  private closed = false;
+
+  constructor(options: PipelineOptions) {
+    this.compiler = new Compiler(options.compile);
+    this.options = {
+      quietMs: options.quietMs ?? 100,
+      maxHoldMs: options.maxHoldMs ?? 500,
+      now: options.now ?? Date.now,
+      onVersion: options.onVersion,
+      onStatuses: options.onStatuses,
+    };
+  }
+
+  get current(): RoutingVersion | null { return this.lastVersion; }
+
+  set(obj: KubeObject): void { this.compiler.set(obj); this.schedule(); }
+  delete(kind: ObjectKind, key: string): void { this.compiler.delete(kind, key); this.schedule(); }
+
+  /** raiseGeneration makes every later version's generation greater than `generation`. */
+  raiseGeneration(generation: number): void {
+    this.generationFloor = Math.max(this.generationFloor, generation);
+  }
+
+  /** flush builds now, without waiting for the quiet period. */
+  flush(): RoutingVersion | null {
+    if (this.timer) { clearTimeout(this.timer); this.timer = null; }
+    const started = this.options.now();
+    const changeStartedAt = this.pendingSince || started;
+    this.pendingSince = 0;
+    const t0 = performance.now();
+    const result = this.compiler.build();
+    const compileMs = performance.now() - t0;
+    this.options.onStatuses?.(result.statuses);
+    const first = this.lastVersion === null;
+    if (!first && result.changed.upserts.length === 0 && result.changed.removals.length === 0) return null;
+    const generation = Math.max(started, (this.lastVersion?.generation ?? 0) + 1, this.generationFloor + 1);
+    const version: RoutingVersion = {
+      generation,
+      root: result.root,
+      resources: new Map(result.resources),
+      changed: first ? { upserts: [...result.resources.keys()].sort(), removals: [] } : result.changed,
+      previousRoot: this.lastVersion?.root ?? null,
+      changeStartedAt,
+      builtAt: this.options.now(),
+      compileMs,
+    };
+    this.lastVersion = version;
+    this.options.onVersion(version);
+    return version;
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private schedule(): void {
+    if (this.closed) return;
+    const now = this.options.now();
+    if (!this.pendingSince) this.pendingSince = now;
+    if (this.timer) clearTimeout(this.timer);
+    const holdLeft = this.options.maxHoldMs - (now - this.pendingSince);
+    this.timer = setTimeout(() => { this.timer = null; this.flush(); }, Math.max(0, Math.min(this.options.quietMs, holdLeft)));
+  }
+}

@@ -1,0 +1,278 @@
+/**
+ * StreamSource: routing resources from the operator over WebSocket (`vane.v1`), as a
+ * RoutingSource, so the proxy serves the same way as from files.
+ *
+ * - Every delta is verified: each upserted resource is re-hashed and the root recomputed
+ *   (core's ResourceSet); a mismatch is a NACK and a request for a full resync — never a
+ *   wrong routing table. A version with a lower generation than the one held is refused.
+ * - The last-known-good (LKG) set is persisted in `stateDir` (non-secret resources and
+ *   secrets in separate files, both 0600; mount a memory-backed volume so keys never reach
+ *   a node's disk). A proxy restarted while the operator is down serves from it at once,
+ *   if it is younger than `maxStateAgeMs`.
+ * - The connection is retried forever with jittered exponential back-off; whatever happens
+ *   to the operator, the proxy keeps serving what it last verified.
+ */
+import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import WebSocket from 'ws';
+import {
+  ResourceSet, SUBPROTOCOL, PROTOCOL_VERSION, decodeServerMessage,
+  type ClientMessage, type HashedResource, type BackendStats, type Version,
+} from '../../core/index.ts';
+import type { RoutingSource, RoutingUpdate } from '../source.ts';
+import type { Logger } from '../../lib/log.ts';
+
+export interface StreamClientOptions {
+  /** ws:// or wss:// URL of the operator's stream endpoint. */
+  url: string;
+  proxyName: string;
+  /** Returns the bearer token; read on every connect because projected tokens rotate. */
+  token?: () => Promise<string | null>;
+  /** PEM CA bundle that signs the operator's serving certificate. */
+  ca?: string;
+  stateDir?: string;
+  /** LKG state older than this is not served (default 24 h). */
+  maxStateAgeMs?: number;
+  logger: Logger;
+  /** Statistics since the previous call, sent every statsIntervalMs. */
+  takeStats?: () => Record<string, BackendStats>;
+  statsIntervalMs?: number;
+  initialBackoffMs?: number;
+  maxBackoffMs?: number;
+  maxMessageBytes?: number;
+}
+
+export interface StreamStatus {
+  connected: boolean;
+  version: Version | null;
+  appliedAt: number;
+  reconnects: number;
+}
+
+interface PersistedState {
+  generation: number;
+  root: string;
+  savedAt: number;
+  resources: HashedResource[];
+}
+
+export const DEFAULT_MAX_STATE_AGE_MS = 24 * 3600 * 1000;
+
+export class StreamSource implements RoutingSource {
+  private readonly options: StreamClientOptions;
+  private readonly set = new ResourceSet();
+  private version: Version | null = null;
+  private onUpdate: ((u: RoutingUpdate) => void) | null = null;
+  private ws: WebSocket | null = null;
+  private closed = false;
+  private backoffMs: number;
+  private retryTimer: NodeJS.Timeout | null = null;
+  private statsTimer: NodeJS.Timeout | null = null;
+  private saveTimer: NodeJS.Timeout | null = null;
+  private saving: Promise<void> = Promise.resolve();
+  private firstUpdate!: () => void;
+  private readonly firstUpdatePromise: Promise<void>;
+  private statsSeq = 0;
+  private readonly startedAt = Date.now();
+  readonly status: StreamStatus = { connected: false, version: null, appliedAt: 0, reconnects: 0 };
+
+  constructor(options: StreamClientOptions) {
+    this.options = options;
+    this.backoffMs = options.initialBackoffMs ?? 250;
+    this.firstUpdatePromise = new Promise((resolve) => { this.firstUpdate = resolve; });
+  }
+
+  /** start serves LKG state if there is fresh one, connects, and resolves on the first full set. */
+  async start(onUpdate: (update: RoutingUpdate) => void): Promise<void> {
+    this.onUpdate = onUpdate;
+    await this.loadState();
+    this.connect();
+    await this.firstUpdatePromise;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    for (const t of [this.retryTimer, this.statsTimer]) if (t) clearInterval(t);
+    if (this.saveTimer) { clearTimeout(this.saveTimer); this.saveTimer = null; await this.persist(); }
+    await this.saving;
+    this.ws?.close(1001, 'proxy shutting down');
+    this.ws = null;
+  }
+
+  // ---- connection ---------------------------------------------------------------------
+
+  private connect(): void {
+    if (this.closed) return;
+    void (async () => {
+      let token: string | null = null;
+      try {
+        token = this.options.token ? await this.options.token() : null;
+      } catch (err) {
+        this.options.logger.error({ err: (err as Error).message }, 'reading the stream token failed');
+      }
+      if (this.closed) return;
+      const ws = new WebSocket(this.options.url, SUBPROTOCOL, {
+        perMessageDeflate: false,
+        maxPayload: this.options.maxMessageBytes ?? 512 * 1024 * 1024,
+        handshakeTimeout: 10_000,
+        ...(token ? { headers: { authorization: `Bearer ${token}` } } : {}),
+        ...(this.options.ca ? { ca: this.options.ca } : {}),
+      });
+      this.ws = ws;
+      ws.on('open', () => {
+        this.status.connected = true;
+        this.options.logger.info({ url: this.options.url, holds: this.version?.generation ?? null }, 'connected to the operator');
+        const hello: ClientMessage = {
+          type: 'hello', protocol: PROTOCOL_VERSION, proxy: { name: this.options.proxyName }, version: this.version,
+          resources: this.version ? [...this.set.resources].map(([n, r]) => [n, r.hash] as [string, string]) : [],
+        };
+        ws.send(JSON.stringify(hello));
+        this.startStats(ws);
+      });
+      ws.on('message', (data, isBinary) => {
+        if (isBinary) return;
+        this.backoffMs = this.options.initialBackoffMs ?? 250;
+        this.onMessage(ws, data.toString());
+      });
+      ws.on('close', (code, reason) => {
+        if (this.ws === ws) this.ws = null;
+        this.status.connected = false;
+        if (this.statsTimer) { clearInterval(this.statsTimer); this.statsTimer = null; }
+        if (this.closed) return;
+        this.options.logger.warn({ code, reason: reason.toString(), retryInMs: this.backoffMs }, 'stream closed; serving the last verified routing meanwhile');
+        this.retry();
+      });
+      ws.on('error', (err) => this.options.logger.warn({ err: err.message }, 'stream error'));
+    })();
+  }
+
+  private retry(): void {
+    const max = this.options.maxBackoffMs ?? 10_000;
+    const delay = Math.round(this.backoffMs / 2 + Math.random() * this.backoffMs / 2);
+    this.backoffMs = Math.min(max, this.backoffMs * 2);
+    this.status.reconnects++;
+    this.retryTimer = setTimeout(() => { this.retryTimer = null; this.connect(); }, delay);
+  }
+
+  private send(ws: WebSocket, msg: ClientMessage): void {
+    if (ws.readyState === WebSocket.OPEN) ws.send(JSON.stringify(msg));
+  }
+
+  private startStats(ws: WebSocket): void {
+    const take = this.options.takeStats;
+    if (!take) return;
+    const intervalMs = this.options.statsIntervalMs ?? 5000;
+    this.statsTimer = setInterval(() => {
+      const backends = take();
+      this.send(ws, { type: 'stats', seq: ++this.statsSeq, startedAt: this.startedAt, intervalMs, backends });
+    }, intervalMs);
+    this.statsTimer.unref();
+  }
+
+  private onMessage(ws: WebSocket, text: string): void {
+    const decoded = decodeServerMessage(text);
+    const log = this.options.logger;
+    if (!decoded.ok) {
+      log.error({ error: decoded.error }, 'malformed message from the operator; asking for a full resync');
+      this.send(ws, { type: 'resync', reason: decoded.error });
+      return;
+    }
+    const msg = decoded.message;
+    const held = this.version;
+    if (held && (msg.generation < held.generation || (msg.generation === held.generation && msg.root !== held.root))) {
+      log.warn({ offered: msg.generation, held: held.generation }, 'refusing an older generation');
+      this.send(ws, { type: 'nack', generation: msg.generation, root: msg.root, reason: `generation ${msg.generation} is older than the held ${held.generation}` });
+      return;
+    }
+    let changed: { upserts: string[]; removals: string[] };
+    if (msg.type === 'snapshot') {
+      const before = new Set(this.set.resources.keys());
+      const result = this.set.replaceAll(msg.resources, msg.root);
+      if (!result.ok) return this.refuse(ws, msg, result.reason);
+      const upserts = msg.resources.map((r) => r.resource.name);
+      for (const n of upserts) before.delete(n);
+      changed = { upserts, removals: [...before] };
+    } else {
+      if (!held || msg.baseRoot !== this.set.root) {
+        this.send(ws, { type: 'resync', reason: `delta applies to ${msg.baseRoot.slice(0, 12)}, this proxy holds ${this.set.root.slice(0, 12)}` });
+        return;
+      }
+      const result = this.set.applyDelta({ upserts: msg.upserts, removals: msg.removals }, msg.root);
+      if (!result.ok) return this.refuse(ws, msg, result.reason);
+      changed = { upserts: msg.upserts.map((r) => r.resource.name), removals: msg.removals };
+    }
+    this.version = { generation: msg.generation, root: msg.root };
+    this.publish(changed);
+    this.send(ws, { type: 'ack', generation: msg.generation, root: msg.root });
+  }
+
+  private refuse(ws: WebSocket, msg: { generation: number; root: string }, reason: string): void {
+    this.options.logger.error({ generation: msg.generation, reason }, 'refusing a version that does not verify; asking for a full resync');
+    this.send(ws, { type: 'nack', generation: msg.generation, root: msg.root, reason });
+  }
+
+  private publish(changed: { upserts: string[]; removals: string[] }): void {
+    const version = this.version!;
+    this.status.version = version;
+    this.status.appliedAt = Date.now();
+    this.onUpdate?.({ resources: new Map(this.set.resources), changed, root: version.root, generation: version.generation });
+    this.firstUpdate();
+    this.scheduleSave();
+  }
+
+  // ---- last-known-good state ----------------------------------------------------------
+
+  private scheduleSave(): void {
+    if (!this.options.stateDir || this.saveTimer || this.closed) return;
+    this.saveTimer = setTimeout(() => { this.saveTimer = null; this.saving = this.saving.then(() => this.persist()); }, 200);
+  }
+
+  private async persist(): Promise<void> {
+    const dir = this.options.stateDir;
+    if (!dir || !this.version) return;
+    const { generation, root } = this.version;
+    const savedAt = Date.now();
+    const routing: HashedResource[] = [];
+    const secrets: HashedResource[] = [];
+    for (const r of this.set.resources.values()) (r.resource.type === 'secret' ? secrets : routing).push(r);
+    try {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      await writeAtomic(join(dir, 'secrets.json'), JSON.stringify({ generation, root, savedAt, resources: secrets }));
+      await writeAtomic(join(dir, 'routing.json'), JSON.stringify({ generation, root, savedAt, resources: routing }));
+    } catch (err) {
+      this.options.logger.error({ dir, err: (err as Error).message }, 'persisting last-known-good routing failed');
+    }
+  }
+
+  private async loadState(): Promise<void> {
+    const dir = this.options.stateDir;
+    if (!dir) return;
+    let routing: PersistedState;
+    let secrets: PersistedState;
+    try {
+      routing = JSON.parse(await readFile(join(dir, 'routing.json'), 'utf8')) as PersistedState;
+      secrets = JSON.parse(await readFile(join(dir, 'secrets.json'), 'utf8')) as PersistedState;
+    } catch {
+      return;
+    }
+    const log = this.options.logger;
+    const maxAge = this.options.maxStateAgeMs ?? DEFAULT_MAX_STATE_AGE_MS;
+    const ageMs = Date.now() - routing.savedAt;
+    if (routing.root !== secrets.root || routing.generation !== secrets.generation) { log.warn({ dir }, 'last-known-good files disagree; ignoring them'); return; }
+    if (!(ageMs >= 0 && ageMs <= maxAge)) { log.warn({ dir, ageMs, maxAgeMs: maxAge }, 'last-known-good routing is too old; waiting for the operator'); return; }
+    const result = this.set.replaceAll([...routing.resources, ...secrets.resources], routing.root);
+    if (!result.ok) { log.warn({ dir, reason: result.reason }, 'last-known-good routing does not verify; ignoring it'); return; }
+    this.version = { generation: routing.generation, root: routing.root };
+    log.info({ dir, generation: routing.generation, ageMs }, 'serving last-known-good routing until the operator answers');
+    this.status.version = this.version;
+    this.status.appliedAt = Date.now();
+    this.onUpdate?.({ resources: new Map(this.set.resources), changed: { upserts: [...this.set.resources.keys()], removals: [] }, root: routing.root, generation: routing.generation });
+    this.firstUpdate();
+  }
+}
+
+async function writeAtomic(path: string, text: string): Promise<void> {
+  const tmp = `${path}.${process.pid}.tmp`;
+  await writeFile(tmp, text, { mode: 0o600 });
+  await rename(tmp, path);
+}

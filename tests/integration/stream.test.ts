@@ -1,0 +1,240 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, writeFileSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import WebSocket, { WebSocketServer } from 'ws';
+import { stringify } from 'yaml';
+import { Operator, tokenFileAuthenticator } from '../../operator/index.ts';
+import { StreamSource } from '../../proxy/stream/client.ts';
+import type { RoutingUpdate } from '../../proxy/source.ts';
+import { buildRouteTable, match, compile, hashValue, SUBPROTOCOL, type KubeObject, type HashedResource } from '../../core/index.ts';
+import { ingress, service, slice, tlsSecret } from '../support/objects.ts';
+import { selfSigned } from '../support/tls.ts';
+import { createLogger } from '../../lib/log.ts';
+
+const logger = createLogger('test', 'silent');
+
+async function eventually<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 10_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = probe();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+let dir: string;
+let tokens: string;
+let operator: Operator;
+const cert = selfSigned('shop.test');
+
+function writeWorld(paths: string[]): void {
+  const objects: KubeObject[] = [
+    service('web'), service('api'),
+    slice('web-1', 'web', [{ ip: '192.0.2.1' }]),
+    slice('api-1', 'api', [{ ip: '192.0.2.2' }]),
+    tlsSecret('shop-tls', cert.cert, cert.key),
+    ingress({ name: 'shop', tls: [{ hosts: ['shop.test'], secretName: 'shop-tls' }], rules: [{ host: 'shop.test', paths: paths.map((p) => ({ path: p, service: p === '/' ? 'web' : 'api' })) }] }),
+  ];
+  writeFileSync(join(dir, 'world.yaml'), objects.map((o) => stringify(o)).join('---\n'));
+}
+
+function url(): string {
+  return `ws://127.0.0.1:${operator.streamAddress.port}/stream`;
+}
+
+function client(name: string, token: string | null, extra: Partial<ConstructorParameters<typeof StreamSource>[0]> = {}): StreamSource {
+  return new StreamSource({ url: url(), proxyName: name, token: async () => token, logger, initialBackoffMs: 50, maxBackoffMs: 200, ...extra });
+}
+
+before(async () => {
+  dir = mkdtempSync(join(tmpdir(), 'vane-stream-'));
+  tokens = join(dir, 'tokens');
+  writeFileSync(tokens, 'proxy-a token-a\nproxy-b token-b\n');
+  writeWorld(['/']);
+  operator = new Operator({
+    fromFiles: dir, authenticate: await tokenFileAuthenticator(tokens), expectedProxies: ['proxy-a', 'proxy-b'], logger, quietMs: 20, maxHoldMs: 100,
+  });
+  await operator.start();
+});
+
+after(async () => {
+  await operator.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+test('every proxy receives the routing, verifies it, ACKs, and follows live edits with deltas', async () => {
+  const updates: RoutingUpdate[] = [];
+  const a = client('proxy-a', 'token-a');
+  const b = client('proxy-b', 'token-b');
+  await Promise.all([a.start((u) => updates.push(u)), b.start(() => undefined)]);
+  try {
+    const first = updates[0]!;
+    assert.equal(first.root, operator.current!.root);
+    const table = buildRouteTable(first.resources);
+    assert.equal(match(table, { host: 'shop.test', target: '/', scheme: 'https' }).backend, 'backend/default/web:80');
+
+    await eventually('convergence', () => operator.fleetReport().convergence?.converged === 2);
+    const sendsBefore = await operator.metrics.sends.get();
+    writeWorld(['/', '/api']);
+    const changed = await eventually('the edit to arrive', () => updates.find((u) => u.changed.upserts.includes('vhost/shop.test') && u !== first));
+    assert.deepEqual(changed.changed.removals, []);
+    assert.ok(changed.changed.upserts.length <= 3, `a delta, not everything: ${changed.changed.upserts.join(', ')}`);
+    const routed = match(buildRouteTable(changed.resources), { host: 'shop.test', target: '/api/x', scheme: 'https' });
+    assert.equal(routed.backend, 'backend/default/api:80');
+    await eventually('both proxies to ACK the new version', () => {
+      const c = operator.fleetReport().convergence;
+      return c && c.converged === 2 && c.root === changed.root;
+    });
+    const sendsAfter = await operator.metrics.sends.get();
+    const delta = (m: typeof sendsAfter) => m.values.find((v) => v.labels.kind === 'delta')?.value ?? 0;
+    assert.ok(delta(sendsAfter) - delta(sendsBefore) >= 2, 'the edit went out as deltas');
+  } finally {
+    await Promise.all([a.close(), b.close()]);
+  }
+});
+
+async function closeReason(headers: Record<string, string>, protocol = SUBPROTOCOL, hello?: unknown): Promise<{ code: number; reason: string; messages: number }> {
+  const ws = new WebSocket(url(), protocol, { headers });
+  let messages = 0;
+  ws.on('message', () => { messages++; });
+  if (hello) ws.on('open', () => ws.send(JSON.stringify(hello)));
+  return new Promise((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString(), messages })));
+}
+
+test('unauthenticated, unknown-token and wrong-proxy clients get nothing and a clear close reason', async () => {
+  const none = await closeReason({});
+  assert.deepEqual([none.code, none.messages], [4001, 0]);
+  assert.match(none.reason, /bearer token is required/);
+  const wrong = await closeReason({ authorization: 'Bearer nope' });
+  assert.deepEqual([wrong.code, wrong.messages], [4001, 0]);
+  assert.match(wrong.reason, /unknown token/);
+  const impostor = await closeReason({ authorization: 'Bearer token-a' }, SUBPROTOCOL, { type: 'hello', protocol: 1, proxy: { name: 'proxy-b' }, version: null, resources: [] });
+  assert.deepEqual([impostor.code, impostor.messages], [4003, 0]);
+  assert.match(impostor.reason, /belongs to proxy proxy-a/);
+});
+
+test('malformed, oversized and out-of-order messages close only that connection; the operator is unharmed', async () => {
+  const cases: unknown[] = ['not json', { type: 'ack', generation: 1, root: 'x' }, { type: 'hello', protocol: 99, proxy: { name: 'proxy-a' }, version: null, resources: [] }];
+  for (const hello of cases) {
+    const ws = new WebSocket(url(), SUBPROTOCOL, { headers: { authorization: 'Bearer token-a' } });
+    ws.on('open', () => ws.send(typeof hello === 'string' ? hello : JSON.stringify(hello)));
+    const code = await new Promise<number>((resolve) => ws.on('close', (c) => resolve(c)));
+    assert.equal(code, 4002, JSON.stringify(hello));
+  }
+  const huge = new WebSocket(url(), SUBPROTOCOL, { headers: { authorization: 'Bearer token-a' } });
+  huge.on('open', () => huge.send('x'.repeat(33 * 1024 * 1024)));
+  const hugeCode = await new Promise<number>((resolve) => huge.on('close', (c) => resolve(c)));
+  assert.equal(hugeCode, 1009);
+
+  const ok = client('proxy-a', 'token-a');
+  let got: RoutingUpdate | undefined;
+  await ok.start((u) => { got = u; });
+  assert.equal(got!.root, operator.current!.root);
+  await ok.close();
+});
+
+test('a restarted operator with no history sends only the difference to a proxy that has the routing', async () => {
+  const state = mkdtempSync(join(tmpdir(), 'vane-lkg-'));
+  const a = client('proxy-a', 'token-a', { stateDir: state });
+  await a.start(() => undefined);
+  await eventually('ACK', () => operator.fleetReport().connected.find((c) => c.proxy === 'proxy-a')?.acked?.root === operator.current!.root);
+  await a.close();
+
+  const second = new Operator({ fromFiles: dir, authenticate: await tokenFileAuthenticator(tokens), expectedProxies: ['proxy-a'], logger, quietMs: 20 });
+  await second.start();
+  try {
+    const b = new StreamSource({ url: `ws://127.0.0.1:${second.streamAddress.port}/stream`, proxyName: 'proxy-a', token: async () => 'token-a', logger, stateDir: state });
+    await b.start(() => undefined);
+    await eventually('ACK from the LKG proxy', () => second.fleetReport().convergence?.converged === 1);
+    const sends = await second.metrics.sends.get();
+    assert.equal(sends.values.find((v) => v.labels.kind === 'full')?.value ?? 0, 0, 'no full snapshot was needed');
+    assert.equal(sends.values.find((v) => v.labels.kind === 'delta')?.value, 1);
+    await b.close();
+  } finally {
+    await second.close();
+    rmSync(state, { recursive: true, force: true });
+  }
+});
+
+test('a proxy restarted while the operator is down serves from its persisted state; no key in non-secret files', async () => {
+  const state = mkdtempSync(join(tmpdir(), 'vane-lkg-'));
+  try {
+    const a = client('proxy-a', 'token-a', { stateDir: state });
+    await a.start(() => undefined);
+    await eventually('state files', () => { try { return statSync(join(state, 'routing.json')).size > 0; } catch { return false; } });
+    await a.close();
+    const routingText = readFileSync(join(state, 'routing.json'), 'utf8');
+    assert.ok(!routingText.includes('PRIVATE KEY'), 'routing.json carries no key');
+    assert.ok(readFileSync(join(state, 'secrets.json'), 'utf8').includes('PRIVATE KEY'));
+    assert.equal(statSync(join(state, 'secrets.json')).mode & 0o777, 0o600);
+    assert.equal(statSync(join(state, 'routing.json')).mode & 0o777, 0o600);
+
+    const down = new StreamSource({ url: 'ws://127.0.0.1:9/stream', proxyName: 'proxy-a', token: async () => 'token-a', logger, stateDir: state, initialBackoffMs: 50 });
+    let served: RoutingUpdate | undefined;
+    await down.start((u) => { served = u; });
+    assert.equal(served!.root, operator.current!.root);
+    assert.equal(match(buildRouteTable(served!.resources), { host: 'shop.test', target: '/', scheme: 'https' }).result, 'routed');
+    assert.equal(down.status.connected, false);
+    await down.close();
+
+    const stale = new StreamSource({ url: 'ws://127.0.0.1:9/stream', proxyName: 'proxy-a', token: async () => 'token-a', logger, stateDir: state, maxStateAgeMs: -1, initialBackoffMs: 50 });
+    let staleServed = false;
+    void stale.start(() => { staleServed = true; });
+    await new Promise((r) => setImmediate(r));
+    assert.equal(staleServed, false, 'state older than the maximum age is not served');
+    await stale.close();
+  } finally {
+    rmSync(state, { recursive: true, force: true });
+  }
+});
+
+/** A scripted operator: sends what the test tells it and records what the client answers. */
+async function scriptedOperator(script: (ws: WebSocket, replies: unknown[]) => Promise<void>): Promise<{ url: string; done: Promise<void>; close: () => Promise<void> }> {
+  const server: Server = createServer();
+  const wss = new WebSocketServer({ server, handleProtocols: () => SUBPROTOCOL });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  let finish!: () => void;
+  const done = new Promise<void>((r) => { finish = r; });
+  wss.on('connection', (ws) => {
+    const replies: unknown[] = [];
+    ws.on('message', (d) => replies.push(JSON.parse(d.toString())));
+    void script(ws, replies).then(finish);
+  });
+  return {
+    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/stream`,
+    done,
+    close: async () => { for (const c of wss.clients) c.terminate(); wss.close(); server.closeAllConnections(); await new Promise<void>((r) => server.close(() => r())); },
+  };
+}
+
+test('a corrupted delta is refused (NACK) and never becomes the routing table; an older generation is refused', async () => {
+  const v1 = compile([service('web'), ingress({ name: 'a', rules: [{ host: 'a.test', paths: [{ service: 'web' }] }] })]);
+  const v2 = compile([service('web'), ingress({ name: 'a', rules: [{ host: 'a.test', paths: [{ path: '/', service: 'web' }, { path: '/x', service: 'web' }] }] })]);
+  const snapshot = { type: 'snapshot', generation: 10, root: v1.root, resources: [...v1.resources.values()] };
+  const good = v2.resources.get('vhost/a.test')!;
+  const tampered: HashedResource = { resource: { ...good.resource, name: good.resource.name }, hash: hashValue({ other: true }) };
+  const updates: RoutingUpdate[] = [];
+  const op = await scriptedOperator(async (ws, replies) => {
+    ws.send(JSON.stringify(snapshot));
+    await eventually('ack 10', () => replies.find((r) => (r as { type: string }).type === 'ack'));
+    ws.send(JSON.stringify({ type: 'delta', generation: 11, root: v2.root, baseRoot: v1.root, upserts: [tampered], removals: [] }));
+    await eventually('nack 11', () => replies.find((r) => (r as { type: string; generation: number }).type === 'nack'));
+    ws.send(JSON.stringify({ type: 'snapshot', generation: 9, root: v2.root, resources: [...v2.resources.values()] }));
+    await eventually('nack 9', () => replies.filter((r) => (r as { type: string }).type === 'nack').length === 2);
+    const nacks = replies.filter((r) => (r as { type: string }).type === 'nack');
+    assert.match(JSON.stringify(nacks[0]), /does not match its hash/);
+    assert.match(JSON.stringify(nacks[1]), /older than the held 10/);
+  });
+  const c = new StreamSource({ url: op.url, proxyName: 'p', logger });
+  await c.start((u) => updates.push(u));
+  await op.done;
+  assert.equal(updates.length, 1, 'only the verified snapshot was applied');
+  assert.equal(updates[0]!.root, v1.root);
+  await c.close();
+  await op.close();
+});
