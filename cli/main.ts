@@ -2,6 +2,7 @@
 import { Command, InvalidArgumentError } from 'commander';
 import { validateFiles } from './validate.ts';
 import { explain, formatExplain, UsageError } from './explain.ts';
+import { registerOperator } from './operator.ts';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
       console.log(opts.json ? JSON.stringify(out, null, 2) : formatExplain(out));
     });
 
+  registerOperator(program);
   return program;
 }
 

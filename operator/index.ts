@@ -4,3 +4,10 @@ export { Pipeline, type RoutingVersion, type PipelineOptions } from './pipeline.
 export { StreamServer, type Authenticator, type AuthResult, type StreamServerOptions } from './stream/server.ts';
 export { tokenFileAuthenticator, parseTokenFile } from './stream/auth.ts';
 export { Fleet, type Convergence } from './fleet.ts';
+export { FileObjectSource } from './sources/files.ts';
+export { KubeObjectSource, WATCHED_KINDS } from './sources/kube.ts';
+export type { ObjectSource, ObjectSink } from './sources/source.ts';
+export { LeaderElector, type LeaderOptions } from './leader.ts';
+export { StatusWriter, EVENT_REASONS, type StatusWriterOptions } from './status.ts';
+export { kubeAuthenticator, STREAM_AUDIENCE, type KubeAuthOptions } from './stream/kube-auth.ts';
+export type { Leadership } from './operator.ts';

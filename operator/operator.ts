@@ -10,13 +10,20 @@ import { Pipeline, type RoutingVersion } from './pipeline.ts';
 import { StreamServer, type Authenticator } from './stream/server.ts';
 import { Fleet, type Convergence } from './fleet.ts';
 import { createOperatorMetrics, type OperatorMetrics } from './metrics.ts';
-import { ManifestWatcher } from '../lib/manifest-watch.ts';
-import { formatProblem, type CompileOptions, type ObjectStatus } from '../core/index.ts';
+import { formatProblem, CLOSE, SERVICE_NAME_LABEL, type CompileOptions, type ObjectStatus, type KubeObject, type ObjectKind, type Ingress, type EndpointSlice } from '../core/index.ts';
+import type { ObjectSource } from './sources/source.ts';
+import type { StatusWriter } from './status.ts';
 import type { Logger } from '../lib/log.ts';
 
+/** Leadership as the operator needs it; file mode uses ALWAYS_LEADER. */
+export interface Leadership {
+  isLeader(): boolean;
+  start(): void;
+  close(): Promise<void>;
+}
+
 export interface OperatorOptions {
-  /** Directory of manifests (file mode). */
-  fromFiles: string;
+  source: ObjectSource;
   compile?: CompileOptions;
   streamHost?: string;
   streamPort?: number;
@@ -26,7 +33,12 @@ export interface OperatorOptions {
   adminPort?: number;
   authenticate: Authenticator;
   /** Names of the proxies expected to serve (file mode). */
-  expectedProxies: string[];
+  expectedProxies?: string[];
+  /** `namespace/name` of the proxies' Service: ready endpoints of its EndpointSlices are the expected fleet. */
+  proxyService?: string;
+  /** Builds the leader elector, given what to do when leadership starts and stops; absent: always the leader. */
+  leadership?: (events: { onStartedLeading: () => void; onStoppedLeading: () => void }) => Leadership;
+  status?: StatusWriter;
   logger: Logger;
   quietMs?: number;
   maxHoldMs?: number;
@@ -43,18 +55,25 @@ export class Operator {
   readonly fleet = new Fleet();
   private readonly options: OperatorOptions;
   private readonly pipeline: Pipeline;
-  private readonly watcher: ManifestWatcher;
+  private readonly leadership: Leadership | null;
+  private leading: boolean;
+  private readonly ingresses = new Map<string, Ingress>();
+  private readonly proxySlices = new Map<string, string[]>();
   private streamServer: Server | null = null;
   private adminServer: Server | null = null;
   private stream: StreamServer | null = null;
   private reported = new Map<string, string>();
+  private lastStatuses: ReadonlyMap<string, ObjectStatus> = new Map();
+  /** Statuses a follower saw but could not write; written once it leads. */
+  private readonly statusPending = new Set<string>();
+  private readonly ingressesTouched = new Set<string>();
   private convergedGeneration = 0;
 
   constructor(options: OperatorOptions) {
     this.options = options;
     this.metrics = createOperatorMetrics();
-    this.fleet.setExpected(options.expectedProxies);
-    this.metrics.expectedProxies.set(options.expectedProxies.length);
+    this.fleet.setExpected(options.expectedProxies ?? []);
+    this.metrics.expectedProxies.set(options.expectedProxies?.length ?? 0);
     this.pipeline = new Pipeline({
       ...(options.compile ? { compile: options.compile } : {}),
       ...(options.quietMs !== undefined ? { quietMs: options.quietMs } : {}),
@@ -62,11 +81,13 @@ export class Operator {
       onVersion: (v) => this.onVersion(v),
       onStatuses: (s) => this.reportStatuses(s),
     });
-    this.watcher = new ManifestWatcher({
-      dir: options.fromFiles,
-      onError: (err) => options.logger.error({ dir: options.fromFiles, err: err.message }, 'reading manifests failed'),
-    });
+    this.leadership = options.leadership?.({ onStartedLeading: () => this.startedLeading(), onStoppedLeading: () => this.stoppedLeading() }) ?? null;
+    this.leading = this.leadership === null;
+    this.metrics.leader.set(this.leading ? 1 : 0);
   }
+
+  /** isLeader: file mode always; in a cluster while the lease is held and fresh. */
+  isLeader(): boolean { return this.leadership ? this.leadership.isLeader() : true; }
 
   get streamAddress(): AddressInfo { return this.streamServer!.address() as AddressInfo; }
   get adminAddress(): AddressInfo { return this.adminServer!.address() as AddressInfo; }
@@ -78,7 +99,9 @@ export class Operator {
     this.streamServer.on('request', (_req: IncomingMessage, res: ServerResponse) => { res.writeHead(426, { 'content-type': 'text/plain' }).end('use the vane.v1 WebSocket at /stream\n'); });
     this.stream = new StreamServer({
       server: this.streamServer,
-      authenticate: this.options.authenticate,
+      authenticate: async (token, req) => (this.leading
+        ? this.options.authenticate(token, req)
+        : { ok: false, code: CLOSE.notLeader, reason: 'not the leader; try another operator replica' }),
       logger: log,
       onHello: (_proxy, version) => {
         if (version && this.pipeline.current && version.generation >= this.pipeline.current.generation) this.pipeline.raiseGeneration(version.generation);
@@ -92,17 +115,19 @@ export class Operator {
     await listen(this.streamServer, this.options.streamPort ?? 0, this.options.streamHost ?? '127.0.0.1');
     this.adminServer = createHttpServer((req, res) => { void this.admin(req, res); });
     await listen(this.adminServer, this.options.adminPort ?? 0, this.options.adminHost ?? '127.0.0.1');
-    await this.watcher.start((changes) => {
-      for (const e of changes.errors) log.error({ file: e.file }, `${e.file}: ${e.message}`);
-      for (const obj of changes.set) this.pipeline.set(obj);
-      for (const d of changes.deleted) this.pipeline.delete(d.kind, d.key);
+    await this.options.source.start({
+      set: (obj) => { this.observe(obj, false); this.pipeline.set(obj); },
+      delete: (kind, key) => { this.observeDeleted(kind, key); this.pipeline.delete(kind, key); },
     });
     this.pipeline.flush();
-    log.info({ stream: this.streamAddress, admin: this.adminAddress, tls: Boolean(this.options.tls), expected: this.options.expectedProxies.length }, 'operator started');
+    this.leadership?.start();
+    log.info({ source: String(this.options.source), stream: this.streamAddress, admin: this.adminAddress, tls: Boolean(this.options.tls) }, 'operator started');
   }
 
   async close(): Promise<void> {
-    await this.watcher.close();
+    await this.leadership?.close();
+    this.options.status?.close();
+    await this.options.source.close();
     this.pipeline.close();
     await this.stream?.close();
     for (const s of [this.streamServer, this.adminServer]) {
@@ -121,6 +146,54 @@ export class Operator {
     };
   }
 
+  private startedLeading(): void {
+    this.leading = true;
+    this.metrics.leader.set(1);
+    const current = this.pipeline.current;
+    if (current) this.stream?.publish(current);
+    this.reportStatuses(this.lastStatuses, true);
+  }
+
+  private stoppedLeading(): void {
+    this.leading = false;
+    this.metrics.leader.set(0);
+    this.stream?.disconnectAll(CLOSE.notLeader, 'no longer the leader; reconnect to the new one');
+  }
+
+  /** observe keeps what status writing and the expected fleet need from the object stream. */
+  private observe(obj: KubeObject, deleted: boolean): void {
+    if (obj.kind === 'Ingress') {
+      const key = `${obj.metadata?.namespace ?? 'default'}/${obj.metadata?.name ?? ''}`;
+      if (deleted) this.ingresses.delete(key); else this.ingresses.set(key, obj as Ingress);
+      this.ingressesTouched.add(key);
+      return;
+    }
+    const proxyService = this.options.proxyService;
+    if (obj.kind !== 'EndpointSlice' || !proxyService) return;
+    const ns = obj.metadata?.namespace ?? 'default';
+    if (`${ns}/${obj.metadata?.labels?.[SERVICE_NAME_LABEL] ?? ''}` !== proxyService) return;
+    const key = `${ns}/${obj.metadata?.name ?? ''}`;
+    if (deleted) this.proxySlices.delete(key);
+    else {
+      const ready: string[] = [];
+      for (const ep of (obj as EndpointSlice).endpoints ?? []) {
+        const pod = (ep as { targetRef?: { kind?: string; name?: string } }).targetRef;
+        if (pod?.name && (ep.conditions?.ready ?? true)) ready.push(pod.name);
+      }
+      this.proxySlices.set(key, ready);
+    }
+    const expected = new Set([...this.proxySlices.values()].flat());
+    this.fleet.setExpected(expected);
+    this.metrics.expectedProxies.set(expected.size);
+    this.checkConvergence();
+  }
+
+  private observeDeleted(kind: ObjectKind, key: string): void {
+    const slash = key.indexOf('/');
+    const meta = slash < 0 ? { name: key } : { namespace: key.slice(0, slash), name: key.slice(slash + 1) };
+    this.observe({ kind, metadata: meta } as KubeObject, true);
+  }
+
   private onVersion(version: RoutingVersion): void {
     this.metrics.compileSeconds.observe(version.compileMs / 1000);
     this.metrics.generation.set(version.generation);
@@ -128,7 +201,7 @@ export class Operator {
       generation: version.generation, root: version.root.slice(0, 12),
       upserts: version.changed.upserts.length, removals: version.changed.removals.length, compileMs: Math.round(version.compileMs * 100) / 100,
     }, 'new routing version');
-    this.stream?.publish(version);
+    if (this.leading) this.stream?.publish(version);
     this.checkConvergence();
   }
 
@@ -146,14 +219,31 @@ export class Operator {
     }
   }
 
-  /** reportStatuses logs each object's problems once per change, in `vane validate` form. */
-  private reportStatuses(statuses: ReadonlyMap<string, ObjectStatus>): void {
+  /**
+   * reportStatuses logs each object's problems once per change, in `vane validate` form, and
+   * (leader only) hands Vane's Ingresses to the status writer: address and Events.
+   */
+  private reportStatuses(statuses: ReadonlyMap<string, ObjectStatus>, all = false): void {
+    this.lastStatuses = statuses;
     const seen = new Set<string>();
     for (const [id, status] of statuses) {
       seen.add(id);
       const text = status.problems.map(formatProblem).join('\n');
-      if (this.reported.get(id) === text) continue;
+      const touched = status.kind === 'Ingress' && this.ingressesTouched.has(status.key);
+      if (!all && this.reported.get(id) === text && !this.statusPending.has(id) && !touched) continue;
+      const textChanged = this.reported.get(id) !== text;
       this.reported.set(id, text);
+      const ing = status.kind === 'Ingress' ? this.ingresses.get(status.key) : undefined;
+      if (ing && this.options.status) {
+        if (this.isLeader()) {
+          this.statusPending.delete(id);
+          this.options.status.ingress(ing);
+          this.options.status.problems(ing, status);
+        } else {
+          this.statusPending.add(id);
+        }
+      }
+      if (all || !textChanged) continue;
       for (const p of status.problems) {
         const entry = { object: `${status.kind} ${status.key}`, reason: p.reason, field: p.field };
         if (p.severity === 'error') this.options.logger.error(entry, `${status.kind} ${status.key}: ${formatProblem(p)}`);
@@ -161,6 +251,7 @@ export class Operator {
       }
     }
     for (const id of this.reported.keys()) if (!seen.has(id)) this.reported.delete(id);
+    this.ingressesTouched.clear();
   }
 
   private async admin(req: IncomingMessage, res: ServerResponse): Promise<void> {

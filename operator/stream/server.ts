@@ -126,6 +126,11 @@ export class StreamServer {
     return [...this.connections.values()].map((c) => ({ proxy: c.proxy, acked: c.acked, inFlight: c.inFlight !== null, connectedAt: c.connectedAt }));
   }
 
+  /** disconnectAll closes every proxy connection (e.g. on losing leadership); new ones may still come. */
+  disconnectAll(code: number, reason: string): void {
+    for (const c of this.connections.values()) c.ws.close(code, reason);
+  }
+
   /** close disconnects every proxy with `code` (going away by default) and stops listening for upgrades. */
   async close(code: number = CLOSE.shuttingDown, reason = 'operator shutting down'): Promise<void> {
     if (this.closed) return;

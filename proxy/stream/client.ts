@@ -16,15 +16,19 @@ import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import WebSocket from 'ws';
 import {
-  ResourceSet, SUBPROTOCOL, PROTOCOL_VERSION, decodeServerMessage,
+  ResourceSet, SUBPROTOCOL, PROTOCOL_VERSION, CLOSE, decodeServerMessage,
   type ClientMessage, type HashedResource, type BackendStats, type Version,
 } from '../../core/index.ts';
 import type { RoutingSource, RoutingUpdate } from '../source.ts';
 import type { Logger } from '../../lib/log.ts';
 
 export interface StreamClientOptions {
-  /** ws:// or wss:// URL of the operator's stream endpoint. */
-  url: string;
+  /**
+   * ws:// or wss:// URL(s) of the operators' stream endpoints. With several, the client
+   * moves to the next one whenever a connection ends (a follower answers 4010 "not the
+   * leader"; a dead leader refuses), so it finds the leader after a failover.
+   */
+  url: string | string[];
   proxyName: string;
   /** Returns the bearer token; read on every connect because projected tokens rotate. */
   token?: () => Promise<string | null>;
@@ -66,6 +70,8 @@ export class StreamSource implements RoutingSource {
   private ws: WebSocket | null = null;
   private closed = false;
   private backoffMs: number;
+  private readonly urls: string[];
+  private urlIndex = 0;
   private retryTimer: NodeJS.Timeout | null = null;
   private statsTimer: NodeJS.Timeout | null = null;
   private saveTimer: NodeJS.Timeout | null = null;
@@ -79,6 +85,7 @@ export class StreamSource implements RoutingSource {
   constructor(options: StreamClientOptions) {
     this.options = options;
     this.backoffMs = options.initialBackoffMs ?? 250;
+    this.urls = Array.isArray(options.url) ? options.url : [options.url];
     this.firstUpdatePromise = new Promise((resolve) => { this.firstUpdate = resolve; });
   }
 
@@ -111,7 +118,8 @@ export class StreamSource implements RoutingSource {
         this.options.logger.error({ err: (err as Error).message }, 'reading the stream token failed');
       }
       if (this.closed) return;
-      const ws = new WebSocket(this.options.url, SUBPROTOCOL, {
+      const url = this.urls[this.urlIndex % this.urls.length]!;
+      const ws = new WebSocket(url, SUBPROTOCOL, {
         perMessageDeflate: false,
         maxPayload: this.options.maxMessageBytes ?? 512 * 1024 * 1024,
         handshakeTimeout: 10_000,
@@ -121,7 +129,7 @@ export class StreamSource implements RoutingSource {
       this.ws = ws;
       ws.on('open', () => {
         this.status.connected = true;
-        this.options.logger.info({ url: this.options.url, holds: this.version?.generation ?? null }, 'connected to the operator');
+        this.options.logger.info({ url, holds: this.version?.generation ?? null }, 'connected to the operator');
         const hello: ClientMessage = {
           type: 'hello', protocol: PROTOCOL_VERSION, proxy: { name: this.options.proxyName }, version: this.version,
           resources: this.version ? [...this.set.resources].map(([n, r]) => [n, r.hash] as [string, string]) : [],
@@ -139,16 +147,18 @@ export class StreamSource implements RoutingSource {
         this.status.connected = false;
         if (this.statsTimer) { clearInterval(this.statsTimer); this.statsTimer = null; }
         if (this.closed) return;
-        this.options.logger.warn({ code, reason: reason.toString(), retryInMs: this.backoffMs }, 'stream closed; serving the last verified routing meanwhile');
-        this.retry();
+        this.urlIndex++;
+        const notLeader = code === CLOSE.notLeader && this.urls.length > 1;
+        this.options.logger.warn({ url, code, reason: reason.toString(), retryInMs: notLeader ? 100 : this.backoffMs }, 'stream closed; serving the last verified routing meanwhile');
+        this.retry(notLeader);
       });
       ws.on('error', (err) => this.options.logger.warn({ err: err.message }, 'stream error'));
     })();
   }
 
-  private retry(): void {
+  private retry(now = false): void {
     const max = this.options.maxBackoffMs ?? 10_000;
-    const delay = Math.round(this.backoffMs / 2 + Math.random() * this.backoffMs / 2);
+    const delay = now ? Math.round(Math.random() * 100) : Math.round(this.backoffMs / 2 + Math.random() * this.backoffMs / 2);
     this.backoffMs = Math.min(max, this.backoffMs * 2);
     this.status.reconnects++;
     this.retryTimer = setTimeout(() => { this.retryTimer = null; this.connect(); }, delay);

@@ -7,7 +7,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import WebSocket, { WebSocketServer } from 'ws';
 import { stringify } from 'yaml';
-import { Operator, tokenFileAuthenticator } from '../../operator/index.ts';
+import { Operator, FileObjectSource, tokenFileAuthenticator } from '../../operator/index.ts';
 import { StreamSource } from '../../proxy/stream/client.ts';
 import type { RoutingUpdate } from '../../proxy/source.ts';
 import { buildRouteTable, match, compile, hashValue, SUBPROTOCOL, type KubeObject, type HashedResource } from '../../core/index.ts';
@@ -57,7 +57,7 @@ before(async () => {
   writeFileSync(tokens, 'proxy-a token-a\nproxy-b token-b\n');
   writeWorld(['/']);
   operator = new Operator({
-    fromFiles: dir, authenticate: await tokenFileAuthenticator(tokens), expectedProxies: ['proxy-a', 'proxy-b'], logger, quietMs: 20, maxHoldMs: 100,
+    source: new FileObjectSource(dir, logger), authenticate: await tokenFileAuthenticator(tokens), expectedProxies: ['proxy-a', 'proxy-b'], logger, quietMs: 20, maxHoldMs: 100,
   });
   await operator.start();
 });
@@ -145,7 +145,7 @@ test('a restarted operator with no history sends only the difference to a proxy 
   await eventually('ACK', () => operator.fleetReport().connected.find((c) => c.proxy === 'proxy-a')?.acked?.root === operator.current!.root);
   await a.close();
 
-  const second = new Operator({ fromFiles: dir, authenticate: await tokenFileAuthenticator(tokens), expectedProxies: ['proxy-a'], logger, quietMs: 20 });
+  const second = new Operator({ source: new FileObjectSource(dir, logger), authenticate: await tokenFileAuthenticator(tokens), expectedProxies: ['proxy-a'], logger, quietMs: 20 });
   await second.start();
   try {
     const b = new StreamSource({ url: `ws://127.0.0.1:${second.streamAddress.port}/stream`, proxyName: 'proxy-a', token: async () => 'token-a', logger, stateDir: state });

@@ -1,0 +1,108 @@
+/** `vane operator`: the composition root of the operator (file or Kubernetes source). */
+import { readFile } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { isIP } from 'node:net';
+import { KubeConfig } from '@kubernetes/client-node';
+import type { Command } from 'commander';
+import {
+  Operator, FileObjectSource, KubeObjectSource, LeaderElector, StatusWriter, tokenFileAuthenticator, kubeAuthenticator,
+  type Authenticator,
+} from '../operator/index.ts';
+import { createLogger } from '../lib/log.ts';
+import { CLOSE } from '../core/index.ts';
+
+function collect(value: string, previous: string[]): string[] { return [...previous, value]; }
+function port(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < 0 || n > 65535) throw new Error(`not a port: ${value}`);
+  return n;
+}
+
+export interface OperatorFlags {
+  fromFiles?: string;
+  kubeconfig?: string;
+  streamHost: string;
+  streamPort: number;
+  adminHost: string;
+  adminPort: number;
+  tlsCert?: string;
+  tlsKey?: string;
+  tokenFile?: string;
+  expectProxies: string[];
+  proxyService?: string;
+  proxyServiceAccount?: string;
+  proxyPodLabel: string[];
+  leaseNamespace: string;
+  leaseName: string;
+  identity: string;
+  publishAddress: string[];
+  ingressClass: string;
+  defaultSslCertificate?: string;
+}
+
+export async function runOperator(flags: OperatorFlags): Promise<Operator> {
+  const logger = createLogger('operator');
+  const tls = flags.tlsCert && flags.tlsKey ? { cert: await readFile(flags.tlsCert, 'utf8'), key: await readFile(flags.tlsKey, 'utf8') } : undefined;
+  const compile = { ingressClass: flags.ingressClass, ...(flags.defaultSslCertificate ? { defaultCertificate: flags.defaultSslCertificate } : {}) };
+  const common = {
+    compile, logger, streamHost: flags.streamHost, streamPort: flags.streamPort, adminHost: flags.adminHost, adminPort: flags.adminPort, ...(tls ? { tls } : {}),
+  };
+  let operator: Operator;
+  if (flags.fromFiles) {
+    const authenticate: Authenticator = flags.tokenFile
+      ? await tokenFileAuthenticator(flags.tokenFile)
+      : async () => ({ ok: false, code: CLOSE.unauthenticated, reason: 'unauthenticated: the operator has no --token-file' });
+    operator = new Operator({ ...common, source: new FileObjectSource(flags.fromFiles, logger), authenticate, expectedProxies: flags.expectProxies.flatMap((s) => s.split(',')).filter(Boolean) });
+  } else {
+    const kc = new KubeConfig();
+    if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig); else kc.loadFromDefault();
+    if (!flags.proxyServiceAccount) throw new Error('--proxy-service-account namespace/name is required with the Kubernetes source');
+    const podLabels = Object.fromEntries(flags.proxyPodLabel.map((l) => { const eq = l.indexOf('='); return [l.slice(0, eq), l.slice(eq + 1)]; }));
+    const addresses = flags.publishAddress.map((a) => (isIP(a) ? { ip: a } : { hostname: a }));
+    let leader: LeaderElector | null = null;
+    const status = new StatusWriter(kc, { isLeader: () => leader?.isLeader() ?? false, addresses, logger });
+    operator = new Operator({
+      ...common,
+      source: new KubeObjectSource(kc, { logger }),
+      authenticate: kubeAuthenticator(kc, { serviceAccount: flags.proxyServiceAccount, podLabels }),
+      ...(flags.proxyService ? { proxyService: flags.proxyService } : {}),
+      status,
+      leadership: (events) => {
+        leader = new LeaderElector(kc, { namespace: flags.leaseNamespace, name: flags.leaseName, identity: flags.identity, logger, ...events });
+        return leader;
+      },
+    });
+  }
+  await operator.start();
+  return operator;
+}
+
+export function registerOperator(program: Command): void {
+  program.command('operator')
+    .description('watch objects (a directory or the API server), compile them and stream routing to the proxies')
+    .option('--from-files <dir>', 'file mode: a directory of manifests instead of the API server')
+    .option('--kubeconfig <path>', 'Kubernetes mode: kubeconfig (default: $KUBECONFIG or in-cluster)')
+    .option('--stream-host <host>', 'stream listen address', '0.0.0.0')
+    .option('--stream-port <port>', 'stream listen port', port, 7443)
+    .option('--admin-host <host>', 'admin listen address (/healthz, /readyz, /metrics, /fleet)', '0.0.0.0')
+    .option('--admin-port <port>', 'admin listen port', port, 7901)
+    .option('--tls-cert <file>', 'PEM serving certificate for the stream')
+    .option('--tls-key <file>', 'PEM private key for the stream')
+    .option('--token-file <file>', 'file mode: "proxy-name token" lines accepted on the stream')
+    .option('--expect-proxies <names>', 'file mode: proxies expected to serve (comma-separated, repeatable)', collect, [])
+    .option('--proxy-service <namespace/name>', 'Kubernetes mode: the proxies\' Service; its ready endpoints are the expected fleet')
+    .option('--proxy-service-account <namespace/name>', 'Kubernetes mode: the proxies\' ServiceAccount')
+    .option('--proxy-pod-label <key=value>', 'Kubernetes mode: a label every proxy pod has (repeatable)', collect, [])
+    .option('--lease-namespace <ns>', 'namespace of the leader-election Lease', 'vane-system')
+    .option('--lease-name <name>', 'name of the leader-election Lease', 'vane-operator')
+    .option('--identity <id>', 'this replica\'s identity in the Lease', process.env.POD_NAME ?? hostname())
+    .option('--publish-address <addr>', 'address written to status.loadBalancer of Vane\'s Ingresses (repeatable)', collect, [])
+    .option('--ingress-class <name>', 'Vane\'s IngressClass name', 'vane')
+    .option('--default-ssl-certificate <namespace/name>', 'TLS Secret used when no certificate matches')
+    .action(async (flags: OperatorFlags) => {
+      const operator = await runOperator(flags);
+      const stop = () => { void operator.close().then(() => process.exit(0)); };
+      process.once('SIGTERM', stop);
+      process.once('SIGINT', stop);
+    });
+}

@@ -1,0 +1,148 @@
+/**
+ * Leader election on a coordination.k8s.io/v1 Lease, as client-go does it: a 15 s lease,
+ * renewed every 2 s, given up when it could not be renewed for 10 s — so a deposed leader
+ * stops acting (serving the stream, writing status) at least 5 s before another replica
+ * can take the lease. Expiry is judged by this replica's own clock from when it last saw
+ * the lease change, never by comparing clocks across machines.
+ */
+import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
+import type { Logger } from '../lib/log.ts';
+
+export interface LeaderOptions {
+  namespace: string;
+  name: string;
+  identity: string;
+  leaseDurationMs?: number;
+  renewDeadlineMs?: number;
+  retryPeriodMs?: number;
+  logger: Logger;
+  onStartedLeading: () => void;
+  onStoppedLeading: () => void;
+  now?: () => number;
+}
+
+function statusOf(err: unknown): number | undefined {
+  const e = err as { code?: number; statusCode?: number; response?: { statusCode?: number } };
+  return e.code ?? e.statusCode ?? e.response?.statusCode;
+}
+
+export class LeaderElector {
+  private readonly api: CoordinationV1Api;
+  private readonly o: Required<LeaderOptions>;
+  private leading = false;
+  private lastRenewAt = 0;
+  private observed: { holder: string; renewTime: string } | null = null;
+  private observedAt = 0;
+  private timer: NodeJS.Timeout | null = null;
+  private running: Promise<void> | null = null;
+  private closed = false;
+
+  constructor(kc: KubeConfig, options: LeaderOptions) {
+    this.api = kc.makeApiClient(CoordinationV1Api);
+    this.o = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, now: Date.now, ...options };
+  }
+
+  /** isLeader is true only while the lease was renewed within the renew deadline: check it right before every write. */
+  isLeader(): boolean {
+    return this.leading && this.o.now() - this.lastRenewAt < this.o.renewDeadlineMs;
+  }
+
+  get identity(): string { return this.o.identity; }
+
+  start(): void {
+    this.tick();
+  }
+
+  /** close steps down and, when leading, releases the lease so a follower takes over at once. */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.running;
+    if (!this.leading) return;
+    this.stepDown('shutting down');
+    try {
+      const lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
+      if (lease.spec?.holderIdentity === this.o.identity) {
+        lease.spec.holderIdentity = '';
+        lease.spec.leaseDurationSeconds = 1;
+        await this.api.replaceNamespacedLease({ name: this.o.name, namespace: this.o.namespace, body: lease });
+      }
+    } catch (err) {
+      this.o.logger.warn({ lease: `${this.o.namespace}/${this.o.name}`, err: (err as Error).message }, 'releasing the lease failed; it expires by itself');
+    }
+  }
+
+  private tick(): void {
+    if (this.closed) return;
+    this.running = this.attempt()
+      .catch((err: Error) => this.o.logger.warn({ lease: `${this.o.namespace}/${this.o.name}`, err: err.message }, 'leader election attempt failed'))
+      .finally(() => {
+        this.running = null;
+        if (this.leading && !this.isLeader()) this.stepDown('could not renew the lease within the renew deadline');
+        if (!this.closed) this.timer = setTimeout(() => this.tick(), this.o.retryPeriodMs);
+      });
+  }
+
+  private async attempt(): Promise<void> {
+    const now = this.o.now();
+    let lease: V1Lease | null = null;
+    try {
+      lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
+    } catch (err) {
+      if (statusOf(err) !== 404) throw err;
+    }
+    const spec = {
+      holderIdentity: this.o.identity,
+      leaseDurationSeconds: Math.ceil(this.o.leaseDurationMs / 1000),
+      renewTime: new V1MicroTime(now),
+    };
+    if (!lease) {
+      await this.api.createNamespacedLease({
+        namespace: this.o.namespace,
+        body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: this.o.name, namespace: this.o.namespace }, spec: { ...spec, acquireTime: spec.renewTime, leaseTransitions: 0 } },
+      });
+      this.renewed(now);
+      return;
+    }
+    const holder = lease.spec?.holderIdentity ?? '';
+    const renewTime = lease.spec?.renewTime ? new Date(lease.spec.renewTime).getTime().toString() : '';
+    if (!this.observed || this.observed.holder !== holder || this.observed.renewTime !== renewTime) {
+      this.observed = { holder, renewTime };
+      this.observedAt = now;
+    }
+    const durationMs = (lease.spec?.leaseDurationSeconds ?? 15) * 1000;
+    const held = holder !== '' && holder !== this.o.identity && now < this.observedAt + durationMs;
+    if (held) {
+      if (this.leading) this.stepDown(`lease is held by ${holder}`);
+      return;
+    }
+    const transitions = (lease.spec?.leaseTransitions ?? 0) + (holder === this.o.identity ? 0 : 1);
+    lease.spec = {
+      ...lease.spec,
+      ...spec,
+      leaseTransitions: transitions,
+      // MicroTime needs six fractional digits on the wire; a plain Date would send three.
+      acquireTime: holder === this.o.identity && lease.spec?.acquireTime ? new V1MicroTime(new Date(lease.spec.acquireTime).getTime()) : spec.renewTime,
+    };
+    await this.api.replaceNamespacedLease({ name: this.o.name, namespace: this.o.namespace, body: lease });
+    this.renewed(now);
+  }
+
+  private renewed(at: number): void {
+    this.lastRenewAt = at;
+    this.observed = { holder: this.o.identity, renewTime: at.toString() };
+    this.observedAt = at;
+    if (!this.leading) {
+      this.leading = true;
+      this.o.logger.info({ lease: `${this.o.namespace}/${this.o.name}`, identity: this.o.identity }, 'became leader');
+      this.o.onStartedLeading();
+    }
+  }
+
+  private stepDown(why: string): void {
+    if (!this.leading) return;
+    this.leading = false;
+    this.o.logger.warn({ lease: `${this.o.namespace}/${this.o.name}`, identity: this.o.identity, why }, 'stopped leading');
+    this.o.onStoppedLeading();
+  }
+}

@@ -1,0 +1,168 @@
+/**
+ * Status and Events, written by the leader only. Every write is fenced on the lease
+ * (checked right before it is sent), rate-limited by a token bucket, and skipped when the
+ * object already says what we would write. Ingress status is an RFC 6902 JSON patch on the
+ * status subresource, computed with fast-json-patch and guarded by a `test` of the
+ * resourceVersion, so a concurrent writer makes the patch fail instead of being overwritten. Events are deduplicated per object and reason.
+ */
+import { CoreV1Api, NetworkingV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1IngressLoadBalancerIngress } from '@kubernetes/client-node';
+import fastJsonPatch from 'fast-json-patch';
+import type { Ingress, ObjectStatus } from '../core/index.ts';
+import { formatProblem } from '../core/index.ts';
+import type { Logger } from '../lib/log.ts';
+
+export interface StatusWriterOptions {
+  isLeader: () => boolean;
+  /** What to publish in status.loadBalancer.ingress of Vane's Ingresses. */
+  addresses: V1IngressLoadBalancerIngress[];
+  logger: Logger;
+  writesPerSecond?: number;
+  burst?: number;
+  /** Component name on Events. */
+  component?: string;
+}
+
+/** EVENT_REASONS documents every reason the operator emits (docs/operator.md lists them too). */
+export const EVENT_REASONS = {
+  Synced: 'the Ingress is compiled and served',
+  InvalidIngress: 'the Ingress has errors; its routes are not served',
+  HostConflict: 'a host+path of this Ingress is served by an older Ingress',
+  Warning: 'the Ingress is served, with a warning',
+  FleetConverged: 'every expected proxy serves the current routing version',
+  ProxyNack: 'a proxy refused a routing version',
+} as const;
+
+type Job = { key: string; run: () => Promise<void> };
+
+export class StatusWriter {
+  private readonly net: NetworkingV1Api;
+  private readonly core: CoreV1Api;
+  private readonly o: Required<StatusWriterOptions>;
+  private readonly queue = new Map<string, Job>();
+  private tokens: number;
+  private lastRefill: number;
+  private pumping = false;
+  private timer: NodeJS.Timeout | null = null;
+  private readonly lastEvent = new Map<string, string>();
+  private closed = false;
+  writes = 0;
+
+  constructor(kc: KubeConfig, options: StatusWriterOptions) {
+    this.net = kc.makeApiClient(NetworkingV1Api);
+    this.core = kc.makeApiClient(CoreV1Api);
+    this.o = { writesPerSecond: 10, burst: 20, component: 'vane-operator', ...options };
+    this.tokens = this.o.burst;
+    this.lastRefill = Date.now();
+  }
+
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.queue.clear();
+  }
+
+  /** ingress makes sure an Ingress of Vane's class publishes our address. */
+  ingress(ing: Ingress): void {
+    const ns = ing.metadata?.namespace ?? 'default';
+    const name = ing.metadata?.name ?? '';
+    const current = (ing as { status?: { loadBalancer?: { ingress?: unknown[] } } }).status?.loadBalancer?.ingress ?? [];
+    if (JSON.stringify(current) === JSON.stringify(this.o.addresses)) return;
+    this.enqueue(`ingress-status ${ns}/${name}`, async () => {
+      const status = (ing as { status?: Record<string, unknown> }).status;
+      const ops: fastJsonPatch.Operation[] = fastJsonPatch.compare(
+        { status: status ?? {} },
+        { status: { ...(status ?? {}), loadBalancer: { ingress: this.o.addresses } } },
+      );
+      if (!status) ops.splice(0, ops.length, { op: 'add', path: '/status', value: { loadBalancer: { ingress: this.o.addresses } } });
+      const rv = ing.metadata?.resourceVersion;
+      if (rv) ops.unshift({ op: 'test', path: '/metadata/resourceVersion', value: rv });
+      await this.net.patchNamespacedIngressStatus({ name, namespace: ns, body: ops }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch));
+      this.o.logger.info({ ingress: `${ns}/${name}`, addresses: this.o.addresses }, 'Ingress status written');
+    });
+  }
+
+  /** problems turns a compile status into Events: one per distinct reason and message. */
+  problems(ing: Ingress, status: ObjectStatus | undefined): void {
+    const problems = status?.problems ?? [];
+    const errors = problems.filter((p) => p.severity === 'error');
+    if (errors.length > 0) {
+      this.event(ing, 'Warning', 'InvalidIngress', errors.map(formatProblem).join('; '));
+      return;
+    }
+    const conflicts = problems.filter((p) => p.reason === 'HostConflict');
+    if (conflicts.length > 0) this.event(ing, 'Warning', 'HostConflict', conflicts.map(formatProblem).join('; '));
+    const warnings = problems.filter((p) => p.reason !== 'HostConflict');
+    if (warnings.length > 0) this.event(ing, 'Warning', 'Warning', warnings.map(formatProblem).join('; '));
+    if (conflicts.length === 0 && warnings.length === 0) this.event(ing, 'Normal', 'Synced', 'compiled and served by Vane');
+  }
+
+  /** event records a Kubernetes Event on an object, once per (object, reason, message). */
+  event(obj: { apiVersion?: string; kind?: string; metadata?: { name?: string; namespace?: string; uid?: string; resourceVersion?: string } }, type: 'Normal' | 'Warning', reason: keyof typeof EVENT_REASONS, message: string): void {
+    const ns = obj.metadata?.namespace ?? 'default';
+    const name = obj.metadata?.name ?? '';
+    const id = `${obj.kind}/${ns}/${name}/${reason}`;
+    const text = message.slice(0, 1000);
+    if (this.lastEvent.get(id) === text) return;
+    this.lastEvent.set(id, text);
+    if (reason === 'Synced' || reason === 'InvalidIngress') {
+      for (const other of ['Synced', 'InvalidIngress']) if (other !== reason) this.lastEvent.delete(`${obj.kind}/${ns}/${name}/${other}`);
+    }
+    this.enqueue(`event ${id} ${text}`, async () => {
+      const now = new Date();
+      await this.core.createNamespacedEvent({
+        namespace: ns,
+        body: {
+          apiVersion: 'v1', kind: 'Event',
+          metadata: { generateName: `${name}.`, namespace: ns },
+          involvedObject: { apiVersion: obj.apiVersion ?? '', kind: obj.kind ?? '', name, namespace: ns, ...(obj.metadata?.uid ? { uid: obj.metadata.uid } : {}) },
+          reason, message: text, type,
+          source: { component: this.o.component },
+          firstTimestamp: now, lastTimestamp: now, count: 1,
+          reportingComponent: this.o.component, reportingInstance: this.o.component,
+        },
+      });
+    });
+  }
+
+  private enqueue(key: string, run: () => Promise<void>): void {
+    if (this.closed) return;
+    this.queue.set(key, { key, run });
+    void this.pump();
+  }
+
+  private async pump(): Promise<void> {
+    if (this.pumping) return;
+    this.pumping = true;
+    try {
+      while (this.queue.size > 0 && !this.closed) {
+        this.refill();
+        if (this.tokens < 1) {
+          const waitMs = Math.ceil((1 - this.tokens) * 1000 / this.o.writesPerSecond);
+          this.timer = setTimeout(() => { this.timer = null; void this.pump(); }, waitMs);
+          return;
+        }
+        const job = this.queue.values().next().value!;
+        this.queue.delete(job.key);
+        if (!this.o.isLeader()) {
+          this.o.logger.debug({ job: job.key }, 'not the leader; write dropped');
+          continue;
+        }
+        this.tokens -= 1;
+        try {
+          await job.run();
+          this.writes++;
+        } catch (err) {
+          this.o.logger.warn({ job: job.key, err: (err as Error).message }, 'status write failed');
+        }
+      }
+    } finally {
+      this.pumping = false;
+    }
+  }
+
+  private refill(): void {
+    const now = Date.now();
+    this.tokens = Math.min(this.o.burst, this.tokens + ((now - this.lastRefill) / 1000) * this.o.writesPerSecond);
+    this.lastRefill = now;
+  }
+}

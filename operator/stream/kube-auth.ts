@@ -1,0 +1,84 @@
+/**
+ * Stream authentication in a cluster: the proxy presents a projected ServiceAccount token
+ * with the audience `vane-stream`; a TokenReview (asking for that audience) must accept it,
+ * name the proxy's ServiceAccount, and be bound to a pod that exists (same uid), is not
+ * terminating or finished, and carries the proxy pod labels. The proxy is named by its pod.
+ * Verdicts are cached briefly (never past the token's own expiry), keyed by a token digest.
+ */
+import { createHash } from 'node:crypto';
+import { AuthenticationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
+import { CLOSE } from '../../core/index.ts';
+import type { Authenticator, AuthResult } from './server.ts';
+
+export const STREAM_AUDIENCE = 'vane-stream';
+
+export interface KubeAuthOptions {
+  /** `namespace/name` of the proxies' ServiceAccount. */
+  serviceAccount: string;
+  /** Labels every proxy pod carries (e.g. app.kubernetes.io/name=vane-proxy). */
+  podLabels: Record<string, string>;
+  cacheMs?: number;
+  now?: () => number;
+}
+
+function tokenExpiryMs(token: string): number | null {
+  const payload = token.split('.')[1];
+  if (!payload) return null;
+  try {
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { exp?: number };
+    return typeof claims.exp === 'number' ? claims.exp * 1000 : null;
+  } catch {
+    return null;
+  }
+}
+
+export function kubeAuthenticator(kc: KubeConfig, options: KubeAuthOptions): Authenticator {
+  const authn = kc.makeApiClient(AuthenticationV1Api);
+  const core = kc.makeApiClient(CoreV1Api);
+  const cacheMs = options.cacheMs ?? 30_000;
+  const now = options.now ?? Date.now;
+  const cache = new Map<string, { until: number; result: AuthResult }>();
+  const [saNamespace, saName] = options.serviceAccount.split('/');
+  const wantUser = `system:serviceaccount:${saNamespace}:${saName}`;
+  const deny = (code: number, reason: string): AuthResult => ({ ok: false, code, reason });
+
+  async function review(token: string): Promise<AuthResult> {
+    const tr = await authn.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [STREAM_AUDIENCE] } } });
+    const status = tr.status;
+    if (!status?.authenticated) return deny(CLOSE.unauthenticated, `unauthenticated: ${status?.error ?? 'token rejected'}`);
+    if (!(status.audiences ?? []).includes(STREAM_AUDIENCE)) return deny(CLOSE.unauthenticated, `unauthenticated: token is not for audience ${STREAM_AUDIENCE}`);
+    const user = status.user?.username ?? '';
+    if (user !== wantUser) return deny(CLOSE.forbidden, `forbidden: ${user} is not the proxy ServiceAccount`);
+    const extra = status.user?.extra ?? {};
+    const podName = extra['authentication.kubernetes.io/pod-name']?.[0];
+    const podUid = extra['authentication.kubernetes.io/pod-uid']?.[0];
+    if (!podName || !podUid) return deny(CLOSE.forbidden, 'forbidden: the token is not bound to a pod');
+    let pod;
+    try {
+      pod = await core.readNamespacedPod({ name: podName, namespace: saNamespace! });
+    } catch {
+      return deny(CLOSE.forbidden, `forbidden: pod ${saNamespace}/${podName} not found`);
+    }
+    if (pod.metadata?.uid !== podUid) return deny(CLOSE.forbidden, `forbidden: pod ${podName} was replaced`);
+    if (pod.metadata?.deletionTimestamp || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') {
+      return deny(CLOSE.forbidden, `forbidden: pod ${podName} is not running`);
+    }
+    for (const [k, v] of Object.entries(options.podLabels)) {
+      if (pod.metadata?.labels?.[k] !== v) return deny(CLOSE.forbidden, `forbidden: pod ${podName} is not a proxy pod (label ${k})`);
+    }
+    return { ok: true, proxy: podName };
+  }
+
+  return async (token) => {
+    if (!token) return deny(CLOSE.unauthenticated, 'unauthenticated: a bearer token is required');
+    const key = createHash('sha256').update(token).digest('hex');
+    const t = now();
+    const hit = cache.get(key);
+    if (hit && hit.until > t) return hit.result;
+    const result = await review(token);
+    const expiry = tokenExpiryMs(token);
+    cache.set(key, { until: Math.min(t + cacheMs, expiry ?? Infinity), result });
+    if (cache.size > 10_000) for (const [k, v] of cache) if (v.until <= t) cache.delete(k);
+    return result;
+  };
+}
