@@ -17,7 +17,7 @@ export interface IngressSettings {
   maxBodyBytes: number;
 }
 
-export const DEFAULT_TIMEOUTS: RouteTimeouts = { connectMs: 5_000, readMs: 60_000, idleMs: 60_000 };
+export const DEFAULT_TIMEOUTS: RouteTimeouts = { connectMs: 5_000, idleMs: 60_000, readMs: 60_000 };
 export const DEFAULT_MAX_BODY_BYTES = 1024 ** 3;
 
 type Parser = (value: string, s: IngressSettings) => string | null;

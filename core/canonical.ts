@@ -5,14 +5,87 @@
  * in tests/unit/core/canonical.test.ts pin the encoding so that proxies and operators of
  * different builds agree.
  */
-import canonicalize from 'canonicalize';
 import { createHash } from 'node:crypto';
 
-/** canonicalJson encodes a JSON value per RFC 8785; undefined fields are dropped as JSON.stringify would. */
+/**
+ * canonicalJson encodes a JSON value per RFC 8785; undefined fields are dropped as
+ * JSON.stringify would. RFC 8785 defines strings and numbers exactly as ECMAScript's
+ * JSON.stringify writes them, so the engine's native serialiser does those, and only key
+ * order is ours: sorted by UTF-16 code units, which is how JavaScript compares strings.
+ * (The `canonicalize` package does the same character by character and was the largest
+ * cost of a full compile; tests/unit/core/canonical.test.ts checks both agree.)
+ */
 export function canonicalJson(value: unknown): string {
-  const text = canonicalize(value);
+  let text: string | undefined;
+  try {
+    text = JSON.stringify(value, sortingReplacer);
+  } catch (err) {
+    if (err !== INTEGER_KEY) throw err;
+    text = encode(value);
+  }
   if (text === undefined) throw new TypeError('value has no JSON encoding');
   return text;
+}
+
+const INTEGER_KEY = new Error('integer-like key');
+const INTEGER_LIKE = /^(0|[1-9]\d*)$/;
+
+/**
+ * sortingReplacer hands JSON.stringify each object with its keys in canonical order; objects
+ * already in order (the compiler builds its resources that way) pass through untouched.
+ * Integer-like keys are always enumerated first by JavaScript, whatever the insertion
+ * order, so an object with one takes the slower encoder.
+ */
+function sortingReplacer(this: unknown, _key: string, value: unknown): unknown {
+  if (typeof value === 'number' && !Number.isFinite(value)) throw new TypeError('non-finite numbers have no canonical JSON encoding');
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) return value;
+  const keys = Object.keys(value);
+  let sorted = true;
+  for (let i = 0; i < keys.length; i++) {
+    const k = keys[i]!;
+    if (k.charCodeAt(0) <= 57 && INTEGER_LIKE.test(k)) throw INTEGER_KEY;
+    if (i > 0 && keys[i - 1]! > k) sorted = false;
+  }
+  if (sorted) return value;
+  keys.sort();
+  // A null prototype keeps a key named __proto__ an ordinary property.
+  const out = Object.create(null) as Record<string, unknown>;
+  for (const k of keys) out[k] = (value as Record<string, unknown>)[k];
+  return out;
+}
+
+function encode(value: unknown): string | undefined {
+  if (value === null) return 'null';
+  switch (typeof value) {
+    case 'string': return JSON.stringify(value);
+    case 'number':
+      if (!Number.isFinite(value)) throw new TypeError('non-finite numbers have no canonical JSON encoding');
+      return JSON.stringify(value);
+    case 'boolean': return value ? 'true' : 'false';
+    case 'object': break;
+    default: return undefined;
+  }
+  const withJson = value as { toJSON?: () => unknown };
+  if (typeof withJson.toJSON === 'function') return encode(withJson.toJSON());
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out += ',';
+      out += encode(value[i]) ?? 'null';
+    }
+    return out + ']';
+  }
+  const obj = value as Record<string, unknown>;
+  const keys = Object.keys(obj).sort();
+  let out = '{';
+  let first = true;
+  for (const key of keys) {
+    const v = encode(obj[key]);
+    if (v === undefined) continue;
+    out += (first ? '' : ',') + JSON.stringify(key) + ':' + v;
+    first = false;
+  }
+  return out + '}';
 }
 
 export function sha256Hex(text: string): string {

@@ -95,6 +95,9 @@ export class Compiler {
   private readonly hostIngresses = new Map<string, Set<string>>();
   private readonly canariesByIngress = new Map<string, Set<string>>();
   private readonly slicesByService = new Map<string, Set<string>>();
+  /** Which Ingresses and Canaries name a Service (`namespace/name`): their statuses say whether it exists. */
+  private readonly ingressesByService = new Map<string, Set<string>>();
+  private readonly canariesByService = new Map<string, Set<string>>();
   /** Which backends, secrets and hosts each resource owner (vhost, listener) refers to. */
   private readonly backendRefs = new Map<string, Set<string>>();
   private readonly backendUsers = new Map<string, Set<string>>();
@@ -209,8 +212,8 @@ export class Compiler {
 
     for (const svc of this.dirtyServices) {
       for (const b of this.backendsByService.get(svc) ?? []) { this.dirtyBackends.add(b); this.dirtyEndpoints.add(b); }
-      for (const [ing, frag] of this.ours) if (frag.namespace === svc.slice(0, svc.indexOf('/'))) statusIngresses.add(ing);
-      for (const [c] of this.canaryMemo) if (c.startsWith(svc.slice(0, svc.indexOf('/') + 1))) statusCanaries.add(c);
+      for (const ing of this.ingressesByService.get(svc) ?? []) statusIngresses.add(ing);
+      for (const c of this.canariesByService.get(svc) ?? []) statusCanaries.add(c);
     }
     this.dirtyServices.clear();
 
@@ -287,6 +290,7 @@ export class Compiler {
     }
     if (old === frag) return;
     if (old) {
+      for (const svc of servicesOf(old)) removeFrom(this.ingressesByService, svc, key);
       for (const host of hostsOf(old)) { removeFrom(this.hostIngresses, host, key); this.dirtyHosts.add(host); }
       if (old.defaultBackend || old.tls.some((t) => t.hosts.length === 0)) this.listenerDirty = true;
       this.withDefaultBackend.delete(key);
@@ -294,6 +298,7 @@ export class Compiler {
     }
     if (frag) {
       this.ours.set(key, frag);
+      for (const svc of servicesOf(frag)) addTo(this.ingressesByService, svc, key);
       for (const host of hostsOf(frag)) { addTo(this.hostIngresses, host, key); this.dirtyHosts.add(host); }
       if (frag.defaultBackend) { this.withDefaultBackend.add(key); this.listenerDirty = true; }
       if (frag.tls.some((t) => t.hosts.length === 0 && t.secret)) { this.withHostlessTls.add(key); this.listenerDirty = true; }
@@ -322,8 +327,14 @@ export class Compiler {
       if (!f) continue;
       const ingKey = `${f.namespace}/${f.ingress}`;
       touched.push(ingKey);
-      if (f === old) removeFrom(this.canariesByIngress, ingKey, key);
-      else addTo(this.canariesByIngress, ingKey, key);
+      const services = [`${f.namespace}/${f.service}`, `${f.namespace}/${f.canaryService}`];
+      if (f === old) {
+        removeFrom(this.canariesByIngress, ingKey, key);
+        for (const svc of services) removeFrom(this.canariesByService, svc, key);
+      } else {
+        addTo(this.canariesByIngress, ingKey, key);
+        for (const svc of services) addTo(this.canariesByService, svc, key);
+      }
       const ing = this.ours.get(ingKey);
       if (ing) for (const host of hostsOf(ing)) this.dirtyHosts.add(host);
     }
@@ -332,7 +343,9 @@ export class Compiler {
 
   // ---- resources --------------------------------------------------------------------
 
-  private put(resource: Resource): void {
+  private put(input: Resource): void {
+    // Keys in canonical order let hashing skip re-sorting (core/canonical.ts).
+    const resource = { name: input.name, spec: input.spec, type: input.type } as Resource;
     const hash = hashValue(resource);
     const old = this.resources.get(resource.name);
     if (old?.hash === hash) return;
@@ -390,17 +403,19 @@ export class Compiler {
     return m.frag;
   }
 
-  private route(frag: IngressFragment, entry: { path: string; match: RouteSpec['match']; backend: BackendRef }): RouteSpec {
+  /** route builds a RouteSpec with its keys in canonical order. */
+  private route(frag: IngressFragment, entry: { path: string; match: RouteSpec['match']; backend: BackendRef }, canary?: CanarySplit): RouteSpec {
     const s = frag.settings;
     return {
-      ingress: frag.key,
-      path: entry.path,
-      match: entry.match,
       backend: backendName(frag.namespace, entry.backend.service, entry.backend.port),
-      ...(s.rewriteTarget ? { rewriteTarget: s.rewriteTarget } : {}),
+      ...(canary ? { canary } : {}),
+      ingress: frag.key,
       loadBalance: s.loadBalance,
-      timeouts: s.timeouts,
+      match: entry.match,
       maxBodyBytes: s.maxBodyBytes,
+      path: entry.path,
+      ...(s.rewriteTarget ? { rewriteTarget: s.rewriteTarget } : {}),
+      timeouts: s.timeouts,
     };
   }
 
@@ -415,12 +430,12 @@ export class Compiler {
     }
     if (!best || best.failed) return undefined;
     return {
-      canary: best.key,
       backend: backendName(best.namespace, best.canaryService, best.canaryPort ?? backend.port),
-      weight: best.weight,
-      ...(best.header ? { header: best.header } : {}),
+      canary: best.key,
       ...(best.cookie ? { cookie: best.cookie } : {}),
+      ...(best.header ? { header: best.header } : {}),
       sticky: best.sticky,
+      weight: best.weight,
     };
   }
 
@@ -449,10 +464,7 @@ export class Compiler {
           continue;
         }
         claimed.set(claimKey, { ingress: frag.key, field: entry.field });
-        const route = this.route(frag, entry);
-        const split = this.canarySplit(frag.key, entry.backend);
-        if (split) route.canary = split;
-        routes.push(route);
+        routes.push(this.route(frag, entry, this.canarySplit(frag.key, entry.backend)));
       }
       if (!fallback && frag.defaultBackend && mine.length > 0) fallback = this.route(frag, { path: '/', match: 'Prefix', backend: frag.defaultBackend });
       if (!tls && host !== '*') {
@@ -481,10 +493,13 @@ export class Compiler {
       for (const r of routes) { backends.add(r.backend); if (r.canary) backends.add(r.canary.backend); }
       if (fallback) backends.add(fallback.backend);
       if (passthrough) backends.add(passthrough.backend);
-      const spec: VirtualHostSpec = { host, routes };
-      if (fallback) spec.fallback = fallback;
-      if (tls) spec.tls = tls;
-      if (passthrough) spec.passthrough = passthrough;
+      const spec: VirtualHostSpec = {
+        ...(fallback ? { fallback } : {}),
+        host,
+        ...(passthrough ? { passthrough } : {}),
+        routes,
+        ...(tls ? { tls } : {}),
+      };
       this.put({ type: 'vhost', name, spec });
     }
     this.setRefs(name, backends, secrets);
@@ -515,7 +530,7 @@ export class Compiler {
       spec.defaultRoute = this.route(first, { path: '/', match: 'Prefix', backend: first.defaultBackend });
       backends.add(spec.defaultRoute.backend);
     }
-    this.put({ type: 'listener', name: LISTENER_NAME, spec });
+    this.put({ type: 'listener', name: LISTENER_NAME, spec: { defaultCertificate: spec.defaultCertificate, ...(spec.defaultRoute ? { defaultRoute: spec.defaultRoute } : {}), mergeSlashes: spec.mergeSlashes } });
     this.setRefs(LISTENER_NAME, backends, secrets);
   }
 
@@ -523,14 +538,18 @@ export class Compiler {
     if (!this.backendUsers.has(name)) { this.drop(name); return; }
     const ref = parseBackendName(name);
     const svc = this.objects.Service.get(`${ref.namespace}/${ref.service}`) as Service | undefined;
-    const spec: BackendSpec = { namespace: ref.namespace, service: ref.service, port: ref.port, protocol: 'http' };
     const port = svc ? servicePort(svc, ref.port) : undefined;
-    if (port?.appProtocol === 'https' || port?.name === 'https') spec.protocol = 'https';
-    if (svc?.spec?.type === 'ExternalName' && typeof svc.spec.externalName === 'string') {
-      spec.externalName = svc.spec.externalName;
-      const p = typeof ref.port === 'number' ? ref.port : port?.port;
-      if (p) spec.externalPort = p;
-    }
+    const protocol: BackendSpec['protocol'] = port?.appProtocol === 'https' || port?.name === 'https' ? 'https' : 'http';
+    const external = svc?.spec?.type === 'ExternalName' && typeof svc.spec.externalName === 'string' ? svc.spec.externalName : undefined;
+    const externalPort = external ? (typeof ref.port === 'number' ? ref.port : port?.port) : undefined;
+    const spec: BackendSpec = {
+      ...(external ? { externalName: external } : {}),
+      ...(externalPort ? { externalPort } : {}),
+      namespace: ref.namespace,
+      port: ref.port,
+      protocol,
+      service: ref.service,
+    };
     this.put({ type: 'backend', name, spec });
   }
 
@@ -566,7 +585,7 @@ export class Compiler {
       }
     }
     addresses.sort((a, b) => byText(a.address, b.address) || a.port - b.port);
-    this.put({ type: 'endpoints', name, spec: { backend, addresses } });
+    this.put({ type: 'endpoints', name, spec: { addresses, backend } });
   }
 
   // ---- statuses ---------------------------------------------------------------------
@@ -627,6 +646,13 @@ function hostsOf(frag: IngressFragment): Set<string> {
   const hosts = new Set<string>();
   for (const e of frag.entries) hosts.add(e.host);
   return hosts;
+}
+
+function servicesOf(frag: IngressFragment): Set<string> {
+  const services = new Set<string>();
+  for (const e of frag.entries) services.add(`${frag.namespace}/${e.backend.service}`);
+  if (frag.defaultBackend) services.add(`${frag.namespace}/${frag.defaultBackend.service}`);
+  return services;
 }
 
 function splitKey(key: string): [string, string] {

@@ -25,3 +25,17 @@ export {
   SUBPROTOCOL, PROTOCOL_VERSION, CLOSE, STATS_BUCKETS_MS, decodeClientMessage, decodeServerMessage, emptySideStats, mergeSideStats, percentileMs,
   type ClientMessage, type ServerMessage, type Version, type ProxyIdentity, type SideStats, type BackendStats, type Decoded,
 } from './protocol.ts';
+export {
+  CANARY_DEFAULTS, CANARY_PHASES, CANARY_STAGES, PROMOTION_STRATEGIES, CHECK_RESULTS,
+  type CanaryPhase, type CanaryStage, type CanaryWebhookType, type PromotionStrategy,
+} from './canary-types.gen.ts';
+export type {
+  CanaryAnalysis, CanaryMetric, CanaryWebhook, CanaryTraffic, CanaryCondition, CanaryCheckResult, CanaryProxies,
+} from './canary-types.gen.ts';
+export { parseCanary, canaryProblems, withCanaryDefaults, durationMsOf, CANARY_PATTERNS, CANARY_LIMITS } from './canary.ts';
+export {
+  step, parseCommand, formatCommand, runHashOf, analysisWindow,
+  FINALIZER, COMMAND_ANNOTATION, DEFAULT_RETIRE_STEPS, RESTART_STEP_DOWN_ABOVE, WEBHOOK_API_VERSION,
+  type StepInput, type StepResult, type Action, type FleetInput, type MetricsInput, type PrometheusResult,
+  type WebhookResult, type WebhookBody, type Command, type CommandVerb,
+} from './rollout.ts';

@@ -3,6 +3,9 @@
  * structural types so that objects straight from the API server, from YAML files or from
  * tests all fit; every field is optional because input is never trusted.
  */
+import type { CanarySpec, CanaryStatus } from './canary-types.gen.ts';
+
+export type * from './canary-types.gen.ts';
 
 export interface ObjectMeta {
   name?: string;
@@ -14,6 +17,7 @@ export interface ObjectMeta {
   annotations?: Record<string, string>;
   labels?: Record<string, string>;
   deletionTimestamp?: string;
+  finalizers?: string[];
 }
 
 export interface KubeObject {
@@ -92,61 +96,7 @@ export interface Secret extends KubeObject {
   stringData?: Record<string, string>;
 }
 
-export interface CanaryHeaderRule { name?: string; value?: string; regex?: string }
-
-export interface CanaryMetric {
-  name?: string;
-  min?: number;
-  max?: number;
-  maxMs?: number;
-  prometheus?: { address?: string; query?: string };
-}
-
-export interface CanaryWebhook { name?: string; type?: string; url?: string; timeout?: string; metadata?: Record<string, string> }
-
-export interface CanarySpec {
-  ingressRef?: { name?: string };
-  service?: string;
-  canaryService?: { name?: string; port?: ServiceBackendPort };
-  traffic?: {
-    weight?: number;
-    header?: CanaryHeaderRule;
-    cookie?: { name?: string };
-    sticky?: boolean;
-  };
-  analysis?: {
-    interval?: string;
-    stepWeights?: number[];
-    stepWeight?: number;
-    maxWeight?: number;
-    threshold?: number;
-    minRequests?: number;
-    metrics?: CanaryMetric[];
-    webhooks?: CanaryWebhook[];
-  };
-  promotion?: { strategy?: string };
-  paused?: boolean;
-}
-
-export interface CanaryCondition {
-  type?: string;
-  status?: string;
-  reason?: string;
-  message?: string;
-  lastTransitionTime?: string;
-  observedGeneration?: number;
-}
-
-export interface CanaryStatus {
-  phase?: string;
-  weight?: number;
-  step?: number;
-  failedChecks?: number;
-  observedGeneration?: number;
-  conditions?: CanaryCondition[];
-  [extra: string]: unknown;
-}
-
+/** The Canary's spec and status types are generated from the CRD (crds/), their one source of truth. */
 export interface Canary extends KubeObject {
   spec?: CanarySpec;
   status?: CanaryStatus;

@@ -24,6 +24,24 @@ export function readTlsSecret(secret: Secret | undefined): SecretVerdict {
   const cert = field(secret, 'tls.crt');
   const key = field(secret, 'tls.key');
   if (!cert || !key) return { ok: false, message: 'Secret lacks tls.crt or tls.key' };
+  const cacheKey = `${cert}\0${key}`;
+  const cached = verdicts.get(cacheKey);
+  if (cached) return cached;
+  const verdict = checkPair(cert, key);
+  if (verdicts.size >= MAX_CACHED_VERDICTS) verdicts.clear();
+  verdicts.set(cacheKey, verdict);
+  return verdict;
+}
+
+/**
+ * Parsing and matching a key pair costs far more than anything else per Secret, and many
+ * Secrets carry the same pair (one wildcard certificate copied to every namespace), so the
+ * verdict is memoised by content — a pure function's cache, bounded.
+ */
+const verdicts = new Map<string, SecretVerdict>();
+const MAX_CACHED_VERDICTS = 4096;
+
+function checkPair(cert: string, key: string): SecretVerdict {
   let x509: X509Certificate;
   try {
     x509 = new X509Certificate(cert);

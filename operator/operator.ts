@@ -42,6 +42,8 @@ export interface OperatorOptions {
   logger: Logger;
   quietMs?: number;
   maxHoldMs?: number;
+  /** Stream full snapshots only, never deltas (the propagation benchmark's baseline). */
+  fullSendsOnly?: boolean;
 }
 
 export interface FleetReport {
@@ -103,6 +105,7 @@ export class Operator {
         ? this.options.authenticate(token, req)
         : { ok: false, code: CLOSE.notLeader, reason: 'not the leader; try another operator replica' }),
       logger: log,
+      ...(this.options.fullSendsOnly ? { fullSendsOnly: true } : {}),
       onHello: (_proxy, version) => {
         if (version && this.pipeline.current && version.generation >= this.pipeline.current.generation) this.pipeline.raiseGeneration(version.generation);
       },

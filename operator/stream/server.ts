@@ -48,6 +48,8 @@ export interface StreamServerOptions extends StreamEvents {
   ackTimeoutMs?: number;
   heartbeatMs?: number;
   historySize?: number;
+  /** Send full snapshots only (benchmark baseline for deltas); default false. */
+  fullSendsOnly?: boolean;
 }
 
 interface Connection {
@@ -94,6 +96,7 @@ export class StreamServer {
       ackTimeoutMs: 30_000,
       heartbeatMs: 10_000,
       historySize: 16,
+      fullSendsOnly: false,
       ...options,
     };
     this.wss = new WebSocketServer({
@@ -288,6 +291,7 @@ export class StreamServer {
     if (!conn.wantsFull && conn.holds && conn.holds.root === target.root && conn.holds.generation >= target.generation) return;
 
     let payload: Buffer | null = null;
+    if (this.options.fullSendsOnly) conn.wantsFull = true;
     if (!conn.wantsFull && conn.holds) payload = this.deltaFromVersion(conn.holds, target);
     if (!payload && !conn.wantsFull && conn.helloHashes && conn.helloHashes.size > 0) {
       const baseRoot = conn.holds?.root;

@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import canonicalize from 'canonicalize';
+import fc from 'fast-check';
 import { canonicalJson, hashValue, sha256Hex, RootAccumulator } from '../../../core/index.ts';
 
 // Golden vectors: if any of these change, every hash a proxy or operator computes changes,
@@ -15,6 +17,12 @@ const vectors: [unknown, string][] = [
 
 test('canonicalJson follows RFC 8785', () => {
   for (const [value, want] of vectors) assert.equal(canonicalJson(value), want);
+});
+
+test('canonicalJson agrees with the reference RFC 8785 implementation on random JSON', () => {
+  fc.assert(fc.property(fc.jsonValue(), (value) => {
+    assert.equal(canonicalJson(value), canonicalize(value));
+  }), { numRuns: 5000 });
 });
 
 test('hashValue is SHA-256 of the canonical form, lowercase hex', () => {
