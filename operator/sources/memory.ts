@@ -1,28 +1,43 @@
-/** MemoryObjectSource: objects handed in by code — benchmarks and tests drive the operator with it. */
-import { kindOf, objectKey, type KubeObject, type ObjectKind } from '../../core/index.ts';
+/**
+ * MemoryObjectSource: objects handed in by code — benchmarks and tests drive the operator
+ * with it. It remembers the current objects, so an operator started on it later (a
+ * restarted leader) sees the world as it is now.
+ */
+import { kindOf, objectKey, type KubeObject } from '../../core/index.ts';
 import type { ObjectSink, ObjectSource } from './source.ts';
 
 export class MemoryObjectSource implements ObjectSource {
   private sink: ObjectSink | null = null;
-  private readonly initial: KubeObject[];
+  private readonly objects = new Map<string, KubeObject>();
 
   constructor(initial: KubeObject[] = []) {
-    this.initial = initial;
+    for (const obj of initial) this.remember(obj);
   }
 
   async start(sink: ObjectSink): Promise<void> {
     this.sink = sink;
-    for (const obj of this.initial) sink.set(obj);
+    for (const obj of this.objects.values()) sink.set(obj);
   }
 
-  set(obj: KubeObject): void { this.sink?.set(obj); }
+  set(obj: KubeObject): void {
+    this.remember(obj);
+    this.sink?.set(obj);
+  }
 
   delete(obj: KubeObject): void {
-    const kind: ObjectKind | null = kindOf(obj);
-    if (kind) this.sink?.delete(kind, objectKey(kind, obj));
+    const kind = kindOf(obj);
+    if (!kind) return;
+    const key = objectKey(kind, obj);
+    this.objects.delete(`${kind}/${key}`);
+    this.sink?.delete(kind, key);
   }
 
   async close(): Promise<void> { this.sink = null; }
 
   toString(): string { return 'memory'; }
+
+  private remember(obj: KubeObject): void {
+    const kind = kindOf(obj);
+    if (kind) this.objects.set(`${kind}/${objectKey(kind, obj)}`, obj);
+  }
 }
