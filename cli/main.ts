@@ -3,6 +3,8 @@ import { Command, InvalidArgumentError } from 'commander';
 import { validateFiles } from './validate.ts';
 import { explain, formatExplain, UsageError } from './explain.ts';
 import { registerOperator } from './operator.ts';
+import { registerWebhook } from './webhook.ts';
+import { registerLocal } from './local.ts';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -43,6 +45,8 @@ export function buildProgram(): Command {
       console.log(opts.json ? JSON.stringify(out, null, 2) : formatExplain(out));
     });
 
+  registerWebhook(program);
+  registerLocal(program);
   registerOperator(program);
   return program;
 }

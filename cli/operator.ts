@@ -2,12 +2,8 @@
 import { readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { isIP } from 'node:net';
-import { KubeConfig } from '@kubernetes/client-node';
 import type { Command } from 'commander';
-import {
-  Operator, FileObjectSource, KubeObjectSource, LeaderElector, StatusWriter, tokenFileAuthenticator, kubeAuthenticator,
-  type Authenticator,
-} from '../operator/index.ts';
+import type { Operator, Authenticator } from '../operator/index.ts';
 import { createLogger } from '../lib/log.ts';
 import { CLOSE } from '../core/index.ts';
 
@@ -41,6 +37,10 @@ export interface OperatorFlags {
 }
 
 export async function runOperator(flags: OperatorFlags): Promise<Operator> {
+  // Loaded here, not at the top: the Kubernetes client takes seconds to import, and every
+  // other `vane` command would pay for it.
+  const [{ KubeConfig }, { Operator, FileObjectSource, KubeObjectSource, LeaderElector, StatusWriter, tokenFileAuthenticator, kubeAuthenticator }] =
+    await Promise.all([import('@kubernetes/client-node'), import('../operator/index.ts')]);
   const logger = createLogger('operator');
   const tls = flags.tlsCert && flags.tlsKey ? { cert: await readFile(flags.tlsCert, 'utf8'), key: await readFile(flags.tlsKey, 'utf8') } : undefined;
   const compile = { ingressClass: flags.ingressClass, ...(flags.defaultSslCertificate ? { defaultCertificate: flags.defaultSslCertificate } : {}) };
@@ -59,7 +59,7 @@ export async function runOperator(flags: OperatorFlags): Promise<Operator> {
     if (!flags.proxyServiceAccount) throw new Error('--proxy-service-account namespace/name is required with the Kubernetes source');
     const podLabels = Object.fromEntries(flags.proxyPodLabel.map((l) => { const eq = l.indexOf('='); return [l.slice(0, eq), l.slice(eq + 1)]; }));
     const addresses = flags.publishAddress.map((a) => (isIP(a) ? { ip: a } : { hostname: a }));
-    let leader: LeaderElector | null = null;
+    let leader: InstanceType<typeof LeaderElector> | null = null;
     const status = new StatusWriter(kc, { isLeader: () => leader?.isLeader() ?? false, addresses, logger });
     operator = new Operator({
       ...common,

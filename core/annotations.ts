@@ -70,6 +70,46 @@ export const KNOWN_ANNOTATIONS: readonly string[] = Object.keys(KNOWN).map((k) =
 const NGINX = 'nginx.ingress.kubernetes.io/';
 const NGINX_CANARY = ['canary', 'canary-by-header', 'canary-by-header-value', 'canary-by-header-pattern', 'canary-by-cookie', 'canary-weight', 'canary-weight-total'];
 
+/**
+ * isSnippet: annotations that would splice raw proxy configuration into a server — the
+ * feature class behind ingress-nginx's 2025 admission RCE. Matched without regard to case
+ * anywhere in the name, so `Server-Snippet` or `snippet-extra` cannot slip past as unknown.
+ */
+function isSnippet(key: string): boolean {
+  const name = key.startsWith(PREFIX) ? key.slice(PREFIX.length) : key.startsWith(NGINX) ? key.slice(NGINX.length) : null;
+  return name !== null && name.toLowerCase().includes('snippet');
+}
+
+/** editDistance is Levenshtein's, bounded: anything above limit is reported as limit + 1. */
+function editDistance(a: string, b: string, limit: number): number {
+  if (Math.abs(a.length - b.length) > limit) return limit + 1;
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const row = [i];
+    let best = i;
+    for (let j = 1; j <= b.length; j++) {
+      const v = Math.min(prev[j]! + 1, row[j - 1]! + 1, prev[j - 1]! + (a.charCodeAt(i - 1) === b.charCodeAt(j - 1) ? 0 : 1));
+      row.push(v);
+      if (v < best) best = v;
+    }
+    if (best > limit) return limit + 1;
+    prev = row;
+  }
+  return prev[b.length]!;
+}
+
+/** closest names the one candidate within two edits of text (a likely typo), or null. */
+function closest(text: string, candidates: readonly string[]): string | null {
+  if (text.length > 64) return null;
+  let found: string | null = null;
+  let bestDistance = 3;
+  for (const c of candidates) {
+    const d = editDistance(text, c, 2);
+    if (d < bestDistance) { bestDistance = d; found = c; } else if (d === bestDistance) found = null;
+  }
+  return found;
+}
+
 export interface AnnotationProblem { key: string; message: string }
 
 export interface AnnotationVerdict {
@@ -89,27 +129,32 @@ export function readAnnotations(annotations: Record<string, string> | undefined)
   for (const key of Object.keys(annotations ?? {}).sort()) {
     const raw = annotations![key];
     const value = typeof raw === 'string' ? raw.trim() : '';
-    if (/snippets?$/.test(key) && (key.startsWith(PREFIX) || key.startsWith(NGINX))) {
+    if (isSnippet(key)) {
       errors.push({ key, message: 'configuration snippets are not supported: Vane never renders user input into proxy configuration' });
       continue;
     }
     if (key.startsWith(PREFIX)) {
-      const parse = KNOWN[key.slice(PREFIX.length)];
+      const name = key.slice(PREFIX.length);
+      // Own properties only: `vane.dev/__proto__` or `vane.dev/constructor` must not reach Object.prototype.
+      const parse = Object.hasOwn(KNOWN, name) ? KNOWN[name] : undefined;
       if (!parse) {
-        warnings.push({ key, message: `unknown Vane annotation; known ones are ${KNOWN_ANNOTATIONS.join(', ')}` });
+        const guess = closest(name, Object.keys(KNOWN));
+        warnings.push({ key, message: `unknown Vane annotation; ${guess ? `did you mean ${PREFIX}${guess}? ` : ''}known ones are ${KNOWN_ANNOTATIONS.join(', ')}` });
         continue;
       }
       const problem = parse(value, settings);
       if (problem) errors.push({ key, message: problem });
       continue;
     }
-    if (key.startsWith(NGINX + 'canary')) {
+    if (key.startsWith(NGINX)) {
       const name = key.slice(NGINX.length);
+      const guess = NGINX_CANARY.includes(name) ? null : closest(name, NGINX_CANARY);
+      if (!name.startsWith('canary') && !guess) continue;
       warnings.push({
         key,
         message: NGINX_CANARY.includes(name)
           ? 'ingress-nginx canary annotations are not read by Vane; declare a Canary (vane.dev/v1alpha1) instead'
-          : `unknown canary annotation (misspelled?); ingress-nginx knows ${NGINX_CANARY.join(', ')}, and Vane uses the Canary resource`,
+          : `unknown canary annotation (misspelled?); ${guess ? `did you mean ${NGINX}${guess}? ` : ''}ingress-nginx knows ${NGINX_CANARY.join(', ')}, and Vane uses the Canary resource`,
       });
     }
   }

@@ -171,9 +171,8 @@ if (( kube_needed )); then
     echo ")"
     echo
     echo "replace ("
-    n=0
     for m in "${staging[@]}"; do
-      if grep -qxF "$m" <<<"$required"; then echo "	$m => $m $STAGING_V"; n=$((n + 1)); fi
+      if grep -qxF "$m" <<<"$required"; then echo "	$m => $m $STAGING_V"; fi
     done
     echo ")"
   } >"$kdir/go.mod.new"
@@ -191,8 +190,6 @@ if (( kube_needed )); then
     kld+=" -X $p.gitCommit=$kcommit -X $p.gitTreeState=clean -X $p.buildDate=$kdate"
   done
 
-  run "downloading modules for k8s.io/kubernetes $KV" \
-    env -C "$kdir" "$GO" mod download
   for t in "${KUBE_TOOLS[@]}"; do
     if tool_fresh "$t" "$KV"; then log "$t $KV already built"; continue; fi
     case "$t" in
@@ -203,6 +200,8 @@ if (( kube_needed )); then
     build_into "$kdir" "k8s.io/kubernetes/cmd/$t" "$BIN/$t" "$kld"
     tool_done "$t" "$KV"
   done
+else
+  log "${KUBE_TOOLS[*]} $KUBERNETES_VERSION already built"
 fi
 
 # --- etcd ---------------------------------------------------------------------------------
@@ -295,12 +294,17 @@ else
 fi
 
 # --- check and stamp (last) ---------------------------------------------------------------
-"$BIN/kubectl" version --client 2>/dev/null | grep -qF "$KUBERNETES_VERSION" \
-  || die "kubectl does not report $KUBERNETES_VERSION"
-"$BIN/kube-apiserver" --version 2>/dev/null | grep -qF "$KUBERNETES_VERSION" \
-  || die "kube-apiserver does not report $KUBERNETES_VERSION"
-"$BIN/etcd" --version 2>/dev/null | grep -qF "${ETCD_VERSION#v}" || die "etcd does not report $ETCD_VERSION"
-"$BIN/helm" version --short 2>/dev/null | grep -qF "$HELM_VERSION" || die "helm does not report $HELM_VERSION"
+# (outputs captured first: `cmd | grep -q` can fail under pipefail when grep exits early)
+check_version() {  # check_version WANT CMD...
+  local want="$1" out; shift
+  out="$("$@" 2>&1)" || die "$* failed: $out"
+  [[ "$out" == *"$want"* ]] || die "$* does not report $want: $out"
+}
+check_version "$KUBERNETES_VERSION" "$BIN/kubectl" version --client
+check_version "$KUBERNETES_VERSION" "$BIN/kube-apiserver" --version
+check_version "$KUBERNETES_VERSION" "$BIN/kube-controller-manager" --version
+check_version "Version: ${ETCD_VERSION#v}" "$BIN/etcd" --version
+check_version "$HELM_VERSION" "$BIN/helm" version --short
 
 all_bins_present || die "some binaries are missing in $BIN"
 { echo "$KEY"; echo "built $(date -u +%Y-%m-%dT%H:%M:%SZ) with $("$GO" version) in $(elapsed)"; } >"$STAMP.tmp"

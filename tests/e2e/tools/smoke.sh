@@ -3,6 +3,7 @@
 # Starts both, waits for /readyz, runs a few kubectl commands, stops both, removes temp dirs.
 #
 #   bash tests/e2e/tools/smoke.sh [BIN_DIR]     (default: the output of build.sh)
+# VANE_SMOKE_KEEP=1 keeps the temp dir (certs, logs) for inspection.
 set -euo pipefail
 
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -33,7 +34,7 @@ cleanup() {
       [[ -f "$WORK/$f" ]] && { echo "----- last lines of $f" >&2; tail -n 40 "$WORK/$f" >&2; }
     done
   fi
-  rm -rf "$WORK"
+  if [[ "${VANE_SMOKE_KEEP:-}" == 1 ]]; then log "kept $WORK"; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
@@ -97,7 +98,7 @@ ETCD_ARGS=(
 env -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY -u no_proxy -u NO_PROXY \
   "$BIN/etcd" "${ETCD_ARGS[@]}" >"$WORK/etcd.log" 2>&1 &
 ETCD_PID=$!
-etcd_healthy() { curl -sf --noproxy '*' "$ETCD_URL/health" | grep -q '"health":"true"'; }
+etcd_healthy() { [[ "$(curl -sf --noproxy '*' "$ETCD_URL/health")" == *'"health":"true"'* ]]; }
 wait_until 30 "etcd /health" etcd_healthy
 log "etcd $ETCD_VERSION healthy on $ETCD_URL (pid $ETCD_PID)"
 
@@ -165,8 +166,24 @@ log "namespace + configmap round trip through etcd: ok"
 k auth can-i '*' '*' >/dev/null || { log "admin is not cluster-admin"; exit 1; }
 log "admin (O=system:masters) can do everything under RBAC: ok"
 
+if [[ -x "$BIN/helm" ]]; then
+  CHART="$WORK/chart"
+  mkdir -p "$CHART/templates"
+  printf 'apiVersion: v2\nname: vane-smoke\nversion: 0.1.0\nkubeVersion: ">=1.20.0-0"\n' >"$CHART/Chart.yaml"
+  printf 'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: from-helm\ndata:\n  kube: {{ .Capabilities.KubeVersion.Version | quote }}\n' \
+    >"$CHART/templates/cm.yaml"
+  h() { env -u http_proxy -u https_proxy -u HTTP_PROXY -u HTTPS_PROXY HELM_CACHE_HOME="$WORK/helm/cache" \
+    HELM_CONFIG_HOME="$WORK/helm/config" HELM_DATA_HOME="$WORK/helm/data" \
+    "$BIN/helm" --kubeconfig="$KUBECONFIG_FILE" "$@"; }
+  h install vane-smoke "$CHART" -n vane-smoke >/dev/null
+  seen="$(k -n vane-smoke get configmap from-helm -o jsonpath='{.data.kube}')"
+  [[ "$seen" == "$KUBERNETES_VERSION" ]] || { log "helm install: configmap says '$seen'"; exit 1; }
+  h uninstall vane-smoke -n vane-smoke >/dev/null
+  log "helm install/uninstall against the server (KubeVersion $seen): ok"
+fi
+
 OK=1
 stop_pid "$APISERVER_PID" kube-apiserver; APISERVER_PID=""
 stop_pid "$ETCD_PID" etcd; ETCD_PID=""
 log "stopped kube-apiserver and etcd"
-echo "smoke ok: kube-apiserver $KUBERNETES_VERSION + etcd $ETCD_VERSION + kubectl in $((SECONDS - T0))s"
+echo "smoke ok: kube-apiserver $KUBERNETES_VERSION + etcd $ETCD_VERSION + kubectl + helm $HELM_VERSION in $((SECONDS - T0))s"
