@@ -52,7 +52,7 @@ export async function runOperator(flags: OperatorFlags): Promise<Operator> {
     const authenticate: Authenticator = flags.tokenFile
       ? await tokenFileAuthenticator(flags.tokenFile)
       : async () => ({ ok: false, code: CLOSE.unauthenticated, reason: 'unauthenticated: the operator has no --token-file' });
-    operator = new Operator({ ...common, source: new FileObjectSource(flags.fromFiles, logger), authenticate, expectedProxies: flags.expectProxies.flatMap((s) => s.split(',')).filter(Boolean) });
+    operator = new Operator({ ...common, fileMode: true, source: new FileObjectSource(flags.fromFiles, logger), authenticate, expectedProxies: flags.expectProxies.flatMap((s) => s.split(',')).filter(Boolean) });
   } else {
     const kc = new KubeConfig();
     if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig); else kc.loadFromDefault();

@@ -10,5 +10,5 @@ export type { ObjectSource, ObjectSink } from './sources/source.ts';
 export { LeaderElector, type LeaderOptions } from './leader.ts';
 export { StatusWriter, EVENT_REASONS, type StatusWriterOptions } from './status.ts';
 export { kubeAuthenticator, STREAM_AUDIENCE, type KubeAuthOptions } from './stream/kube-auth.ts';
-export type { Leadership } from './operator.ts';
+export type { Leadership, Controller, OperatorContext } from './operator.ts';
 export { MemoryObjectSource } from './sources/memory.ts';

@@ -15,6 +15,35 @@ import type { ObjectSource } from './sources/source.ts';
 import type { StatusWriter } from './status.ts';
 import type { Logger } from '../lib/log.ts';
 
+/**
+ * A Controller runs inside the operator beside the compile pipeline (the canary controller
+ * is one): it sees every object, hears about every version and ACK, and acts only while
+ * this replica leads. See OperatorContext for what it may use.
+ */
+export interface Controller {
+  observe(obj: KubeObject, deleted: boolean): void;
+  /** A new routing version was published, or an expected proxy ACKed one. */
+  fleetChanged(): void;
+  startedLeading(): void;
+  stoppedLeading(): void;
+  close(): Promise<void>;
+}
+
+export interface OperatorContext {
+  isLeader(): boolean;
+  fleet: Fleet;
+  current(): RoutingVersion | null;
+  logger: Logger;
+  /**
+   * overlay replaces an object as the compiler sees it, without writing it anywhere: in
+   * file mode, where no API server stores status, the canary controller keeps Canary status
+   * this way. The next event for the object from the source replaces the overlay.
+   */
+  overlay(obj: KubeObject): void;
+  /** True when objects come from files: there is no API server to write status to. */
+  fileMode: boolean;
+}
+
 /** Leadership as the operator needs it; file mode uses ALWAYS_LEADER. */
 export interface Leadership {
   isLeader(): boolean;
@@ -39,6 +68,10 @@ export interface OperatorOptions {
   /** Builds the leader elector, given what to do when leadership starts and stops; absent: always the leader. */
   leadership?: (events: { onStartedLeading: () => void; onStoppedLeading: () => void }) => Leadership;
   status?: StatusWriter;
+  /** Controllers to run in this operator, built once it is constructed. */
+  controllers?: (context: OperatorContext) => Controller[];
+  /** Objects come from files (no API server for status writes). */
+  fileMode?: boolean;
   logger: Logger;
   quietMs?: number;
   maxHoldMs?: number;
@@ -60,6 +93,7 @@ export class Operator {
   private readonly leadership: Leadership | null;
   private leading: boolean;
   private readonly ingresses = new Map<string, Ingress>();
+  private readonly controllers: Controller[];
   private readonly proxySlices = new Map<string, string[]>();
   private streamServer: Server | null = null;
   private adminServer: Server | null = null;
@@ -86,6 +120,14 @@ export class Operator {
     this.leadership = options.leadership?.({ onStartedLeading: () => this.startedLeading(), onStoppedLeading: () => this.stoppedLeading() }) ?? null;
     this.leading = this.leadership === null;
     this.metrics.leader.set(this.leading ? 1 : 0);
+    this.controllers = options.controllers?.({
+      isLeader: () => this.isLeader(),
+      fleet: this.fleet,
+      current: () => this.pipeline.current,
+      logger: options.logger,
+      overlay: (obj) => this.pipeline.set(obj),
+      fileMode: options.fileMode ?? false,
+    }) ?? [];
   }
 
   /** isLeader: file mode always; in a cluster while the lease is held and fresh. */
@@ -109,7 +151,7 @@ export class Operator {
       onHello: (_proxy, version) => {
         if (version && this.pipeline.current && version.generation >= this.pipeline.current.generation) this.pipeline.raiseGeneration(version.generation);
       },
-      onAck: (proxy, version) => { this.fleet.ack(proxy, version); this.checkConvergence(); },
+      onAck: (proxy, version) => { this.fleet.ack(proxy, version); this.checkConvergence(); this.notifyFleet(); },
       onNack: () => this.metrics.nacks.inc(),
       onStats: (proxy, stats) => this.fleet.addStats(proxy, stats, Date.now()),
       onConnectionsChanged: () => this.metrics.connectedProxies.set(this.stream?.connectionInfo().length ?? 0),
@@ -128,6 +170,7 @@ export class Operator {
   }
 
   async close(): Promise<void> {
+    for (const c of this.controllers) await c.close();
     await this.leadership?.close();
     this.options.status?.close();
     await this.options.source.close();
@@ -155,16 +198,23 @@ export class Operator {
     const current = this.pipeline.current;
     if (current) this.stream?.publish(current);
     this.reportStatuses(this.lastStatuses, true);
+    for (const c of this.controllers) c.startedLeading();
   }
 
   private stoppedLeading(): void {
     this.leading = false;
     this.metrics.leader.set(0);
     this.stream?.disconnectAll(CLOSE.notLeader, 'no longer the leader; reconnect to the new one');
+    for (const c of this.controllers) c.stoppedLeading();
+  }
+
+  private notifyFleet(): void {
+    for (const c of this.controllers) c.fleetChanged();
   }
 
   /** observe keeps what status writing and the expected fleet need from the object stream. */
   private observe(obj: KubeObject, deleted: boolean): void {
+    for (const c of this.controllers) c.observe(obj, deleted);
     if (obj.kind === 'Ingress') {
       const key = `${obj.metadata?.namespace ?? 'default'}/${obj.metadata?.name ?? ''}`;
       if (deleted) this.ingresses.delete(key); else this.ingresses.set(key, obj as Ingress);
@@ -206,6 +256,7 @@ export class Operator {
     }, 'new routing version');
     if (this.leading) this.stream?.publish(version);
     this.checkConvergence();
+    this.notifyFleet();
   }
 
   private checkConvergence(): void {
