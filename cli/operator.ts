@@ -34,7 +34,20 @@ export interface OperatorFlags {
   publishAddress: string[];
   ingressClass: string;
   defaultSslCertificate?: string;
+  streamTlsSecret: string;
+  streamCaConfigmap: string;
+  streamDnsName: string[];
+  streamIp: string[];
 }
+
+function splitKey(value: string, flag: string): [string, string] {
+  const slash = value.indexOf('/');
+  if (slash <= 0 || slash === value.length - 1) throw new Error(`${flag} must be namespace/name, got ${value}`);
+  return [value.slice(0, slash), value.slice(slash + 1)];
+}
+
+/** The operator whose stream certificate the certificate manager swaps on rotation. */
+const streamTls: { current: Operator | null } = { current: null };
 
 export async function runOperator(flags: OperatorFlags): Promise<Operator> {
   // Loaded here, not at the top: the Kubernetes client takes seconds to import, and every
@@ -56,6 +69,24 @@ export async function runOperator(flags: OperatorFlags): Promise<Operator> {
   } else {
     const kc = new KubeConfig();
     if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig); else kc.loadFromDefault();
+    if (!tls) {
+      // The stream's CA and serving certificate live in a Secret shared by every replica,
+      // and the CA bundle in a ConfigMap the proxies mount: the webhook's mechanism.
+      const [{ CertManager }, { kubeCertBackends }, { ConfigMapCaBundle }] = await Promise.all([
+        import('../lib/certs/index.ts'), import('../lib/certs/kube.ts'), import('../operator/index.ts'),
+      ]);
+      const [secretNs, secretName] = splitKey(flags.streamTlsSecret, '--stream-tls-secret');
+      const [cmNs, cmName] = splitKey(flags.streamCaConfigmap, '--stream-ca-configmap');
+      const certs = new CertManager({
+        store: kubeCertBackends(kc, { namespace: secretNs, secretName }).store,
+        targets: [new ConfigMapCaBundle(kc, cmNs, cmName)],
+        policy: { commonName: 'vane-operator', dnsNames: flags.streamDnsName, ipAddresses: flags.streamIp },
+        log: logger,
+        onChange: (serving) => streamTls.current?.setServingCertificate({ cert: serving.certPem, key: serving.keyPem }),
+      });
+      const serving = await certs.start();
+      Object.assign(common, { tls: { cert: serving.certPem, key: serving.keyPem } });
+    }
     if (!flags.proxyServiceAccount) throw new Error('--proxy-service-account namespace/name is required with the Kubernetes source');
     const podLabels = Object.fromEntries(flags.proxyPodLabel.map((l) => { const eq = l.indexOf('='); return [l.slice(0, eq), l.slice(eq + 1)]; }));
     const addresses = flags.publishAddress.map((a) => (isIP(a) ? { ip: a } : { hostname: a }));
@@ -73,6 +104,7 @@ export async function runOperator(flags: OperatorFlags): Promise<Operator> {
       },
     });
   }
+  streamTls.current = operator;
   await operator.start();
   return operator;
 }
@@ -88,6 +120,10 @@ export function registerOperator(program: Command): void {
     .option('--admin-port <port>', 'admin listen port', port, 7901)
     .option('--tls-cert <file>', 'PEM serving certificate for the stream')
     .option('--tls-key <file>', 'PEM private key for the stream')
+    .option('--stream-tls-secret <namespace/name>', 'Kubernetes mode, without --tls-cert: Secret holding the stream CA and serving certificate (created on first start)', 'vane-system/vane-stream-tls')
+    .option('--stream-ca-configmap <namespace/name>', 'Kubernetes mode: ConfigMap where the stream CA bundle is published (ca.crt) for proxies', 'vane-system/vane-stream-ca')
+    .option('--stream-dns-name <name>', 'DNS name in the stream serving certificate (repeatable)', collect, [])
+    .option('--stream-ip <ip>', 'IP address in the stream serving certificate (repeatable)', collect, [])
     .option('--token-file <file>', 'file mode: "proxy-name token" lines accepted on the stream')
     .option('--expect-proxies <names>', 'file mode: proxies expected to serve (comma-separated, repeatable)', collect, [])
     .option('--proxy-service <namespace/name>', 'Kubernetes mode: the proxies\' Service; its ready endpoints are the expected fleet')

@@ -12,3 +12,4 @@ export { StatusWriter, EVENT_REASONS, type StatusWriterOptions } from './status.
 export { kubeAuthenticator, STREAM_AUDIENCE, type KubeAuthOptions } from './stream/kube-auth.ts';
 export type { Leadership, Controller, OperatorContext } from './operator.ts';
 export { MemoryObjectSource } from './sources/memory.ts';
+export { ConfigMapCaBundle } from './stream/tls.ts';

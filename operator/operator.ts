@@ -133,6 +133,12 @@ export class Operator {
   /** isLeader: file mode always; in a cluster while the lease is held and fresh. */
   isLeader(): boolean { return this.leadership ? this.leadership.isLeader() : true; }
 
+  /** setServingCertificate swaps the stream's certificate without dropping connections (rotation). */
+  setServingCertificate(tls: { cert: string; key: string }): void {
+    const server = this.streamServer as (Server & { setSecureContext?: (o: { cert: string; key: string }) => void }) | null;
+    server?.setSecureContext?.({ cert: tls.cert, key: tls.key });
+  }
+
   get streamAddress(): AddressInfo { return this.streamServer!.address() as AddressInfo; }
   get adminAddress(): AddressInfo { return this.adminServer!.address() as AddressInfo; }
   get current(): RoutingVersion | null { return this.pipeline.current; }
