@@ -3,6 +3,8 @@ import { Command, InvalidArgumentError } from 'commander';
 import { validateFiles } from './validate.ts';
 import { explain, formatExplain, UsageError } from './explain.ts';
 import { registerOperator } from './operator.ts';
+import { registerUp } from './up.ts';
+import { registerProxy } from './proxy.ts';
 import { registerWebhook } from './webhook.ts';
 import { registerLocal } from './local.ts';
 
@@ -45,9 +47,11 @@ export function buildProgram(): Command {
       console.log(opts.json ? JSON.stringify(out, null, 2) : formatExplain(out));
     });
 
+  registerProxy(program);
   registerWebhook(program);
   registerLocal(program);
   registerOperator(program);
+  registerUp(program);
   return program;
 }
 

@@ -29,14 +29,19 @@ export interface SideStats {
 }
 
 export interface BackendStats {
+  /** Backend resource name; when absent, the entry's key names the backend. */
+  backend?: string;
   /** `namespace/name` of the Canary, when the backend is one side of a split. */
   canary?: string;
   side?: 'stable' | 'canary';
   stats: SideStats;
 }
 
-/** Upper bounds of the latency buckets in milliseconds; one more bucket catches the rest. */
-export const STATS_BUCKETS_MS: readonly number[] = [1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000];
+/**
+ * Upper bounds of the latency buckets in milliseconds; one more bucket catches the rest.
+ * The same bounds as the proxy's Prometheus histogram, so both describe the same requests.
+ */
+export const STATS_BUCKETS_MS: readonly number[] = [1, 2.5, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000];
 
 export type ClientMessage =
   | { type: 'hello'; protocol: number; proxy: ProxyIdentity; version: Version | null; resources: [string, string][] }
@@ -109,6 +114,7 @@ export function decodeClientMessage(text: string): Decoded<ClientMessage> {
       if (!isObject(v.backends)) return fail('stats.backends: must be an object');
       for (const [name, b] of Object.entries(v.backends)) {
         if (!isObject(b)) return fail(`stats.backends["${name}"]: must be an object`);
+        if (b.backend !== undefined && !isName(b.backend)) return fail(`stats.backends["${name}"].backend: must be a backend name`);
         const problem = checkSideStats(b.stats);
         if (problem) return fail(`stats.backends["${name}"]: ${problem}`);
       }

@@ -76,6 +76,29 @@ export function parseManifestText(text: string, file: string): { objects: Loaded
   return { objects, errors };
 }
 
+/**
+ * parseJsonManifest takes the fast path for JSON files (large generated lists parse an
+ * order of magnitude faster and smaller than through the YAML parser); invalid JSON falls
+ * back to the YAML parser, whose errors name the line.
+ */
+function parseJsonManifest(text: string, file: string): { objects: LoadedObject[]; errors: ManifestError[] } {
+  let value: unknown;
+  try {
+    value = JSON.parse(text);
+  } catch {
+    return parseManifestText(text, file);
+  }
+  const objects: LoadedObject[] = [];
+  const errors: ManifestError[] = [];
+  if (!isObject(value)) return { objects, errors: [{ file, message: 'a document is not an object' }] };
+  const items = value.kind === 'List' && Array.isArray((value as { items?: unknown }).items) ? (value as { items: unknown[] }).items : [value];
+  for (const item of items) {
+    if (isObject(item)) objects.push({ object: item, file });
+    else errors.push({ file, message: 'a List item is not an object' });
+  }
+  return { objects, errors };
+}
+
 /** loadManifests reads every manifest under the given paths, in a stable order. */
 export async function loadManifests(paths: string[]): Promise<Manifests> {
   const files: string[] = [];
@@ -92,7 +115,7 @@ export async function loadManifests(paths: string[]): Promise<Manifests> {
       errors.push({ file, message: `cannot read: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` });
       continue;
     }
-    const parsed = parseManifestText(text, file);
+    const parsed = extname(file) === '.json' ? parseJsonManifest(text, file) : parseManifestText(text, file);
     objects.push(...parsed.objects);
     errors.push(...parsed.errors);
   }

@@ -63,8 +63,8 @@ export class Fleet {
       this.slots.push(slot);
       while (this.slots.length > 0 && this.slots[0]!.second < second - this.retainSeconds) this.slots.shift();
     }
-    for (const [backend, b] of Object.entries(report.backends)) {
-      const keys = [`backend ${backend}`];
+    for (const [key, b] of Object.entries(report.backends)) {
+      const keys = [`backend ${b.backend ?? key}`];
       if (b.canary && b.side) keys.push(`canary ${b.canary} ${b.side}`);
       for (const key of keys) slot.byKey.set(key, mergeSideStats(slot.byKey.get(key) ?? emptySideStats(), b.stats));
     }

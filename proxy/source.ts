@@ -17,8 +17,12 @@ export interface RoutingUpdate {
 }
 
 export interface RoutingSource {
-  /** start begins delivering updates; the first one is a full set. It resolves once that one was delivered. */
-  start(onUpdate: (update: RoutingUpdate) => void): Promise<void>;
+  /**
+   * start begins delivering updates; the first one is a full set. It resolves once that one
+   * was delivered. onUpdate may return a promise that settles when the update is being
+   * served; a source that acknowledges updates (the operator stream) waits for it.
+   */
+  start(onUpdate: (update: RoutingUpdate) => void | Promise<void>): Promise<void>;
   close(): Promise<void>;
 }
 

@@ -39,7 +39,7 @@ export interface StreamClientOptions {
   maxStateAgeMs?: number;
   logger: Logger;
   /** Statistics since the previous call, sent every statsIntervalMs. */
-  takeStats?: () => Record<string, BackendStats>;
+  takeStats?: () => Promise<Record<string, BackendStats>>;
   statsIntervalMs?: number;
   initialBackoffMs?: number;
   maxBackoffMs?: number;
@@ -66,7 +66,7 @@ export class StreamSource implements RoutingSource {
   private readonly options: StreamClientOptions;
   private readonly set = new ResourceSet();
   private version: Version | null = null;
-  private onUpdate: ((u: RoutingUpdate) => void) | null = null;
+  private onUpdate: ((u: RoutingUpdate) => void | Promise<void>) | null = null;
   private ws: WebSocket | null = null;
   private closed = false;
   private backoffMs: number;
@@ -90,7 +90,7 @@ export class StreamSource implements RoutingSource {
   }
 
   /** start serves LKG state if there is fresh one, connects, and resolves on the first full set. */
-  async start(onUpdate: (update: RoutingUpdate) => void): Promise<void> {
+  async start(onUpdate: (update: RoutingUpdate) => void | Promise<void>): Promise<void> {
     this.onUpdate = onUpdate;
     await this.loadState();
     this.connect();
@@ -173,8 +173,9 @@ export class StreamSource implements RoutingSource {
     if (!take) return;
     const intervalMs = this.options.statsIntervalMs ?? 5000;
     this.statsTimer = setInterval(() => {
-      const backends = take();
-      this.send(ws, { type: 'stats', seq: ++this.statsSeq, startedAt: this.startedAt, intervalMs, backends });
+      void take().then((backends) => {
+        this.send(ws, { type: 'stats', seq: ++this.statsSeq, startedAt: this.startedAt, intervalMs, backends });
+      }, (err: Error) => this.options.logger.warn({ err: err.message }, 'collecting statistics failed'));
     }, intervalMs);
     this.statsTimer.unref();
   }
@@ -212,8 +213,8 @@ export class StreamSource implements RoutingSource {
       changed = { upserts: msg.upserts.map((r) => r.resource.name), removals: msg.removals };
     }
     this.version = { generation: msg.generation, root: msg.root };
-    this.publish(changed);
-    this.send(ws, { type: 'ack', generation: msg.generation, root: msg.root });
+    // ACK once the update is served (the proxy's workers run it), not merely received.
+    void this.publish(changed).then(() => this.send(ws, { type: 'ack', generation: msg.generation, root: msg.root }));
   }
 
   private refuse(ws: WebSocket, msg: { generation: number; root: string }, reason: string): void {
@@ -221,13 +222,14 @@ export class StreamSource implements RoutingSource {
     this.send(ws, { type: 'nack', generation: msg.generation, root: msg.root, reason });
   }
 
-  private publish(changed: { upserts: string[]; removals: string[] }): void {
+  private async publish(changed: { upserts: string[]; removals: string[] }): Promise<void> {
     const version = this.version!;
     this.status.version = version;
     this.status.appliedAt = Date.now();
-    this.onUpdate?.({ resources: new Map(this.set.resources), changed, root: version.root, generation: version.generation });
+    const serving = this.onUpdate?.({ resources: new Map(this.set.resources), changed, root: version.root, generation: version.generation });
     this.firstUpdate();
     this.scheduleSave();
+    await serving;
   }
 
   // ---- last-known-good state ----------------------------------------------------------

@@ -1,0 +1,257 @@
+/**
+ * Proxy benchmark: nginx as the reverse proxy baseline and `vane proxy`, side by side in one
+ * run, in front of the same upstream (nginx serving a fixed 600-byte body).
+ *
+ * - CPU 0: the proxy under test (nginx with 1 worker, or vane with 1 worker). CPU 1: the
+ *   upstream and the load generator (`taskset`). Keep-alive on both sides.
+ * - Throughput and latency: wrk -t1 -c50, bounded runs (VANE_BENCH_SECONDS, default 10 s).
+ * - Latency at a fixed rate of half nginx's maximum: bench/proxy/fixed-rate.ts (open loop,
+ *   measured from the scheduled send time; wrk2 is not packaged in Debian).
+ * - Memory: RSS of the primary and of one worker with 10k and 100k routes loaded.
+ * - A full routing update (every Ingress changed) under fixed-rate load with 10k routes: p99 with and without.
+ *
+ * Usage: node bench/proxy/run.ts   (needs nginx and wrk: bash scripts/install-system-deps.sh)
+ * VANE_BENCH_PROFILE=DIR writes CPU profiles of the vane processes (--cpu-prof) to DIR.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
+import { get } from 'node:http';
+import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { buildWorld } from '../support/world.ts';
+
+const ROOT = fileURLToPath(new URL('../../', import.meta.url));
+const SECONDS = Number(process.env.VANE_BENCH_SECONDS ?? 10);
+const PROFILE = process.env.VANE_BENCH_PROFILE;
+const BODY = 'x'.repeat(600);
+const HOST = 'bench.local';
+
+function need(cmd: string): void {
+  if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) {
+    console.error(`bench/proxy: ${cmd} is missing; run: bash scripts/install-system-deps.sh`);
+    process.exit(2);
+  }
+}
+
+async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise((r) => s.close(r));
+  return port;
+}
+
+const children: ChildProcess[] = [];
+function start(cpu: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
+  const child = spawn('taskset', ['-c', cpu, cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
+  child.stderr!.resume();
+  children.push(child);
+  return child;
+}
+
+async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
+  if (child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill(signal);
+  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+  await exited;
+  clearTimeout(timer);
+}
+
+async function waitHttp(port: number, host: string, path = '/'): Promise<void> {
+  const deadline = Date.now() + 120_000;
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      get({ host: '127.0.0.1', port, path, headers: { host }, agent: false }, (res) => { res.resume(); resolve(res.statusCode === 200); }).on('error', () => resolve(false));
+    });
+    if (ok) return;
+    if (Date.now() > deadline) throw new Error(`nothing answers 200 on port ${port}${path}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function nginxConf(dir: string, body: string): string {
+  return `worker_processes 1;\ndaemon off;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log warn;\nevents { worker_connections 4096; }\nhttp {\n  access_log off;\n  client_body_temp_path ${dir}/body;\n  proxy_temp_path ${dir}/proxy;\n  fastcgi_temp_path ${dir}/fastcgi;\n  uwsgi_temp_path ${dir}/uwsgi;\n  scgi_temp_path ${dir}/scgi;\n  keepalive_requests 1000000;\n${body}\n}\n`;
+}
+
+interface WrkResult { rps: number; p50Ms: number; p99Ms: number; errors: number }
+
+function ms(text: string): number {
+  const m = /^([\d.]+)(us|ms|s)$/.exec(text.trim());
+  if (!m) return NaN;
+  return Number(m[1]) * (m[2] === 'us' ? 0.001 : m[2] === 's' ? 1000 : 1);
+}
+
+function wrk(port: number, seconds: number): WrkResult {
+  const r = spawnSync('taskset', ['-c', '1', 'wrk', '-t1', '-c50', `-d${seconds}s`, '--latency', '-H', `Host: ${HOST}`, `http://127.0.0.1:${port}/`], { encoding: 'utf8' });
+  const out = r.stdout;
+  const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
+  const p50 = ms(/\s50%\s+(\S+)/.exec(out)?.[1] ?? '');
+  const p99 = ms(/\s99%\s+(\S+)/.exec(out)?.[1] ?? '');
+  const errs = /Non-2xx or 3xx responses:\s+(\d+)/.exec(out);
+  const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
+  const errors = Number(errs?.[1] ?? 0) + (sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
+  if (!(rps > 0)) throw new Error(`wrk failed: ${r.stderr || out}`);
+  return { rps, p50Ms: p50, p99Ms: p99, errors };
+}
+
+interface FixedResult { completed: number; errors: number; p50Ms: number; p99Ms: number; p999Ms: number; maxMs: number }
+
+function fixedRate(port: number, rate: number, seconds: number): Promise<FixedResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn('taskset', ['-c', '1', process.execPath, join(ROOT, 'bench/proxy/fixed-rate.ts'), String(port), HOST, String(Math.round(rate)), String(seconds), '50'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    let out = '';
+    child.stdout!.on('data', (c: Buffer) => { out += c; });
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as FixedResult) : reject(new Error(`fixed-rate exited ${code}`))));
+  });
+}
+
+function rssKb(pid: number): Promise<number> {
+  return readFile(`/proc/${pid}/status`, 'utf8').then((s) => Number(/VmRSS:\s+(\d+)/.exec(s)?.[1] ?? NaN));
+}
+
+function manifests(upstreamPort: number): object[] {
+  return [
+    { apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass', metadata: { name: 'vane' }, spec: { controller: 'vane.dev/ingress-controller' } },
+    { apiVersion: 'v1', kind: 'Service', metadata: { name: 'upstream', namespace: 'bench' }, spec: { ports: [{ name: 'http', port: 80, targetPort: upstreamPort }] } },
+    {
+      apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
+      metadata: { name: 'upstream-1', namespace: 'bench', labels: { 'kubernetes.io/service-name': 'upstream' } },
+      addressType: 'IPv4', ports: [{ name: 'http', port: upstreamPort, protocol: 'TCP' }],
+      endpoints: [{ addresses: ['127.0.0.1'], conditions: { ready: true } }],
+    },
+    {
+      apiVersion: 'networking.k8s.io/v1', kind: 'Ingress', metadata: { name: 'bench', namespace: 'bench' },
+      spec: { ingressClassName: 'vane', rules: [{ host: HOST, http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'upstream', port: { number: 80 } } } }] } }] },
+    },
+  ];
+}
+
+async function writeList(file: string, items: object[]): Promise<void> {
+  await writeFile(file, JSON.stringify({ apiVersion: 'v1', kind: 'List', items }));
+}
+
+interface Vane { child: ChildProcess; http: number; admin: number; dir: string }
+
+/** FILE_OBJECTS keeps each generated file well under the loader's 16 MiB limit per manifest. */
+const FILE_OBJECTS = 2_000;
+
+async function startVane(items: object[], cpu: string, extra: object[] = []): Promise<Vane> {
+  const dir = await mkdtemp(join(tmpdir(), 'vane-bench-proxy-'));
+  await writeList(join(dir, 'manifests.json'), items);
+  for (let i = 0; i < extra.length; i += FILE_OBJECTS) await writeList(join(dir, `world-${i / FILE_OBJECTS}.json`), extra.slice(i, i + FILE_OBJECTS));
+  const http = await freePort();
+  const admin = await freePort();
+  const https = await freePort();
+  const nodeArgs = PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${PROFILE}`] : [];
+  const child = start(cpu, process.execPath, [...nodeArgs, join(ROOT, 'cli/main.ts'), 'proxy', '--from-files', dir, '--http-port', String(http), '--https-port', String(https),
+    '--admin-port', String(admin), '--host', '127.0.0.1', '--admin-host', '127.0.0.1', '--workers', '1', '--shutdown-delay', '0s', '--drain-timeout', '2s'], { ...process.env, VANE_LOG_LEVEL: 'error' });
+  await waitHttp(admin, 'localhost', '/readyz');
+  return { child, http, admin, dir };
+}
+
+async function workerPid(admin: number): Promise<number> {
+  const r = await fetch(`http://127.0.0.1:${admin}/readyz`).then((x) => x.json() as Promise<{ workers: { pid: number }[] }>);
+  return r.workers[0]!.pid;
+}
+
+function pad(s: string | number, n: number): string { return String(s).padStart(n); }
+
+async function main(): Promise<void> {
+  need('nginx');
+  need('wrk');
+  need('taskset');
+  const nginxVersion = spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr.trim();
+  // The bracket keeps pgrep from matching the shell running it.
+  const busy = spawnSync('sh', ['-c', "pgrep -f '[g]o build' | wc -l"], { encoding: 'utf8' }).stdout.trim();
+  console.log(`machine: ${cpus()[0]?.model ?? 'unknown'} × ${availableParallelism()}; node ${process.version}; ${nginxVersion}; wrk -t1 -c50 ${SECONDS}s`);
+  if (busy !== '0') console.log('warning: a Go build is running on this machine; figures are noisy');
+  const load = loadavg()[0]!;
+  if (load > 0.5) console.log(`warning: load average ${load.toFixed(2)} before the run: other work shares these cores; figures are noisy`);
+
+  const work = await mkdtemp(join(tmpdir(), 'vane-bench-nginx-'));
+  // nginx workers started by root run as nobody and must read the body file.
+  await chmod(work, 0o755);
+  const upPort = await freePort();
+  const ngxPort = await freePort();
+  await writeFile(join(work, 'body.txt'), BODY);
+  await writeFile(join(work, 'upstream.conf'), nginxConf(`${work}/up`, `  server { listen 127.0.0.1:${upPort} backlog=4096; location / { root ${work}; try_files /body.txt =404; default_type text/plain; } }`));
+  await writeFile(join(work, 'proxy.conf'), nginxConf(`${work}/px`, `  upstream up { server 127.0.0.1:${upPort}; keepalive 64; }\n  server { listen 127.0.0.1:${ngxPort} backlog=4096; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; } }`));
+  for (const d of ['up', 'px']) spawnSync('mkdir', ['-p', join(work, d)]);
+
+  const upstream = start('1', 'nginx', ['-c', join(work, 'upstream.conf'), '-e', join(work, 'up/error.log')]);
+  const ngx = start('0', 'nginx', ['-c', join(work, 'proxy.conf'), '-e', join(work, 'px/error.log')]);
+  await waitHttp(upPort, HOST);
+  await waitHttp(ngxPort, HOST);
+  const vane = await startVane(manifests(upPort), '0');
+  await waitHttp(vane.http, HOST);
+
+  const results: Record<string, WrkResult> = {};
+  for (const [name, port] of [['nginx', ngxPort], ['vane', vane.http]] as const) {
+    wrk(port, 3);
+    results[name] = wrk(port, SECONDS);
+  }
+  const nginxRps = results.nginx!.rps;
+  const fixedRps = nginxRps / 2;
+  const fixed: Record<string, FixedResult> = {};
+  for (const [name, port] of [['nginx', ngxPort], ['vane', vane.http]] as const) fixed[name] = await fixedRate(port, fixedRps, SECONDS);
+  // Context for the figure above: both proxies at half of vane's own maximum.
+  const ownRps = results.vane!.rps / 2;
+  const own: Record<string, FixedResult> = {};
+  for (const [name, port] of [['nginx', ngxPort], ['vane', vane.http]] as const) own[name] = await fixedRate(port, ownRps, SECONDS);
+  const vanePid = await workerPid(vane.admin);
+  const rssUnderLoad = await rssKb(vanePid);
+  await stopChild(vane.child);
+  await rm(vane.dir, { recursive: true, force: true });
+
+  console.log('\nthroughput (wrk -t1 -c50, proxy pinned to one core)');
+  console.log(`${'proxy'.padEnd(8)}${pad('req/s', 10)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('errors', 8)}`);
+  for (const [name, r] of Object.entries(results)) console.log(`${name.padEnd(8)}${pad(r.rps.toFixed(0), 10)}${pad(r.p50Ms.toFixed(2), 9)}${pad(r.p99Ms.toFixed(2), 9)}${pad(r.errors, 8)}`);
+  const v = results.vane!;
+  console.log(`ratio vane/nginx: rps ${(v.rps / nginxRps).toFixed(2)}×, p50 ${(v.p50Ms / results.nginx!.p50Ms).toFixed(2)}×, p99 ${(v.p99Ms / results.nginx!.p99Ms).toFixed(2)}×`);
+  console.log(`\nfixed rate ${fixedRps.toFixed(0)} req/s (half nginx's max; open loop, latency from scheduled send)`);
+  console.log(`${'proxy'.padEnd(8)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('p99.9', 9)}${pad('max', 9)}${pad('done', 9)}${pad('errors', 8)}`);
+  for (const [name, r] of Object.entries(fixed)) console.log(`${name.padEnd(8)}${pad(r.p50Ms.toFixed(2), 9)}${pad(r.p99Ms.toFixed(2), 9)}${pad(r.p999Ms.toFixed(2), 9)}${pad(r.maxMs.toFixed(1), 9)}${pad(r.completed, 9)}${pad(r.errors, 8)}`);
+  console.log(`ratio vane/nginx p99 at fixed rate: ${(fixed.vane!.p99Ms / fixed.nginx!.p99Ms).toFixed(2)}×`);
+  console.log(`\nfixed rate ${ownRps.toFixed(0)} req/s (half vane's max, for context)`);
+  for (const [name, r] of Object.entries(own)) console.log(`${name.padEnd(8)}${pad(r.p50Ms.toFixed(2), 9)}${pad(r.p99Ms.toFixed(2), 9)}${pad(r.p999Ms.toFixed(2), 9)}${pad(r.maxMs.toFixed(1), 9)}${pad(r.completed, 9)}${pad(r.errors, 8)}`);
+  console.log(`ratio vane/nginx p99 at half vane's max: ${(own.vane!.p99Ms / own.nginx!.p99Ms).toFixed(2)}×`);
+  console.log(`vane worker RSS after the runs (1 route): ${(rssUnderLoad / 1024).toFixed(0)} MiB`);
+
+  console.log('\nmemory with many routes (4 paths per Ingress)');
+  for (const ingresses of [2_500, 25_000]) {
+    const world = buildWorld({ ingresses, pathsPerIngress: 4, endpointsPerService: 2, tlsShare: 0 });
+    const t0 = Date.now();
+    const big = await startVane(manifests(upPort), '0', world.objects);
+    const readyMs = Date.now() - t0;
+    const pid = await workerPid(big.admin);
+    await waitHttp(big.http, HOST);
+    const [worker, primary] = await Promise.all([rssKb(pid), rssKb(big.child.pid!)]);
+    console.log(`${pad(ingresses * 4, 7)} routes: worker ${pad((worker / 1024).toFixed(0), 5)} MiB, primary ${pad((primary / 1024).toFixed(0), 5)} MiB, ready in ${(readyMs / 1000).toFixed(1)} s`);
+    if (ingresses === 2_500) {
+      const rate = Math.min(fixedRps, 5_000);
+      const quiet = await fixedRate(big.http, rate, 6);
+      const changed = world.objects.map((o) => (o.kind === 'Ingress' ? { ...o, metadata: { ...o.metadata, annotations: { ...(o.metadata?.annotations ?? {}), 'vane.dev/read-timeout': '59s' } } } : o));
+      const during = fixedRate(big.http, rate, 6);
+      await new Promise((r) => setTimeout(r, 2_000));
+      for (let i = 0; i < changed.length; i += FILE_OBJECTS) await writeList(join(big.dir, `world-${i / FILE_OBJECTS}.json`), changed.slice(i, i + FILE_OBJECTS));
+      const busyRun = await during;
+      console.log(`   full update of all ${ingresses} Ingresses at ${rate} req/s: p99 ${quiet.p99Ms} ms → ${busyRun.p99Ms} ms, max ${quiet.maxMs} → ${busyRun.maxMs} ms, errors ${busyRun.errors}`);
+    }
+    await stopChild(big.child);
+    await rm(big.dir, { recursive: true, force: true });
+  }
+
+  await stopChild(ngx, 'SIGQUIT');
+  await stopChild(upstream, 'SIGQUIT');
+  await rm(work, { recursive: true, force: true });
+}
+
+try {
+  await main();
+} finally {
+  // SIGTERM, not SIGKILL: an nginx master killed outright leaves its worker behind.
+  for (const c of children) if (c.exitCode === null) c.kill('SIGTERM');
+}

@@ -1,0 +1,152 @@
+/** `vane proxy`: the data plane, composed here from proxy/ and a routing source. */
+import { availableParallelism } from 'node:os';
+import { resolve } from 'node:path';
+import { InvalidArgumentError, type Command } from 'commander';
+import { parseDurationMs, parseSizeBytes } from '../core/index.ts';
+import { createLogger } from '../lib/log.ts';
+import { readFile } from 'node:fs/promises';
+import { FileSource, StreamSource, resolveOptions, startProxy, DEFAULT_OPTIONS, type ProxyOptions, type ProxyHandle, type RoutingSource } from '../proxy/index.ts';
+
+function int(value: string): number {
+  const n = Number(value);
+  if (!Number.isInteger(n)) throw new InvalidArgumentError('must be an integer');
+  return n;
+}
+
+function duration(value: string): number {
+  const ms = parseDurationMs(value);
+  if (ms === null) throw new InvalidArgumentError('must be a duration such as "5s" or "500ms"');
+  return ms;
+}
+
+function size(value: string): number {
+  const bytes = parseSizeBytes(value);
+  if (bytes === null || bytes === 0) throw new InvalidArgumentError('must be a size such as "16k"');
+  return bytes;
+}
+
+function listeners(value: string | true): ProxyOptions['proxyProtocol'] {
+  if (value === true) return { http: true, https: true };
+  const names = value.split(',').map((s) => s.trim());
+  for (const n of names) if (n !== 'http' && n !== 'https') throw new InvalidArgumentError('must list listeners: http, https');
+  return { http: names.includes('http'), https: names.includes('https') };
+}
+
+interface Flags {
+  fromFiles?: string;
+  operator?: string;
+  proxyName?: string;
+  tokenFile?: string;
+  operatorCa?: string;
+  stateDir?: string;
+  maxStateAge: number;
+  httpPort: number; httpsPort: number; adminPort: number; host: string; adminHost: string;
+  workers: number;
+  trustedProxies?: string;
+  proxyProtocol?: string | true;
+  defaultSslCertificate?: string;
+  shutdownDelay: number; drainTimeout: number;
+  httpsRedirectPort: number;
+  maxHeaderBytes: number;
+  upstreamConnections: number;
+  retries: number;
+  outlierConsecutiveFailures: number; outlierBaseEjection: number; outlierMaxEjection: number; outlierMaxEjectionPercent: number;
+  metricsPerPath?: boolean;
+  ingressClass: string;
+  mergeSlashes: boolean;
+}
+
+export function registerProxy(program: Command): void {
+  const d = DEFAULT_OPTIONS;
+  program.command('proxy')
+    .description('run the proxy (data plane) on routing from the operator\'s stream, or compiled from a directory of manifests')
+    .option('--from-files <dir>', 'directory of manifests, watched: changes apply live')
+    .option('--operator <urls>', 'wss:// URL(s) of the operator stream, comma-separated (replicas); instead of --from-files')
+    .option('--proxy-name <name>', 'this proxy\'s name on the stream (its pod name in a cluster)', process.env.POD_NAME)
+    .option('--token-file <file>', 'bearer token for the stream, re-read on every connect (a projected ServiceAccount token)')
+    .option('--operator-ca <file>', 'PEM CA bundle that signs the operator\'s stream certificate')
+    .option('--state-dir <dir>', 'keep last-known-good routing here (use a memory-backed volume: it holds TLS keys)')
+    .option('--max-state-age <duration>', 'last-known-good routing older than this is not served on start', duration, 24 * 3600 * 1000)
+    .option('--http-port <port>', 'plain HTTP listener', int, d.httpPort)
+    .option('--https-port <port>', 'HTTPS listener', int, d.httpsPort)
+    .option('--admin-port <port>', '/healthz, /readyz and /metrics', int, d.adminPort)
+    .option('--host <address>', 'address the traffic listeners bind to', d.host)
+    .option('--admin-host <address>', 'address the admin listener binds to', d.adminHost)
+    .option('--workers <n>', 'worker processes (default: one per core)', int, availableParallelism())
+    .option('--trusted-proxies <cidrs>', 'comma-separated CIDRs whose X-Forwarded-* headers are believed')
+    .option('--proxy-protocol [listeners]', 'expect a PROXY protocol v1/v2 header on http, https (default both)')
+    .option('--default-ssl-certificate <namespace/name>', 'TLS Secret served when no certificate matches')
+    .option('--shutdown-delay <duration>', 'readiness fails this long before listeners close', duration, d.shutdownDelayMs)
+    .option('--drain-timeout <duration>', 'longest wait for in-flight requests on shutdown', duration, d.drainTimeoutMs)
+    .option('--https-redirect-port <port>', 'port in 308 redirects to HTTPS', int, d.httpsRedirectPort)
+    .option('--max-header-bytes <size>', 'request head limit (larger: 431)', size, d.maxHeaderBytes)
+    .option('--upstream-connections <n>', 'connections per upstream endpoint and worker', int, d.upstreamConnections)
+    .option('--retries <n>', 'extra attempts for idempotent requests whose connection failed', int, d.retries)
+    .option('--outlier-consecutive-failures <n>', 'connect failures in a row that eject an endpoint', int, d.outlier.consecutiveFailures)
+    .option('--outlier-base-ejection <duration>', 'first ejection time, doubled per ejection in a row', duration, d.outlier.baseEjectionMs)
+    .option('--outlier-max-ejection <duration>', 'longest ejection time', duration, d.outlier.maxEjectionMs)
+    .option('--outlier-max-ejection-percent <n>', 'largest share of a backend\'s endpoints ejected at once', int, d.outlier.maxEjectionPercent)
+    .option('--metrics-per-path', 'label request metrics with the route path too')
+    .option('--ingress-class <name>', 'IngressClass served', 'vane')
+    .option('--no-merge-slashes', 'keep runs of "/" in request paths')
+    .action(async (flags: Flags) => {
+      const log = createLogger('proxy');
+      const options = resolveOptions({
+        httpPort: flags.httpPort, httpsPort: flags.httpsPort, adminPort: flags.adminPort, host: flags.host, adminHost: flags.adminHost,
+        workers: flags.workers,
+        trustedProxies: flags.trustedProxies ? flags.trustedProxies.split(',').filter((s) => s.trim() !== '') : [],
+        proxyProtocol: flags.proxyProtocol === undefined ? d.proxyProtocol : listeners(flags.proxyProtocol),
+        defaultSslCertificate: flags.defaultSslCertificate ?? null,
+        shutdownDelayMs: flags.shutdownDelay, drainTimeoutMs: flags.drainTimeout,
+        httpsRedirectPort: flags.httpsRedirectPort,
+        maxHeaderBytes: flags.maxHeaderBytes,
+        upstreamConnections: flags.upstreamConnections,
+        retries: flags.retries,
+        outlier: {
+          consecutiveFailures: flags.outlierConsecutiveFailures, baseEjectionMs: flags.outlierBaseEjection,
+          maxEjectionMs: flags.outlierMaxEjection, maxEjectionPercent: flags.outlierMaxEjectionPercent,
+        },
+        metricsPerPath: flags.metricsPerPath === true,
+      });
+      if ((flags.fromFiles === undefined) === (flags.operator === undefined)) {
+        log.fatal({}, 'exactly one of --from-files or --operator is required');
+        process.exit(2);
+      }
+      let handle: ProxyHandle | undefined;
+      const source: RoutingSource = flags.operator ? new StreamSource({
+        url: flags.operator.split(',').map((u) => u.trim()).filter(Boolean),
+        proxyName: flags.proxyName ?? 'proxy',
+        ...(flags.tokenFile ? { token: async () => (await readFile(flags.tokenFile!, 'utf8')).trim() } : {}),
+        ...(flags.operatorCa ? { ca: await readFile(flags.operatorCa, 'utf8') } : {}),
+        ...(flags.stateDir ? { stateDir: resolve(flags.stateDir) } : {}),
+        maxStateAgeMs: flags.maxStateAge,
+        logger: log,
+        takeStats: async () => (handle ? handle.stats() : {}),
+      }) : new FileSource({
+        dir: resolve(flags.fromFiles!),
+        compile: {
+          ingressClass: flags.ingressClass,
+          mergeSlashes: flags.mergeSlashes,
+          ...(options.defaultSslCertificate ? { defaultCertificate: options.defaultSslCertificate } : {}),
+        },
+        debounceMs: options.watchDebounceMs,
+        maxHoldoffMs: options.watchMaxHoldoffMs,
+        logger: log,
+      });
+      try {
+        handle = await startProxy(options, source, log);
+      } catch (err) {
+        log.fatal({ err: (err as Error).message }, 'proxy failed to start');
+        process.exit(1);
+      }
+      let signals = 0;
+      const onSignal = (signal: string) => {
+        if (++signals > 1) { log.warn({ signal }, 'second signal: exiting now'); process.exit(1); }
+        void handle.stop();
+      };
+      process.on('SIGTERM', () => onSignal('SIGTERM'));
+      process.on('SIGINT', () => onSignal('SIGINT'));
+      await handle.done;
+      process.exit(0);
+    });
+}

@@ -1,0 +1,146 @@
+/**
+ * ProxyOptions: everything `vane proxy` can be told, checked once when the proxy starts
+ * (never halfway through a request). Defaults are what a platform team would run.
+ */
+import { BlockList, isIP } from 'node:net';
+
+/** ProxyError is the root of the proxy's errors; callers branch on `code`. */
+export class ProxyError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'ProxyError';
+    this.code = code;
+  }
+}
+
+export interface OutlierOptions {
+  /** Consecutive connect failures that eject an endpoint. */
+  consecutiveFailures: number;
+  /** First ejection time; each further ejection in a row doubles it. */
+  baseEjectionMs: number;
+  maxEjectionMs: number;
+  /** At most this share of a backend's endpoints is ejected at once (a lone endpoint never is). */
+  maxEjectionPercent: number;
+}
+
+export interface ProxyOptions {
+  httpPort: number;
+  httpsPort: number;
+  adminPort: number;
+  /** Address the traffic listeners bind to. */
+  host: string;
+  adminHost: string;
+  workers: number;
+  /** CIDRs whose forwarding headers (X-Forwarded-*) are believed. */
+  trustedProxies: string[];
+  proxyProtocol: { http: boolean; https: boolean };
+  /** `namespace/name` of the TLS Secret to use when no certificate matches. */
+  defaultSslCertificate: string | null;
+  /** How long readiness fails before listeners close, so load balancers stop sending. */
+  shutdownDelayMs: number;
+  /** Longest wait for in-flight requests once listeners are closed. */
+  drainTimeoutMs: number;
+  /** Port written into 308 redirects to HTTPS (the Service port, not the container port). */
+  httpsRedirectPort: number;
+  maxHeaderBytes: number;
+  /** Time a client has to send a complete request head (slow-loris bound). */
+  clientHeaderTimeoutMs: number;
+  clientKeepAliveTimeoutMs: number;
+  /** Connections per upstream endpoint and worker. */
+  upstreamConnections: number;
+  upstreamKeepAliveMs: number;
+  /** Extra attempts for idempotent requests whose upstream connection failed. */
+  retries: number;
+  outlier: OutlierOptions;
+  /** Label request metrics by route path too (off: 10k Ingresses must not mean millions of series). */
+  metricsPerPath: boolean;
+  /** Quiet time before a change in the manifest directory is applied. */
+  watchDebounceMs: number;
+  /** A burst of changes is never held off longer than this. */
+  watchMaxHoldoffMs: number;
+}
+
+export const DEFAULT_OPTIONS: ProxyOptions = {
+  httpPort: 8080,
+  httpsPort: 8443,
+  adminPort: 9901,
+  host: '0.0.0.0',
+  adminHost: '0.0.0.0',
+  workers: 1,
+  trustedProxies: [],
+  proxyProtocol: { http: false, https: false },
+  defaultSslCertificate: null,
+  shutdownDelayMs: 5_000,
+  drainTimeoutMs: 30_000,
+  httpsRedirectPort: 443,
+  maxHeaderBytes: 16 * 1024,
+  clientHeaderTimeoutMs: 30_000,
+  clientKeepAliveTimeoutMs: 75_000,
+  upstreamConnections: 256,
+  upstreamKeepAliveMs: 60_000,
+  retries: 2,
+  outlier: { consecutiveFailures: 3, baseEjectionMs: 10_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 },
+  metricsPerPath: false,
+  watchDebounceMs: 100,
+  watchMaxHoldoffMs: 500,
+};
+
+function port(name: string, value: number, allowZero: boolean): void {
+  if (!Number.isInteger(value) || value < (allowZero ? 0 : 1) || value > 65535) {
+    throw new ProxyError('EOPTION', `${name} must be a port number${allowZero ? ' (0: any free port)' : ''}, got ${value}`);
+  }
+}
+
+function positive(name: string, value: number, allowZero = false): void {
+  if (!Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) throw new ProxyError('EOPTION', `${name} must be a positive number, got ${value}`);
+}
+
+/** addCidr adds `10.0.0.0/8`, `::1/128` or a bare address into a BlockList entry. */
+export function addCidr(list: BlockList, cidr: string): void {
+  const slash = cidr.indexOf('/');
+  const address = slash < 0 ? cidr : cidr.slice(0, slash);
+  const family = isIP(address);
+  if (family === 0) throw new ProxyError('EOPTION', `trusted proxy "${cidr}" is not an IP address or CIDR`);
+  const max = family === 4 ? 32 : 128;
+  const bits = slash < 0 ? max : Number(cidr.slice(slash + 1));
+  if (!Number.isInteger(bits) || bits < 0 || bits > max) throw new ProxyError('EOPTION', `trusted proxy "${cidr}" has an invalid prefix length`);
+  list.addSubnet(address, bits, family === 4 ? 'ipv4' : 'ipv6');
+}
+
+/** resolveOptions fills defaults and checks every value; it throws ProxyError on the first bad one. */
+export function resolveOptions(partial: Partial<ProxyOptions>): ProxyOptions {
+  const o: ProxyOptions = { ...DEFAULT_OPTIONS, ...partial, outlier: { ...DEFAULT_OPTIONS.outlier, ...partial.outlier } };
+  port('--http-port', o.httpPort, true);
+  port('--https-port', o.httpsPort, true);
+  port('--admin-port', o.adminPort, true);
+  port('--https-redirect-port', o.httpsRedirectPort, false);
+  if (!Number.isInteger(o.workers) || o.workers < 1 || o.workers > 256) throw new ProxyError('EOPTION', `--workers must be from 1 to 256, got ${o.workers}`);
+  addTrusted(o.trustedProxies);
+  if (o.defaultSslCertificate !== null && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(o.defaultSslCertificate)) {
+    throw new ProxyError('EOPTION', `--default-ssl-certificate must be namespace/name, got "${o.defaultSslCertificate}"`);
+  }
+  positive('--shutdown-delay', o.shutdownDelayMs, true);
+  positive('--drain-timeout', o.drainTimeoutMs);
+  positive('--max-header-bytes', o.maxHeaderBytes);
+  positive('--client-header-timeout', o.clientHeaderTimeoutMs);
+  positive('--client-keepalive-timeout', o.clientKeepAliveTimeoutMs);
+  positive('--upstream-connections', o.upstreamConnections);
+  positive('--upstream-keepalive-timeout', o.upstreamKeepAliveMs);
+  if (!Number.isInteger(o.retries) || o.retries < 0 || o.retries > 5) throw new ProxyError('EOPTION', `--retries must be from 0 to 5, got ${o.retries}`);
+  positive('--outlier-consecutive-failures', o.outlier.consecutiveFailures);
+  positive('--outlier-base-ejection', o.outlier.baseEjectionMs);
+  positive('--outlier-max-ejection', o.outlier.maxEjectionMs);
+  if (o.outlier.maxEjectionMs < o.outlier.baseEjectionMs) throw new ProxyError('EOPTION', '--outlier-max-ejection must not be below --outlier-base-ejection');
+  if (!(o.outlier.maxEjectionPercent >= 0 && o.outlier.maxEjectionPercent <= 100)) throw new ProxyError('EOPTION', '--outlier-max-ejection-percent must be from 0 to 100');
+  positive('watch debounce', o.watchDebounceMs);
+  if (o.watchMaxHoldoffMs < o.watchDebounceMs) throw new ProxyError('EOPTION', 'watch hold-off must not be below the debounce');
+  return o;
+}
+
+/** addTrusted builds the matcher for --trusted-proxies. */
+export function addTrusted(cidrs: readonly string[]): BlockList {
+  const list = new BlockList();
+  for (const c of cidrs) addCidr(list, c.trim());
+  return list;
+}

@@ -1,0 +1,153 @@
+/**
+ * What a connection may carry before HTTP or TLS proper: a PROXY protocol header (v1 text
+ * or v2 binary, from a cloud load balancer) and, on the HTTPS listener, the ClientHello
+ * whose SNI name decides between terminating TLS and passing it through. Both are read
+ * with bounded size and time, and what was read past them is put back on the socket.
+ */
+import type { Socket } from 'node:net';
+
+export interface ProxiedAddress {
+  sourceAddress: string;
+  sourcePort: number;
+  destinationPort: number;
+}
+
+/** Result of a parser: bytes consumed (the header length), NEED_MORE or INVALID. */
+export const NEED_MORE = -1;
+export const INVALID = -2;
+
+const V2_SIGNATURE = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+const V1_MAX = 107;
+
+export interface ProxyHeader { length: number; address: ProxiedAddress | null }
+
+/** ipv6 formats 16 bytes in the RFC 5952 form Node uses for remoteAddress. */
+function ipv6(buf: Buffer, at: number): string {
+  const groups: number[] = [];
+  for (let i = 0; i < 16; i += 2) groups.push(buf.readUInt16BE(at + i));
+  let bestStart = -1;
+  let bestLen = 1;
+  for (let i = 0; i < 8;) {
+    if (groups[i] !== 0) { i++; continue; }
+    let j = i;
+    while (j < 8 && groups[j] === 0) j++;
+    if (j - i > bestLen) { bestStart = i; bestLen = j - i; }
+    i = j;
+  }
+  const hex = groups.map((g) => g.toString(16));
+  if (bestStart < 0) return hex.join(':');
+  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+}
+
+/** parseProxyHeader reads a PROXY v1 or v2 header; address null means "use the socket's" (LOCAL, UNKNOWN). */
+export function parseProxyHeader(buf: Buffer): ProxyHeader | typeof NEED_MORE | typeof INVALID {
+  if (buf.length === 0) return NEED_MORE;
+  if (buf[0] === 0x0d) {
+    const n = Math.min(buf.length, 12);
+    if (buf.subarray(0, n).compare(V2_SIGNATURE, 0, n) !== 0) return INVALID;
+    if (buf.length < 16) return NEED_MORE;
+    const verCmd = buf[12]!;
+    if (verCmd >> 4 !== 2) return INVALID;
+    const length = 16 + buf.readUInt16BE(14);
+    if (buf.length < length) return NEED_MORE;
+    const command = verCmd & 0x0f;
+    if (command === 0) return { length, address: null };
+    if (command !== 1) return INVALID;
+    const family = buf[13]! >> 4;
+    if (family === 1 && length >= 16 + 12) {
+      return { length, address: { sourceAddress: `${buf[16]}.${buf[17]}.${buf[18]}.${buf[19]}`, sourcePort: buf.readUInt16BE(24), destinationPort: buf.readUInt16BE(26) } };
+    }
+    if (family === 2 && length >= 16 + 36) {
+      return { length, address: { sourceAddress: ipv6(buf, 16), sourcePort: buf.readUInt16BE(48), destinationPort: buf.readUInt16BE(50) } };
+    }
+    return family === 0 ? { length, address: null } : INVALID;
+  }
+  const prefix = 'PROXY ';
+  for (let i = 0; i < Math.min(buf.length, prefix.length); i++) if (buf[i] !== prefix.charCodeAt(i)) return INVALID;
+  const end = buf.indexOf('\r\n');
+  if (end < 0) return buf.length >= V1_MAX ? INVALID : NEED_MORE;
+  if (end + 2 > V1_MAX) return INVALID;
+  const parts = buf.toString('latin1', 0, end).split(' ');
+  if (parts[1] === 'UNKNOWN') return { length: end + 2, address: null };
+  if (parts.length !== 6 || (parts[1] !== 'TCP4' && parts[1] !== 'TCP6')) return INVALID;
+  const sourcePort = Number(parts[4]);
+  const destinationPort = Number(parts[5]);
+  if (!(sourcePort >= 0 && sourcePort <= 65535 && destinationPort >= 0 && destinationPort <= 65535)) return INVALID;
+  return { length: end + 2, address: { sourceAddress: parts[2]!, sourcePort, destinationPort } };
+}
+
+export interface ClientHello { length: number; servername: string }
+
+/**
+ * parseClientHello finds the SNI name in a TLS ClientHello. It does not consume anything:
+ * `length` is 0, as the whole hello goes on to the TLS server or the pass-through backend.
+ * A first byte other than a handshake record means "not TLS": servername ''.
+ */
+export function parseClientHello(buf: Buffer): ClientHello | typeof NEED_MORE | typeof INVALID {
+  if (buf.length === 0) return NEED_MORE;
+  if (buf[0] !== 0x16) return { length: 0, servername: '' };
+  if (buf.length < 5) return NEED_MORE;
+  const recordEnd = 5 + buf.readUInt16BE(3);
+  if (recordEnd > 5 + 16384 + 2048) return INVALID;
+  if (buf.length < recordEnd) return NEED_MORE;
+  if (buf[5] !== 0x01) return { length: 0, servername: '' };
+  let p = 5 + 4 + 2 + 32;
+  if (p >= recordEnd) return { length: 0, servername: '' };
+  p += 1 + buf[p]!;
+  if (p + 2 > recordEnd) return { length: 0, servername: '' };
+  p += 2 + buf.readUInt16BE(p);
+  if (p + 1 > recordEnd) return { length: 0, servername: '' };
+  p += 1 + buf[p]!;
+  if (p + 2 > recordEnd) return { length: 0, servername: '' };
+  const extEnd = Math.min(recordEnd, p + 2 + buf.readUInt16BE(p));
+  p += 2;
+  while (p + 4 <= extEnd) {
+    const type = buf.readUInt16BE(p);
+    const len = buf.readUInt16BE(p + 2);
+    p += 4;
+    if (type === 0 && p + 5 <= extEnd && buf[p + 2] === 0) {
+      const nameLen = buf.readUInt16BE(p + 3);
+      if (p + 5 + nameLen > extEnd) return INVALID;
+      return { length: 0, servername: buf.toString('latin1', p + 5, p + 5 + nameLen) };
+    }
+    p += len;
+  }
+  return { length: 0, servername: '' };
+}
+
+/**
+ * readPreamble reads from a fresh socket until `parse` succeeds, then puts back every byte
+ * past the consumed length. It rejects on invalid input, on more than `maxBytes`, on EOF
+ * and after `timeoutMs`.
+ */
+export function readPreamble<T extends { length: number }>(
+  socket: Socket, timeoutMs: number, maxBytes: number, parse: (buf: Buffer) => T | typeof NEED_MORE | typeof INVALID,
+): Promise<T> {
+  return new Promise((resolve, reject) => {
+    let buf: Buffer = Buffer.alloc(0);
+    const finish = (err: Error | null, value?: T) => {
+      clearTimeout(timer);
+      socket.off('readable', onReadable);
+      socket.off('end', onEnd);
+      socket.off('error', onEnd);
+      if (err) reject(err); else resolve(value!);
+    };
+    const onEnd = () => finish(new Error('connection closed before its preamble was complete'));
+    const onReadable = () => {
+      let chunk: Buffer | null;
+      while ((chunk = socket.read() as Buffer | null) !== null) buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
+      const r = parse(buf);
+      if (r === INVALID) return finish(new Error('invalid connection preamble'));
+      if (r === NEED_MORE) {
+        if (buf.length > maxBytes) finish(new Error('connection preamble too large'));
+        return;
+      }
+      if (r.length < buf.length) socket.unshift(buf.subarray(r.length));
+      finish(null, r);
+    };
+    const timer = setTimeout(() => finish(new Error('timed out reading the connection preamble')), timeoutMs);
+    socket.on('readable', onReadable);
+    socket.on('end', onEnd);
+    socket.on('error', onEnd);
+  });
+}

@@ -1,0 +1,104 @@
+/**
+ * Router: a worker's routing state. Each update builds a new RoutingState — the route table
+ * via core's updateRouteTable (only changed virtual hosts re-indexed), clusters only for
+ * changed backends and endpoints — and swaps it in by reference. A request reads the state
+ * once when it starts, so in-flight requests finish on the table they began with.
+ */
+import {
+  buildRouteTable, updateRouteTable, endpointsName,
+  type HashedResource, type RouteTable, type BackendSpec, type EndpointsSpec,
+} from '../core/index.ts';
+import type { WireDelta } from './source.ts';
+import { buildCluster, type Cluster, type Endpoints } from './upstream.ts';
+
+export class RoutingState {
+  readonly table: RouteTable;
+  readonly clusters: ReadonlyMap<string, Cluster>;
+  /** Virtual host names with TLS pass-through, so listeners skip SNI peeking when there are none. */
+  readonly passthrough: ReadonlySet<string>;
+  readonly generation: number;
+  readonly root: string;
+
+  constructor(table: RouteTable, clusters: ReadonlyMap<string, Cluster>, passthrough: ReadonlySet<string>, generation: number, root: string) {
+    this.table = table;
+    this.clusters = clusters;
+    this.passthrough = passthrough;
+    this.generation = generation;
+    this.root = root;
+  }
+}
+
+export interface AppliedUpdate {
+  state: RoutingState;
+  /** Secret resource names upserted or removed, for the TLS store. */
+  secrets: string[];
+}
+
+function backendOf(name: string): string | null {
+  if (name.startsWith('backend/')) return name;
+  if (name.startsWith('endpoints/')) return `backend/${name.slice('endpoints/'.length)}`;
+  return null;
+}
+
+export class Router {
+  private resources = new Map<string, HashedResource>();
+  state: RoutingState | null = null;
+  private readonly endpoints: Endpoints;
+
+  constructor(endpoints: Endpoints) { this.endpoints = endpoints; }
+
+  get resourceMap(): ReadonlyMap<string, HashedResource> { return this.resources; }
+
+  /** apply builds and installs the state after a delta; it returns what else must follow. */
+  apply(delta: WireDelta): AppliedUpdate {
+    const prev = this.state;
+    const full = delta.full || prev === null;
+    const next = full ? new Map<string, HashedResource>() : new Map(this.resources);
+    const changed: string[] = [];
+    if (!full) for (const name of delta.removals) { next.delete(name); changed.push(name); }
+    for (const r of delta.upserts) { next.set(r.resource.name, r); changed.push(r.resource.name); }
+
+    const table = full ? buildRouteTable(next) : updateRouteTable(prev!.table, next, changed);
+
+    const clusters = full ? new Map<string, Cluster>() : new Map(prev!.clusters);
+    const passthrough = full ? new Set<string>() : new Set(prev!.passthrough);
+    const secrets: string[] = [];
+    const backends = new Set<string>();
+    if (full) {
+      for (const [name, r] of next) {
+        if (r.resource.type === 'backend') backends.add(name);
+        if (r.resource.type === 'secret') secrets.push(name);
+        if (r.resource.type === 'vhost' && r.resource.spec.passthrough) passthrough.add(name);
+      }
+      if (prev) for (const name of prev.clusters.keys()) backends.add(name);
+      for (const name of this.resources.keys()) if (name.startsWith('secret/')) secrets.push(name);
+    } else {
+      for (const name of changed) {
+        const b = backendOf(name);
+        if (b) backends.add(b);
+        else if (name.startsWith('secret/')) secrets.push(name);
+        else if (name.startsWith('vhost/')) {
+          const r = next.get(name);
+          if (r?.resource.type === 'vhost' && r.resource.spec.passthrough) passthrough.add(name); else passthrough.delete(name);
+        }
+      }
+    }
+    for (const name of backends) {
+      const old = prev?.clusters.get(name);
+      const b = next.get(name);
+      if (b?.resource.type === 'backend') {
+        const e = next.get(endpointsName(name));
+        const cluster = buildCluster(name, b.resource.spec as BackendSpec, e?.resource.type === 'endpoints' ? e.resource.spec as EndpointsSpec : undefined, this.endpoints);
+        clusters.set(name, cluster);
+      } else {
+        clusters.delete(name);
+      }
+      // Released after the new cluster acquired its endpoints, so shared pools stay open.
+      if (old) for (const ep of old.all) this.endpoints.release(ep);
+    }
+
+    this.resources = next;
+    this.state = new RoutingState(table, clusters, passthrough, delta.generation, delta.root);
+    return { state: this.state, secrets };
+  }
+}

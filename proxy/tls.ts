@@ -1,0 +1,68 @@
+/**
+ * TLS for the HTTPS listener: one SecureContext per certificate version, built when the
+ * Secret resource arrives and looked up by SNI through core's host matching — never built
+ * during a handshake. Hosts without a usable Secret, and clients without SNI, get the
+ * default certificate: the listener's (from --default-ssl-certificate or a host-less TLS
+ * entry, as core resolves it), else the self-generated one.
+ */
+import { createSecureContext, type SecureContext } from 'node:tls';
+import { findHost, normalizeHost, LISTENER_NAME, type HashedResource, type SecretSpec } from '../core/index.ts';
+import type { RoutingState } from './routing.ts';
+
+export interface KeyPair { certificatePem: string; privateKeyPem: string }
+
+interface Entry { hash: string; context: SecureContext; pair: KeyPair }
+
+export class TlsStore {
+  private readonly contexts = new Map<string, Entry>();
+  private readonly fallback: Entry;
+  private defaultEntry: Entry;
+  private readonly onBuilt: () => void;
+
+  constructor(fake: KeyPair, onBuilt: () => void) {
+    this.onBuilt = onBuilt;
+    this.fallback = this.build('', fake);
+    this.defaultEntry = this.fallback;
+  }
+
+  private build(hash: string, pair: KeyPair): Entry {
+    this.onBuilt();
+    return { hash, pair, context: createSecureContext({ cert: pair.certificatePem, key: pair.privateKeyPem }) };
+  }
+
+  /** update rebuilds contexts for changed secrets; it returns true when the default certificate changed. */
+  update(resources: ReadonlyMap<string, HashedResource>, secrets: string[]): boolean {
+    for (const name of secrets) {
+      const r = resources.get(name);
+      if (r?.resource.type !== 'secret') { this.contexts.delete(name); continue; }
+      if (this.contexts.get(name)?.hash === r.hash) continue;
+      try {
+        this.contexts.set(name, this.build(r.hash, r.resource.spec as SecretSpec));
+      } catch {
+        // core checked the pair; a context OpenSSL still refuses leaves the host on the default.
+        this.contexts.delete(name);
+      }
+    }
+    const listener = resources.get(LISTENER_NAME);
+    const wanted = listener?.resource.type === 'listener' ? listener.resource.spec.defaultCertificate : null;
+    const next = (wanted && this.contexts.get(wanted)) || this.fallback;
+    const changed = next !== this.defaultEntry;
+    this.defaultEntry = next;
+    return changed;
+  }
+
+  get defaultPair(): KeyPair { return this.defaultEntry.pair; }
+
+  /** contextFor answers an SNI name: the host's certificate or the default. */
+  contextFor(state: RoutingState | null, servername: string): SecureContext {
+    if (state && servername) {
+      const vhost = findHost(state.table, normalizeHost(servername));
+      const secret = vhost?.spec.tls?.secret;
+      if (secret) {
+        const e = this.contexts.get(secret);
+        if (e) return e.context;
+      }
+    }
+    return this.defaultEntry.context;
+  }
+}

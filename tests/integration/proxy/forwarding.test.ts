@@ -1,0 +1,79 @@
+/**
+ * The client-address trust model: PROXY protocol v1/v2 on a listener, and X-Forwarded-*
+ * believed only from --trusted-proxies.
+ */
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import {
+  startUpstream, runProxy, tempDir, writeManifests, ingress, service, INGRESS_CLASS, raw,
+  type Upstream, type RunningProxy, type Echo,
+} from './harness.ts';
+
+let dir: { dir: string; remove(): Promise<void> };
+let app: Upstream;
+let proxy: RunningProxy;
+
+before(async () => {
+  dir = await tempDir();
+  app = await startUpstream('app');
+  await writeManifests(dir.dir, 'all.json', [INGRESS_CLASS, ingress({ name: 'app', host: 'app.test', paths: [{ path: '/', service: 'app' }] }), ...service('app', [{ port: app.port }])]);
+  proxy = await runProxy(dir.dir, ['--proxy-protocol', 'http', '--trusted-proxies', '10.0.0.0/8, 2001:db8::/32']);
+});
+
+after(async () => {
+  await proxy?.stop();
+  await app?.close();
+  await dir?.remove();
+});
+
+const SPOOF = 'X-Forwarded-For: 1.1.1.1\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: front.test\r\nX-Forwarded-Port: 443\r\n';
+
+function request(extra = '', close = true): string {
+  return `GET /fwd HTTP/1.1\r\nHost: app.test\r\n${extra}${close ? 'Connection: close\r\n' : ''}\r\n`;
+}
+
+function echoes(response: string): Echo[] {
+  return [...response.matchAll(/\r\n\r\n(\{.*?\})(?=HTTP\/1\.1|$)/gs)].map((m) => JSON.parse(m[1]!) as Echo);
+}
+
+function v2(family: 'ipv4' | 'ipv6', source: number[], destPort: number): Buffer {
+  const sig = Buffer.from([0x0d, 0x0a, 0x0d, 0x0a, 0x00, 0x0d, 0x0a, 0x51, 0x55, 0x49, 0x54, 0x0a]);
+  const addrLen = family === 'ipv4' ? 12 : 36;
+  const head = Buffer.from([0x21, family === 'ipv4' ? 0x11 : 0x21, 0, addrLen]);
+  const body = Buffer.alloc(addrLen);
+  const size = family === 'ipv4' ? 4 : 16;
+  Buffer.from(source).copy(body, 0);
+  body.writeUInt16BE(51000, size * 2);
+  body.writeUInt16BE(destPort, size * 2 + 2);
+  return Buffer.concat([sig, head, body]);
+}
+
+test('PROXY v1 from an untrusted client: its address is used and its forwarding headers are replaced', async () => {
+  const [e] = echoes(await raw(proxy.http, `PROXY TCP4 203.0.113.7 192.0.2.1 50000 80\r\n${request(SPOOF)}`));
+  assert.equal(e!.headers['x-forwarded-for'], '203.0.113.7');
+  assert.equal(e!.headers['x-real-ip'], '203.0.113.7');
+  assert.equal(e!.headers['x-forwarded-proto'], 'http');
+  assert.equal(e!.headers['x-forwarded-host'], 'app.test');
+  assert.equal(e!.headers['x-forwarded-port'], '80', 'the port the client connected to, from the PROXY header');
+});
+
+test('PROXY v1 from a trusted proxy: the chain is kept and extended', async () => {
+  const [e] = echoes(await raw(proxy.http, `PROXY TCP4 10.1.2.3 192.0.2.1 50000 443\r\n${request(SPOOF)}`));
+  assert.equal(e!.headers['x-forwarded-for'], '1.1.1.1, 10.1.2.3');
+  assert.equal(e!.headers['x-forwarded-proto'], 'https');
+  assert.equal(e!.headers['x-forwarded-host'], 'front.test');
+  assert.equal(e!.headers['x-forwarded-port'], '443');
+});
+
+test('PROXY v2 (binary), IPv4 and IPv6, on a keep-alive connection', async () => {
+  const four = echoes(await raw(proxy.http, Buffer.concat([v2('ipv4', [198, 51, 100, 9], 8080), Buffer.from(request('', false) + request())])));
+  assert.equal(four.length, 2, 'two requests answered on one connection');
+  for (const e of four) assert.equal(e.headers['x-forwarded-for'], '198.51.100.9');
+  const six = echoes(await raw(proxy.http, Buffer.concat([v2('ipv6', [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 7], 443), Buffer.from(request(SPOOF))])));
+  assert.equal(six[0]!.headers['x-forwarded-for'], '1.1.1.1, 2001:db8::7', 'an IPv6 source inside a trusted CIDR');
+});
+
+test('a connection without a valid PROXY header is closed unanswered', async () => {
+  assert.equal(await raw(proxy.http, request()), '');
+  assert.equal(await raw(proxy.http, `PROXY TCP4 nonsense\r\n${request()}`), '');
+});

@@ -1,0 +1,110 @@
+/**
+ * `vane up`, the README's first command, as a person runs it: the operator on a directory,
+ * two real proxy processes over the TLS stream, demo backends; requests routed with the
+ * canary split; an edit applied live by every proxy; Ctrl-C stops everything.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { request } from 'node:http';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = fileURLToPath(new URL('../../', import.meta.url));
+
+async function freePortRange(count: number): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const base = 20000 + Math.floor(Math.random() * 30000);
+    const ok = await Promise.all(Array.from({ length: count }, (_, i) => new Promise<boolean>((resolve) => {
+      const s = createServer();
+      s.once('error', () => resolve(false));
+      s.listen(base + i, '127.0.0.1', () => s.close(() => resolve(true)));
+    })));
+    if (ok.every(Boolean)) return base;
+  }
+  throw new Error('no free port range');
+}
+
+/** get sends one request with Host: shop.example.com (fetch may not set Host). */
+function get(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; backend: string | null }> {
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, headers: { host: 'shop.example.com', ...headers }, agent: false }, (res) => {
+      let text = '';
+      res.on('data', (d: Buffer) => { text += d.toString(); });
+      res.on('end', () => {
+        let backend: string | null = null;
+        try { backend = (JSON.parse(text) as { backend?: string }).backend ?? null; } catch { backend = null; }
+        resolve({ status: res.statusCode ?? 0, backend });
+      });
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function eventually<T>(what: string, probe: () => Promise<T | null | false>, timeoutMs = 20_000): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const v = await probe().catch(() => null);
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+test('vane up: operator, two proxies over the stream and demo backends; live edits; Ctrl-C stops all', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vane-up-'));
+  const manifests = join(dir, 'quickstart');
+  cpSync(join(root, 'examples/quickstart'), manifests, { recursive: true });
+  const base = await freePortRange(12);
+  // The example's backends listen on 9001–9003; move them to free ports for the test.
+  for (const file of readdirSync(manifests)) {
+    const path = join(manifests, file);
+    writeFileSync(path, readFileSync(path, 'utf8').replace(/\b900([123])\b/g, (_, n: string) => String(base + 8 + Number(n))));
+  }
+  const child = spawn(process.execPath, [join(root, 'cli/main.ts'), 'up', manifests, '--proxies', '2',
+    '--http-port', String(base), '--https-port', String(base + 2), '--admin-port', String(base + 4),
+    '--operator-port', String(base + 6), '--operator-admin-port', String(base + 7), '--state-dir', join(dir, 'state')],
+  { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+  try {
+    await eventually('the fleet to converge', async () => out.includes('Ctrl-C stops everything'), 60_000);
+    assert.match(out, /proxy-0 {2}http:\/\/127\.0\.0\.1:\d+/);
+    assert.match(out, /proxy-1 {2}http:\/\/127\.0\.0\.1:\d+/);
+
+    for (const port of [base, base + 1]) {
+      assert.deepEqual(await get(port, '/checkout', { 'x-canary': 'always' }), { status: 200, backend: 'checkout-v2' });
+      assert.deepEqual(await get(port, '/checkout', { 'x-canary': 'never' }), { status: 200, backend: 'checkout' });
+      assert.deepEqual(await get(port, '/'), { status: 200, backend: 'storefront' });
+    }
+    const seen = new Map<string, number>();
+    for (let i = 0; i < 200; i++) {
+      const r = await get(base + (i % 2), '/checkout');
+      seen.set(r.backend ?? String(r.status), (seen.get(r.backend ?? String(r.status)) ?? 0) + 1);
+    }
+    const canary = seen.get('checkout-v2') ?? 0;
+    // 20% of 200: mean 40, sd ≈ 5.7; 3 sd either side.
+    assert.ok(canary >= 23 && canary <= 57, `canary share at weight 20: ${canary}/200 (${JSON.stringify([...seen])})`);
+
+    const canaryFile = join(manifests, '30-canary.yaml');
+    writeFileSync(canaryFile, readFileSync(canaryFile, 'utf8').replace('weight: 20', 'weight: 100'));
+    for (const port of [base, base + 1]) {
+      await eventually(`proxy on ${port} to follow the edit`, async () => {
+        for (let i = 0; i < 20; i++) if ((await get(port, '/checkout')).backend !== 'checkout-v2') return false;
+        return true;
+      });
+    }
+  } finally {
+    const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.kill('SIGINT');
+    const code = await exited;
+    assert.equal(code, 0, out.slice(-2000));
+    await assert.rejects(get(base, '/'), 'proxies are stopped');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
