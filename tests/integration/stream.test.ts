@@ -71,7 +71,7 @@ test('every proxy receives the routing, verifies it, ACKs, and follows live edit
   const updates: RoutingUpdate[] = [];
   const a = client('proxy-a', 'token-a');
   const b = client('proxy-b', 'token-b');
-  await Promise.all([a.start((u) => updates.push(u)), b.start(() => undefined)]);
+  await Promise.all([a.start((u) => { updates.push(u); }), b.start(() => undefined)]);
   try {
     const first = updates[0]!;
     assert.equal(first.root, operator.current!.root);
@@ -231,7 +231,7 @@ test('a corrupted delta is refused (NACK) and never becomes the routing table; a
     assert.match(JSON.stringify(nacks[1]), /older than the held 10/);
   });
   const c = new StreamSource({ url: op.url, proxyName: 'p', logger });
-  await c.start((u) => updates.push(u));
+  await c.start((u) => { updates.push(u); });
   await op.done;
   assert.equal(updates.length, 1, 'only the verified snapshot was applied');
   assert.equal(updates[0]!.root, v1.root);

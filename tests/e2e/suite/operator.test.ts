@@ -51,7 +51,7 @@ async function connect(pod: { name: string; uid: string }, urls: string[]): Prom
   const t = await token(c, ns, 'vane-proxy', { audience: 'vane-stream', pod });
   const client = new StreamSource({ url: urls, proxyName: pod.name, token: async () => t, ca, logger, initialBackoffMs: 100, maxBackoffMs: 1000 });
   clients.push(client);
-  await client.start((u) => updates.set(pod.name, u));
+  await client.start((u) => { updates.set(pod.name, u); });
   return client;
 }
 
