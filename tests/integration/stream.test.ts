@@ -238,3 +238,27 @@ test('a corrupted delta is refused (NACK) and never becomes the routing table; a
   await c.close();
   await op.close();
 });
+
+test('a NACK or resync from a proxy is answered with a full snapshot, never another delta', async () => {
+  const ws = new WebSocket(url(), SUBPROTOCOL, { headers: { authorization: 'Bearer token-b' } });
+  const frames: { type: string; generation: number; root: string }[] = [];
+  ws.on('message', (d) => frames.push(JSON.parse(d.toString()) as { type: string; generation: number; root: string }));
+  await new Promise((r) => ws.on('open', r));
+  ws.send(JSON.stringify({ type: 'hello', protocol: 1, proxy: { name: 'proxy-b' }, version: null, resources: [] }));
+  const first = await eventually('the first snapshot', () => frames[0]);
+  assert.equal(first.type, 'snapshot');
+  ws.send(JSON.stringify({ type: 'nack', generation: first.generation, root: first.root, reason: 'test: pretend the snapshot did not verify' }));
+  const second = await eventually('the answer to the NACK', () => frames[1]);
+  assert.equal(second.type, 'snapshot');
+  assert.equal(second.root, operator.current!.root);
+  ws.send(JSON.stringify({ type: 'ack', generation: second.generation, root: second.root }));
+  ws.send(JSON.stringify({ type: 'resync', reason: 'test' }));
+  const third = await eventually('the answer to the resync', () => frames[2]);
+  assert.equal(third.type, 'snapshot');
+  ws.close();
+  const metrics = await (await fetch(`http://127.0.0.1:${operator.adminAddress.port}/metrics`)).text();
+  assert.match(metrics, /^vane_operator_nacks_total [1-9]/m, 'NACKs are counted');
+  assert.match(metrics, /^vane_operator_expected_proxies 2$/m);
+  assert.match(metrics, /^vane_operator_propagation_seconds_count [1-9]/m, 'propagation latency is observed once the fleet converges');
+  assert.match(metrics, /^vane_operator_sends_total\{kind="full"\} [1-9]/m);
+});
