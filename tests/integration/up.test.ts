@@ -7,26 +7,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { eventually, freePortRange } from '../support/wait.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-
-async function freePortRange(count: number): Promise<number> {
-  for (let attempt = 0; attempt < 50; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 30000);
-    const ok = await Promise.all(Array.from({ length: count }, (_, i) => new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(false));
-      s.listen(base + i, '127.0.0.1', () => s.close(() => resolve(true)));
-    })));
-    if (ok.every(Boolean)) return base;
-  }
-  throw new Error('no free port range');
-}
 
 /** get sends one request with Host: shop.example.com (fetch may not set Host). */
 function get(port: number, path: string, headers: Record<string, string> = {}): Promise<{ status: number; backend: string | null }> {
@@ -43,16 +30,6 @@ function get(port: number, path: string, headers: Record<string, string> = {}): 
     req.on('error', reject);
     req.end();
   });
-}
-
-async function eventually<T>(what: string, probe: () => Promise<T | null | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => null);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 test('vane up: operator, two proxies over the stream and demo backends; live edits; Ctrl-C stops all', async () => {
@@ -73,7 +50,7 @@ test('vane up: operator, two proxies over the stream and demo backends; live edi
   child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
   child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
   try {
-    await eventually('the fleet to converge', async () => out.includes('Ctrl-C stops everything'), 60_000);
+    await eventually('the fleet to converge', () => out.includes('Ctrl-C stops everything'), 60_000);
     assert.match(out, /proxy-0 {2}http:\/\/127\.0\.0\.1:\d+/);
     assert.match(out, /proxy-1 {2}http:\/\/127\.0\.0\.1:\d+/);
 

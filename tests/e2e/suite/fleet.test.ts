@@ -10,6 +10,7 @@ import { request, Agent } from 'node:http';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { eventually, freePortRange } from '../../support/wait.ts';
 import { cluster, e2eSkip, netnsSkip, fileNamespace, startEchoBackend, type Cluster, type EchoBackend } from '../harness/index.ts';
 import { setupFleet, startOperator, startProxy, fleetReport, type Fleet, type ProxyProcess } from '../harness/vane.ts';
 
@@ -47,29 +48,6 @@ function load(ports: number[]): { stop: () => Promise<Map<number, number>> } {
   return { stop: async () => { running = false; await Promise.all(loops); return counts; } };
 }
 
-async function eventually<T>(what: string, probe: () => Promise<T | null | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe().catch(() => null);
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
-
-async function freePorts(): Promise<number> {
-  const { createServer } = await import('node:net');
-  for (;;) {
-    const base = 21000 + Math.floor(Math.random() * 30000);
-    const ok = await Promise.all([0, 1, 2, 3, 4, 5].map((i) => new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(false));
-      s.listen(base + i, '127.0.0.1', () => s.close(() => resolve(true)));
-    })));
-    if (ok.every(Boolean)) return base;
-  }
-}
-
 before(async () => {
   if (skip) return;
   c = await cluster();
@@ -99,7 +77,7 @@ test('kill the leader under load: zero failed requests, the follower takes over,
   await a.waitFor((e) => e.msg === 'became leader');
   const b = await startOperator(fleet, ns, 'fleet-b');
   stops.push(() => b.stop());
-  const base = await freePorts();
+  const base = await freePortRange(6);
   const proxies: ProxyProcess[] = [];
   for (let i = 0; i < 2; i++) {
     const p = await startProxy(c, fleet, ns, fleet.proxies[i]!, [a.streamUrl, b.streamUrl], { http: base + i * 3, https: base + i * 3 + 1, admin: base + i * 3 + 2 });
@@ -113,7 +91,7 @@ test('kill the leader under load: zero failed requests, the follower takes over,
   await new Promise((r) => setTimeout(r, 1000));
   await a.stop('SIGKILL');
   await b.waitFor((e) => e.msg === 'became leader', 25_000);
-  await eventually('proxies converge on the new leader', async () => (await fleetReport(b)).convergence?.converged === 2);
+  await eventually('proxies converge on the new leader', async () => (await fleetReport(b)).convergence?.converged === 2, 30_000);
   await c.kubectlOk(['-n', ns, 'annotate', 'ingress', 'fleet', 'vane.dev/read-timeout=20s', '--overwrite']);
   const root = (await fleetReport(b)).version!.root;
   await eventually('the new leader\'s edit to reach both proxies', async () => {
@@ -132,7 +110,7 @@ test('operator killed under load: zero failed requests; a proxy restarted meanwh
   const op = await startOperator(fleet, ns, 'fleet-c');
   stops.push(() => op.stop());
   await op.waitFor((e) => e.msg === 'became leader', 25_000);
-  const base = await freePorts();
+  const base = await freePortRange(6);
   const state = mkdtempSync(join(tmpdir(), 'vane-lkg-'));
   stops.push(async () => rmSync(state, { recursive: true, force: true }));
   let proxy = await startProxy(c, fleet, ns, fleet.proxies[0]!, [op.streamUrl], { http: base, https: base + 1, admin: base + 2 }, state);
