@@ -6,7 +6,7 @@
 import type { HashedResource, ResourceMap } from '../core/index.ts';
 
 export interface RoutingUpdate {
-  /** The complete resource set after this update (a read-only view). */
+  /** The complete resource set after this update: a read-only view, valid until the next update. */
   resources: ResourceMap;
   /** Names whose resources were upserted or removed relative to the previous update. */
   changed: { upserts: string[]; removals: string[] };
