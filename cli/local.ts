@@ -7,7 +7,7 @@
  * Vane's components are a list (LOCAL_COMPONENTS): each says how to start it against the local
  * API server, or why it cannot start yet, and `up` prints which is which.
  */
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { execFile } from 'node:child_process';
 import { get as httpsGet } from 'node:https';
@@ -81,14 +81,107 @@ export const LOCAL_COMPONENTS: LocalComponent[] = [
   },
   {
     name: 'operator',
-    plan: async () => 'the operator has no Kubernetes mode yet (it reads manifests from files only)',
+    plan: async (ctx) => {
+      const ports = { stream: await ctx.freePort(), admin: await ctx.freePort() };
+      mkdirSync(join(ctx.dir, COMPONENT_FILES), { recursive: true, mode: 0o700 });
+      writeFileSync(join(ctx.dir, COMPONENT_FILES, OPERATOR_PORTS), JSON.stringify(ports));
+      return {
+        argv: ['operator', '--kubeconfig', ctx.kubeconfig, '--identity', 'local-operator',
+          '--stream-host', '127.0.0.1', '--stream-port', String(ports.stream), '--admin-host', '127.0.0.1', '--admin-port', String(ports.admin),
+          '--stream-ip', '127.0.0.1', '--lease-namespace', VANE_NAMESPACE,
+          '--stream-tls-secret', `${VANE_NAMESPACE}/vane-stream-tls`, '--stream-ca-configmap', `${VANE_NAMESPACE}/vane-stream-ca`,
+          '--proxy-service', `${VANE_NAMESPACE}/vane-proxy`, '--proxy-service-account', `${VANE_NAMESPACE}/vane-proxy`,
+          '--proxy-pod-label', `${PROXY_LABEL[0]}=${PROXY_LABEL[1]}`, '--publish-address', '127.0.0.1'],
+        url: `http://127.0.0.1:${ports.admin}/fleet`,
+        // Objects a cluster install (the chart) would create: the proxies' identity and Service,
+        // and Vane's IngressClass as the default class.
+        before: async () => { await ctx.kubectl(['apply', '-f', '-'], operatorManifests()); },
+        ready: (pid) => httpReady(pid, `http://127.0.0.1:${ports.admin}/readyz`, 'operator', ctx.dir),
+      };
+    },
   },
   {
     name: 'proxy',
     count: (ctx) => ctx.proxies,
-    plan: async () => 'proxies take their routing from the operator\'s stream, which needs the operator\'s Kubernetes mode',
+    plan: async (ctx, index) => {
+      const files = join(ctx.dir, COMPONENT_FILES);
+      const operator = JSON.parse(readFileSync(join(files, OPERATOR_PORTS), 'utf8')) as { stream: number };
+      const ports = { http: await ctx.freePort(), https: await ctx.freePort(), admin: await ctx.freePort() };
+      const pod = `vane-proxy-${index}`;
+      const tokenFile = join(files, `${pod}.token`);
+      const caFile = join(files, 'stream-ca.pem');
+      return {
+        argv: ['proxy', '--operator', `wss://127.0.0.1:${operator.stream}/stream`, '--proxy-name', pod, '--token-file', tokenFile, '--operator-ca', caFile,
+          '--state-dir', join(files, `${pod}-state`), '--host', '127.0.0.1', '--admin-host', '127.0.0.1',
+          '--http-port', String(ports.http), '--https-port', String(ports.https), '--admin-port', String(ports.admin), '--workers', '1', '--shutdown-delay', '0s'],
+        url: `http://127.0.0.1:${ports.http}`,
+        // A pod object for the proxy (pods never run here; a stream token is bound to it), its
+        // endpoint in the proxy Service, a bound token, and the CA that signs the operator.
+        before: async () => {
+          await ctx.kubectl(['apply', '-f', '-'], proxyPodManifest(pod));
+          const uid = await ctx.kubectl(['-n', VANE_NAMESPACE, 'get', 'pod', pod, '-o', 'jsonpath={.metadata.uid}']);
+          await ctx.kubectl(['apply', '-f', '-'], proxyEndpointManifest(pod, uid, index));
+          const token = await ctx.kubectl(['-n', VANE_NAMESPACE, 'create', 'token', 'vane-proxy', '--audience', 'vane-stream', '--duration', '24h',
+            '--bound-object-kind', 'Pod', '--bound-object-name', pod, '--bound-object-uid', uid]);
+          writeFileSync(tokenFile, token.trim(), { mode: 0o600 });
+          const ca = await ctx.kubectl(['-n', VANE_NAMESPACE, 'get', 'configmap', 'vane-stream-ca', '-o', 'jsonpath={.data.ca\\.crt}']);
+          writeFileSync(caFile, ca);
+        },
+        ready: (pid) => httpReady(pid, `http://127.0.0.1:${ports.admin}/readyz`, pod, ctx.dir),
+      };
+    },
   },
 ];
+
+const VANE_NAMESPACE = 'vane-system';
+const OPERATOR_PORTS = 'operator-ports.json';
+/** COMPONENT_FILES holds what the components' plans write (ports, tokens, CA, proxy state); down removes it. */
+const COMPONENT_FILES = 'components';
+const PROXY_LABEL = ['app.kubernetes.io/name', 'vane-proxy'] as const;
+
+function operatorManifests(): string {
+  return JSON.stringify({
+    apiVersion: 'v1', kind: 'List', items: [
+      { apiVersion: 'v1', kind: 'Namespace', metadata: { name: VANE_NAMESPACE } },
+      { apiVersion: 'v1', kind: 'ServiceAccount', metadata: { name: 'vane-proxy', namespace: VANE_NAMESPACE } },
+      { apiVersion: 'v1', kind: 'Service', metadata: { name: 'vane-proxy', namespace: VANE_NAMESPACE }, spec: { selector: { [PROXY_LABEL[0]]: PROXY_LABEL[1] }, ports: [{ name: 'http', port: 80, targetPort: 8080 }] } },
+      {
+        apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass',
+        metadata: { name: 'vane', annotations: { 'ingressclass.kubernetes.io/is-default-class': 'true' } },
+        spec: { controller: 'vane.dev/ingress-controller' },
+      },
+    ],
+  });
+}
+
+function proxyPodManifest(pod: string): string {
+  return JSON.stringify({
+    apiVersion: 'v1', kind: 'Pod', metadata: { name: pod, namespace: VANE_NAMESPACE, labels: { [PROXY_LABEL[0]]: PROXY_LABEL[1] } },
+    spec: { serviceAccountName: 'vane-proxy', containers: [{ name: 'proxy', image: 'vane:local' }] },
+  });
+}
+
+/** proxyEndpointManifest lists the proxy as a ready endpoint of the proxy Service, as the EndpointSlice controller would. */
+function proxyEndpointManifest(pod: string, uid: string, index: number): string {
+  return JSON.stringify({
+    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
+    metadata: { name: pod, namespace: VANE_NAMESPACE, labels: { 'kubernetes.io/service-name': 'vane-proxy' } },
+    addressType: 'IPv4', ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+    // A documentation address: nothing connects to it; the operator reads which pods are ready.
+    endpoints: [{ addresses: [`203.0.113.${100 + index}`], conditions: { ready: true }, targetRef: { kind: 'Pod', name: pod, namespace: VANE_NAMESPACE, uid } }],
+  });
+}
+
+async function httpReady(pid: number, url: string, name: string, dir: string): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    if (!isAlive(pid)) throw new Error(`${name} exited; see ${join(layout(dir).logs, `${name}.log`)}`);
+    const ok = await fetch(url).then((r) => r.ok, () => false);
+    if (ok) return;
+    if (Date.now() >= deadline) throw new Error(`${name} did not become ready in ${READY_TIMEOUT_MS / 1000} s; see ${join(layout(dir).logs, `${name}.log`)}`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
 
 const WEBHOOK_NAMESPACE = 'vane-system';
 const WEBHOOK_CONFIG = 'vane-webhook';
@@ -364,6 +457,7 @@ export async function localDown(opts: { dir: string }): Promise<number> {
   }
   await stopControlPlane(dir, { onProgress: say });
   rmSync(join(dir, LOCAL_STATE), { force: true });
+  rmSync(join(dir, COMPONENT_FILES), { recursive: true, force: true });
   removeState(dir);
   say(`removed the state in ${display(dir)}`);
   return 0;

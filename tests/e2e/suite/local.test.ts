@@ -61,7 +61,7 @@ test('vane local up, status, up again, restart after a crash, down', { skip: e2e
   assert.equal(up.code, 0, up.stderr);
   for (const step of [/etcd v[\d.]+ healthy on http:\/\/127\.0\.0\.1:\d+/, /kube-apiserver v[\d.]+ ready on https:\/\/127\.0\.0\.1:\d+/,
     /CRDs applied and Established: canaries\.vane\.dev/, /webhook started \(pid \d+, https:\/\/127\.0\.0\.1:\d+\/validate/,
-    /operator not started: /, /proxy-0 not started: /, /proxy-1 not started: /]) {
+    /operator started \(pid \d+, http:\/\/127\.0\.0\.1:\d+\/fleet/, /proxy-0 started \(pid \d+/, /proxy-1 started \(pid \d+/]) {
     assert.match(up.stderr, step);
   }
   assert.ok(up.stdout.includes(`export KUBECONFIG=${join(dir, 'kubeconfig')}`), up.stdout);
@@ -70,7 +70,17 @@ test('vane local up, status, up again, restart after a crash, down', { skip: e2e
   assert.equal(first.code, 0);
   assert.equal(first.status.ready, true);
   assert.equal(first.status.components.find((c) => c.name === 'webhook')?.running, true);
-  assert.match(first.status.components.find((c) => c.name === 'operator')?.unavailable ?? '', /Kubernetes mode/);
+  for (const name of ['operator', 'proxy-0', 'proxy-1']) assert.equal(first.status.components.find((c) => c.name === name)?.running, true, name);
+  // The operator leads, and both proxies it expects (ready endpoints of the proxy Service) ACKed its routing.
+  const fleetUrl = /operator started \(pid \d+, (http:\/\/127\.0\.0\.1:\d+\/fleet)/.exec(up.stderr)![1]!;
+  const deadlineFleet = Date.now() + 20_000;
+  let fleet: { convergence: { expected: number; converged: number } | null } = { convergence: null };
+  while (Date.now() < deadlineFleet) {
+    fleet = await (await fetch(fleetUrl)).json() as typeof fleet;
+    if (fleet.convergence?.expected === 2 && fleet.convergence.converged === 2) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.deepEqual([fleet.convergence?.expected, fleet.convergence?.converged], [2, 2]);
 
   assert.equal((await kubectl(bin, 'get', '--raw', '/readyz')).stdout, 'ok');
   assert.equal((await kubectl(bin, 'get', 'crd', 'canaries.vane.dev', '-o', 'name')).stdout.trim(), 'customresourcedefinition.apiextensions.k8s.io/canaries.vane.dev');
@@ -93,6 +103,7 @@ test('vane local up, status, up again, restart after a crash, down', { skip: e2e
   assert.equal(again.code, 0, again.stderr);
   assert.match(again.stderr, /already running: etcd \(pid \d+\), kube-apiserver \(pid \d+\)/);
   assert.match(again.stderr, /webhook already running/);
+  assert.match(again.stderr, /operator already running/);
   // (The library's view from here on: every CLI start costs seconds of module loading.)
   const second = await controlPlaneStatus(dir);
   assert.deepEqual([second.etcd, second.apiserver, second.state?.server], [first.status.etcd, first.status.apiserver, first.status.server]);
