@@ -12,6 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { eventually, freePortRange } from '../support/wait.ts';
+import { selfSigned } from '../support/tls.ts';
+import { connect as tlsConnect } from 'node:tls';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -42,10 +44,19 @@ test('vane up: operator, two proxies over the stream and demo backends; live edi
     const path = join(manifests, file);
     writeFileSync(path, readFileSync(path, 'utf8').replace(/\b900([123])\b/g, (_, n: string) => String(base + 8 + Number(n))));
   }
+  // A TLS host, so that key material flows through the operator, the stream and the proxies.
+  const cert = selfSigned('secure.example.com');
+  writeFileSync(join(manifests, '40-tls.yaml'), [
+    'apiVersion: v1', 'kind: Secret', 'type: kubernetes.io/tls', 'metadata: { name: secure-tls, namespace: shop }', 'stringData:',
+    `  tls.crt: ${JSON.stringify(cert.cert)}`, `  tls.key: ${JSON.stringify(cert.key)}`, '---',
+    'apiVersion: networking.k8s.io/v1', 'kind: Ingress', 'metadata: { name: secure, namespace: shop }', 'spec:', '  ingressClassName: vane',
+    '  tls: [{ hosts: [secure.example.com], secretName: secure-tls }]',
+    '  rules: [{ host: secure.example.com, http: { paths: [{ path: /, pathType: Prefix, backend: { service: { name: storefront, port: { number: 80 } } } }] } }]', '',
+  ].join('\n'));
   const child = spawn(process.execPath, [join(root, 'cli/main.ts'), 'up', manifests, '--proxies', '2',
     '--http-port', String(base), '--https-port', String(base + 2), '--admin-port', String(base + 4),
     '--operator-port', String(base + 6), '--operator-admin-port', String(base + 7), '--state-dir', join(dir, 'state')],
-  { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VANE_LOG_LEVEL: 'debug' } });
   let out = '';
   child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
   child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
@@ -67,6 +78,21 @@ test('vane up: operator, two proxies over the stream and demo backends; live edi
     const canary = seen.get('checkout-v2') ?? 0;
     // 20% of 200: mean 40, sd ≈ 5.7; 3 sd either side.
     assert.ok(canary >= 23 && canary <= 57, `canary share at weight 20: ${canary}/200 (${JSON.stringify([...seen])})`);
+
+    const served = await new Promise<string>((resolve, reject) => {
+      const socket = tlsConnect({ host: '127.0.0.1', port: base + 2, servername: 'secure.example.com', rejectUnauthorized: false }, () => {
+        resolve(socket.getPeerX509Certificate()?.subject ?? '');
+        socket.end();
+      });
+      socket.on('error', reject);
+    });
+    assert.match(served, /CN=secure\.example\.com/, 'the proxy serves the Secret\'s certificate by SNI');
+    const keyLine = cert.key.split('\n')[1]!;
+    const exposed = [out, await (await fetch(`http://127.0.0.1:${base + 4}/metrics`)).text(), await (await fetch(`http://127.0.0.1:${base + 7}/metrics`)).text(),
+      readFileSync(join(dir, 'state', 'proxy-0', 'routing.json'), 'utf8')];
+    for (const text of exposed) {
+      assert.ok(!text.includes('PRIVATE KEY') && !text.includes(keyLine), 'no private key in any log line, metric or persisted non-secret file');
+    }
 
     const canaryFile = join(manifests, '30-canary.yaml');
     writeFileSync(canaryFile, readFileSync(canaryFile, 'utf8').replace('weight: 20', 'weight: 100'));
