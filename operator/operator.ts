@@ -158,7 +158,13 @@ export class Operator {
         if (version && this.pipeline.current && version.generation >= this.pipeline.current.generation) this.pipeline.raiseGeneration(version.generation);
       },
       onAck: (proxy, version) => { this.fleet.ack(proxy, version); this.checkConvergence(); this.notifyFleet(); },
-      onNack: () => this.metrics.nacks.inc(),
+      onNack: (proxy, version, reason) => {
+        this.metrics.nacks.inc();
+        const ns = this.options.proxyService?.split('/')[0];
+        if (ns && this.isLeader()) {
+          this.options.status?.event({ apiVersion: 'v1', kind: 'Pod', metadata: { name: proxy, namespace: ns } }, 'Warning', 'ProxyNack', `refused routing generation ${version.generation}: ${reason}`);
+        }
+      },
       onStats: (proxy, stats) => this.fleet.addStats(proxy, stats, Date.now()),
       onConnectionsChanged: () => this.metrics.connectedProxies.set(this.stream?.connectionInfo().length ?? 0),
       onSend: (kind, bytes) => { this.metrics.sends.inc({ kind }); this.metrics.sendBytes.inc({ kind }, bytes); },

@@ -28,7 +28,6 @@ export const EVENT_REASONS = {
   InvalidIngress: 'the Ingress has errors; its routes are not served',
   HostConflict: 'a host+path of this Ingress is served by an older Ingress',
   Warning: 'the Ingress is served, with a warning',
-  FleetConverged: 'every expected proxy serves the current routing version',
   ProxyNack: 'a proxy refused a routing version',
 } as const;
 
