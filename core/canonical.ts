@@ -92,6 +92,16 @@ export function sha256Hex(text: string): string {
   return createHash('sha256').update(text, 'utf8').digest('hex');
 }
 
+/**
+ * hashOrdered is hashValue for values whose object keys are already in canonical order at
+ * every level (and never integer-like): the compiler builds its resources that way, which
+ * lets it skip the canonicaliser. A property test holds every compiled resource to
+ * hashOrdered(r) === hashValue(r), so an unordered literal cannot slip in unnoticed.
+ */
+export function hashOrdered(value: unknown): string {
+  return sha256Hex(JSON.stringify(value));
+}
+
 /** hashValue is the content hash of a JSON value: SHA-256 over its canonical encoding. */
 export function hashValue(value: unknown): string {
   return sha256Hex(canonicalJson(value));

@@ -21,7 +21,7 @@ import {
 import { parseIngress, ingressOrder, type IngressFragment, type PathEntry, type BackendRef } from './ingress.ts';
 import { parseCanary, type CanaryFragment } from './canary.ts';
 import { readTlsSecret, type SecretVerdict } from './secrets.ts';
-import { hashValue, RootAccumulator } from './canonical.ts';
+import { hashOrdered, RootAccumulator } from './canonical.ts';
 import { warning, sortProblems, type Problem } from './problems.ts';
 
 /** COMPILER_VERSION is part of the root hash: a compiler change is a content change. */
@@ -344,9 +344,10 @@ export class Compiler {
   // ---- resources --------------------------------------------------------------------
 
   private put(input: Resource): void {
-    // Keys in canonical order let hashing skip re-sorting (core/canonical.ts).
+    // Every resource is built with its keys in canonical order, so hashing skips the
+    // canonicaliser (core/canonical.ts, hashOrdered; held to it by a property test).
     const resource = { name: input.name, spec: input.spec, type: input.type } as Resource;
-    const hash = hashValue(resource);
+    const hash = hashOrdered(resource);
     const old = this.resources.get(resource.name);
     if (old?.hash === hash) return;
     if (!this.changes.has(resource.name)) this.changes.set(resource.name, old?.hash ?? null);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { Compiler, compile, canonicalJson, kindOf, objectKey, type KubeObject, type CompileResult } from '../../../core/index.ts';
+import { Compiler, compile, canonicalJson, hashValue, kindOf, objectKey, type KubeObject, type CompileResult } from '../../../core/index.ts';
 import { ingress, ingressClass, service, externalService, slice, tlsSecret, canary } from '../../support/objects.ts';
 import { selfSigned } from '../../support/tls.ts';
 
@@ -75,7 +75,11 @@ test('incremental compile always equals a full compile of the same objects (prop
       const key = `${kind}/${objectKey(kind, obj)}`;
       if ('set' in op) { compiler.set(op.set); live.set(key, op.set); } else { compiler.delete(kind, objectKey(kind, obj)); live.delete(key); }
       if (i % buildEvery === 0 || i === ops.length - 1) {
-        const incremental = fingerprint(compiler.build());
+        const built = compiler.build();
+        for (const r of built.resources.values()) {
+          assert.equal(r.hash, hashValue(r.resource), `${r.resource.name}: built in canonical key order, so its fast hash is the canonical one`);
+        }
+        const incremental = fingerprint(built);
         const full = fingerprint(compile([...live.values()]));
         assert.equal(incremental, full, `after op ${i}`);
       }
