@@ -34,6 +34,7 @@ export interface OperatorFlags {
   publishAddress: string[];
   ingressClass: string;
   defaultSslCertificate?: string;
+  prometheusUrl?: string;
   streamTlsSecret: string;
   streamCaConfigmap: string;
   streamDnsName: string[];
@@ -52,7 +53,7 @@ const streamTls: { current: Operator | null } = { current: null };
 export async function runOperator(flags: OperatorFlags): Promise<Operator> {
   // Loaded here, not at the top: the Kubernetes client takes seconds to import, and every
   // other `vane` command would pay for it.
-  const [{ KubeConfig }, { Operator, FileObjectSource, KubeObjectSource, LeaderElector, StatusWriter, tokenFileAuthenticator, kubeAuthenticator }] =
+  const [{ KubeConfig }, { Operator, FileObjectSource, KubeObjectSource, LeaderElector, StatusWriter, tokenFileAuthenticator, kubeAuthenticator, CanaryController, KubeCanaryStore, OverlayCanaryStore }] =
     await Promise.all([import('@kubernetes/client-node'), import('../operator/index.ts')]);
   const logger = createLogger('operator');
   const tls = flags.tlsCert && flags.tlsKey ? { cert: await readFile(flags.tlsCert, 'utf8'), key: await readFile(flags.tlsKey, 'utf8') } : undefined;
@@ -60,12 +61,16 @@ export async function runOperator(flags: OperatorFlags): Promise<Operator> {
   const common = {
     compile, logger, streamHost: flags.streamHost, streamPort: flags.streamPort, adminHost: flags.adminHost, adminPort: flags.adminPort, ...(tls ? { tls } : {}),
   };
+  const prometheus = flags.prometheusUrl ? { prometheusUrl: flags.prometheusUrl } : {};
   let operator: Operator;
   if (flags.fromFiles) {
     const authenticate: Authenticator = flags.tokenFile
       ? await tokenFileAuthenticator(flags.tokenFile)
       : async () => ({ ok: false, code: CLOSE.unauthenticated, reason: 'unauthenticated: the operator has no --token-file' });
-    operator = new Operator({ ...common, fileMode: true, source: new FileObjectSource(flags.fromFiles, logger), authenticate, expectedProxies: flags.expectProxies.flatMap((s) => s.split(',')).filter(Boolean) });
+    operator = new Operator({
+      ...common, fileMode: true, source: new FileObjectSource(flags.fromFiles, logger), authenticate, expectedProxies: flags.expectProxies.flatMap((s) => s.split(',')).filter(Boolean),
+      controllers: (ctx) => [new CanaryController(ctx, { store: new OverlayCanaryStore({ overlay: ctx.overlay, logger }), ...prometheus })],
+    });
   } else {
     const kc = new KubeConfig();
     if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig); else kc.loadFromDefault();
@@ -98,6 +103,7 @@ export async function runOperator(flags: OperatorFlags): Promise<Operator> {
       authenticate: kubeAuthenticator(kc, { serviceAccount: flags.proxyServiceAccount, podLabels }),
       ...(flags.proxyService ? { proxyService: flags.proxyService } : {}),
       status,
+      controllers: (ctx) => [new CanaryController(ctx, { store: new KubeCanaryStore(kc, { writer: status, isLeader: ctx.isLeader, logger }), ...prometheus })],
       leadership: (events) => {
         leader = new LeaderElector(kc, { namespace: flags.leaseNamespace, name: flags.leaseName, identity: flags.identity, logger, ...events });
         return leader;
@@ -135,6 +141,7 @@ export function registerOperator(program: Command): void {
     .option('--publish-address <addr>', 'address written to status.loadBalancer of Vane\'s Ingresses (repeatable)', collect, [])
     .option('--ingress-class <name>', 'Vane\'s IngressClass name', 'vane')
     .option('--default-ssl-certificate <namespace/name>', 'TLS Secret used when no certificate matches')
+    .option('--prometheus-url <url>', 'Prometheus for Canary metrics that do not name their own address')
     .action(async (flags: OperatorFlags) => {
       const operator = await runOperator(flags);
       const stop = () => { void operator.close().then(() => process.exit(0)); };

@@ -25,6 +25,8 @@ export interface UpOptions {
   operatorPort: number;
   operatorAdminPort: number;
   stateDir: string;
+  /** Prometheus for Canary metrics that do not name their own address. */
+  prometheusUrl?: string;
   /** Where progress lines go (stdout for a person, a buffer for tests). */
   say: (line: string) => void;
 }
@@ -72,7 +74,7 @@ async function until(what: string, probe: () => boolean, timeoutMs: number): Pro
 
 export async function up(o: UpOptions): Promise<Up> {
   // The operator pulls in the Kubernetes client, slow to import; other commands skip it.
-  const { Operator, FileObjectSource, tokenFileAuthenticator } = await import('../operator/index.ts');
+  const { Operator, FileObjectSource, tokenFileAuthenticator, CanaryController, OverlayCanaryStore } = await import('../operator/index.ts');
   const started = Date.now();
   const step = (text: string) => o.say(`[vane up] ${((Date.now() - started) / 1000).toFixed(1)}s ${text}`);
   const logger = createLogger('operator', process.env.VANE_LOG_LEVEL ?? 'warn');
@@ -117,6 +119,10 @@ export async function up(o: UpOptions): Promise<Up> {
       streamPort: o.operatorPort,
       adminPort: o.operatorAdminPort,
       fileMode: true,
+      controllers: (ctx) => [new CanaryController(ctx, {
+        store: new OverlayCanaryStore({ overlay: ctx.overlay, logger, onEvent: (canary, _type, reason, message) => step(`canary ${canary}: ${reason}: ${message}`) }),
+        ...(o.prometheusUrl ? { prometheusUrl: o.prometheusUrl } : {}),
+      })],
     });
     await operator.start();
     step(`operator watching ${o.dir}: stream wss://127.0.0.1:${operator.streamAddress.port}/stream, admin http://127.0.0.1:${operator.adminAddress.port}/fleet`);
@@ -179,6 +185,7 @@ export function registerUp(program: Command): void {
     .option('--operator-port <port>', 'stream port', int, 7443)
     .option('--operator-admin-port <port>', 'operator admin port', int, 7901)
     .option('--state-dir <dir>', 'certificates, tokens and proxy state', '.vane/up')
+    .option('--prometheus-url <url>', 'Prometheus for Canary metrics that do not name their own address')
     .action(async (dir: string, flags: Omit<UpOptions, 'dir' | 'say'>) => {
       const u = await up({ ...flags, dir, say: (l) => console.log(l) });
       console.log(whatNow(u, dir));

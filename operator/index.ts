@@ -12,4 +12,8 @@ export { StatusWriter, EVENT_REASONS, type StatusWriterOptions } from './status.
 export { kubeAuthenticator, STREAM_AUDIENCE, type KubeAuthOptions } from './stream/kube-auth.ts';
 export type { Leadership, Controller, OperatorContext } from './operator.ts';
 export { MemoryObjectSource } from './sources/memory.ts';
+export {
+  CanaryController, KubeCanaryStore, OverlayCanaryStore, SYSTEM_CLOCK,
+  type CanaryControllerOptions, type CanaryStore, type Clock, type WriteOutcome,
+} from './canary/index.ts';
 export { ConfigMapCaBundle } from './stream/tls.ts';

@@ -31,7 +31,7 @@ export const EVENT_REASONS = {
   ProxyNack: 'a proxy refused a routing version',
 } as const;
 
-type Job = { key: string; run: () => Promise<void> };
+type Job = { key: string; run: () => Promise<void>; done?: (ran: boolean) => void };
 
 export class StatusWriter {
   private readonly net: NetworkingV1Api;
@@ -57,7 +57,22 @@ export class StatusWriter {
   close(): void {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    for (const job of this.queue.values()) job.done?.(false);
     this.queue.clear();
+  }
+
+  /**
+   * submit queues a write of another component (the canary controller) under the same lease
+   * fence and rate limit. It resolves true once `run` ran, false when the write was dropped:
+   * not the leader, closed, or replaced by a newer write with the same key.
+   */
+  submit(key: string, run: () => Promise<void>): Promise<boolean> {
+    if (this.closed) return Promise.resolve(false);
+    return new Promise((done) => {
+      this.queue.get(key)?.done?.(false);
+      this.queue.set(key, { key, run, done });
+      void this.pump();
+    });
   }
 
   /** ingress makes sure an Ingress of Vane's class publishes our address. */
@@ -144,6 +159,7 @@ export class StatusWriter {
         this.queue.delete(job.key);
         if (!this.o.isLeader()) {
           this.o.logger.debug({ job: job.key }, 'not the leader; write dropped');
+          job.done?.(false);
           continue;
         }
         this.tokens -= 1;
@@ -153,6 +169,7 @@ export class StatusWriter {
         } catch (err) {
           this.o.logger.warn({ job: job.key, err: (err as Error).message }, 'status write failed');
         }
+        job.done?.(true);
       }
     } finally {
       this.pumping = false;

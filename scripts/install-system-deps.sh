@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages Vane's tests and benchmarks use; a no-op when all are present.
 set -euo pipefail
-want=(openssl iproute2 nginx wrk)
+want=(openssl iproute2 nginx wrk prometheus)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
