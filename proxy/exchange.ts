@@ -45,6 +45,11 @@ export interface ExchangeContext {
   readonly unrouted: RequestStats;
   begin(): void;
   end(): void;
+  /**
+   * trackCanaryTunnel registers an upgraded connection to a canary backend, so that a
+   * rollback (the split gone from the routing) closes it; it returns the unregister call.
+   */
+  trackCanaryTunnel(backend: string, close: () => void): () => void;
 }
 
 /** The sticky-canary cookie: the client's bucket in [0, 100), shared by every Canary. */
@@ -470,7 +475,10 @@ export class UpgradeExchange extends BaseExchange implements Dispatcher.Dispatch
     if (this.head.length > 0) upstream.write(this.head);
     this.ctx.metrics.activeConnections.upgraded++;
     this.finish(statusCode);
-    tunnel(client, upstream, this.idleMs, () => { this.ctx.metrics.activeConnections.upgraded--; });
+    const untrack = this.decision!.canary === 'canary'
+      ? this.ctx.trackCanaryTunnel(this.decision!.backend!, () => { client.destroy(); upstream.destroy(); })
+      : null;
+    tunnel(client, upstream, this.idleMs, () => { this.ctx.metrics.activeConnections.upgraded--; untrack?.(); });
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, _headers: unknown, statusMessage?: string): void {

@@ -63,6 +63,8 @@ export class ProxyWorker implements ExchangeContext {
   private readonly router: Router;
   private readonly tls: TlsStore;
   private readonly statsByRoute = new WeakMap<RouteSpec, RequestStats[]>();
+  /** Upgraded connections to canary backends, by backend: closed when the split is rolled back. */
+  private readonly canaryTunnels = new Map<string, Set<() => void>>();
   private readonly sockets = new Set<Duplex>();
   private active = 0;
   private idleWaiter: (() => void) | null = null;
@@ -132,9 +134,40 @@ export class ProxyWorker implements ExchangeContext {
       this.httpsServer.setSecureContext({ cert: pair.certificatePem, key: pair.privateKeyPem });
     }
     this.state = state;
+    this.closeRetiredCanaryTunnels();
     this.metrics.routingGeneration = state.generation;
     this.metrics.routingAppliedAtMs = Date.now();
     this.metrics.routingResources = this.router.resourceMap.size;
+  }
+
+  /**
+   * closeRetiredCanaryTunnels ends upgraded connections (WebSocket and the like) to canary
+   * backends that no route splits to any more — a rolled-back canary — so that no client
+   * keeps talking to it once the fleet serves the rollback.
+   */
+  private closeRetiredCanaryTunnels(): void {
+    if (this.canaryTunnels.size === 0) return;
+    const live = new Set<string>();
+    for (const r of this.router.resourceMap.values()) {
+      if (r.resource.type !== 'vhost') continue;
+      for (const route of r.resource.spec.routes) if (route.canary) live.add(route.canary.backend);
+    }
+    for (const [backend, closers] of this.canaryTunnels) {
+      if (live.has(backend)) continue;
+      for (const close of [...closers]) close();
+      this.canaryTunnels.delete(backend);
+    }
+  }
+
+  trackCanaryTunnel(backend: string, close: () => void): () => void {
+    let closers = this.canaryTunnels.get(backend);
+    if (!closers) { closers = new Set(); this.canaryTunnels.set(backend, closers); }
+    closers.add(close);
+    return () => {
+      const set = this.canaryTunnels.get(backend);
+      set?.delete(close);
+      if (set?.size === 0) this.canaryTunnels.delete(backend);
+    };
   }
 
   // ---- ExchangeContext ------------------------------------------------------------
