@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { e2eSkip, netnsSkip } from '../harness/index.ts';
-import { canaryWorld, condition, NAME, type CanaryWorld } from './canary-support.ts';
+import { canaryWorld, condition, NAME, type CanaryWorld, everySecond } from './canary-support.ts';
 
 const skip = e2eSkip || netnsSkip;
 let w: CanaryWorld;
@@ -19,15 +19,7 @@ before(async () => {
 after(async () => { await w?.close(); });
 
 test('passing checks hold the step while an expected proxy has not ACKed; it advances once that proxy serves', { skip, timeout: 150_000 }, async () => {
-  let driving = true;
-  const deadline = Date.now() + 120_000;
-  const drive = (async () => {
-    while (driving && Date.now() < deadline) {
-      const tick = Date.now();
-      await w.send(10, { via: [0, 1], headers: { 'x-canary': 'always' } });
-      await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (Date.now() - tick))));
-    }
-  })();
+  const traffic = everySecond(120_000, () => w.send(10, { via: [0, 1], headers: { 'x-canary': 'always' } }));
   try {
     await w.apply({
       ingressRef: { name: 'shop' }, service: NAME, canaryService: { name: `${NAME}-v2` },
@@ -54,7 +46,6 @@ test('passing checks hold the step while an expected proxy has not ACKed; it adv
     assert.equal(advanced.status?.step, 2);
     await w.until('the whole fleet on weight 30', (c) => c.status?.proxies?.summary === '3/3' && condition(c, 'Ready').status === 'True');
   } finally {
-    driving = false;
-    await drive;
+    await traffic.stop();
   }
 });

@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { e2eSkip, netnsSkip } from '../harness/index.ts';
-import { canaryWorld, converged, binomialOk, NAME, type CanaryWorld } from './canary-support.ts';
+import { canaryWorld, converged, binomialOk, NAME, type CanaryWorld, everySecond } from './canary-support.ts';
 import { FINALIZER } from '../../../core/index.ts';
 
 const skip = e2eSkip || netnsSkip;
@@ -22,15 +22,7 @@ before(async () => {
 after(async () => { await w?.close(); });
 
 test('deleting a promoted canary steps traffic back one interval per rung, then the finalizer lets it go', { skip, timeout: 150_000 }, async (t) => {
-  let driving = true;
-  const deadline = Date.now() + 120_000;
-  const drive = (async () => {
-    while (driving && Date.now() < deadline) {
-      const tick = Date.now();
-      await w.send(40);
-      await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (Date.now() - tick))));
-    }
-  })();
+  const traffic = everySecond(120_000, () => w.send(40));
   try {
     await w.apply({
       ingressRef: { name: 'shop' }, service: NAME, canaryService: { name: CANARY },
@@ -67,7 +59,6 @@ test('deleting a promoted canary steps traffic back one interval per rung, then 
     const reasons = (await w.events()).map((e) => e.reason);
     assert.deepEqual(reasons.slice(reasons.indexOf('Promoted') + 1), ['Retiring', 'Retiring', 'Retired']);
   } finally {
-    driving = false;
-    await drive;
+    await traffic.stop();
   }
 });

@@ -12,7 +12,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync, renameSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { e2eSkip, netnsSkip } from '../harness/index.ts';
-import { canaryWorld, condition, eventually, freeBase, NAME, type CanaryWorld } from './canary-support.ts';
+import { canaryWorld, condition, eventually, freeBase, NAME, type CanaryWorld, everySecond } from './canary-support.ts';
 
 const PROMETHEUS = '/usr/bin/prometheus';
 function prometheusSkip(): string | false {
@@ -65,15 +65,7 @@ after(async () => {
 });
 
 test('a PromQL error ratio from a real Prometheus passes a healthy step, then fails the canary back', { skip, timeout: 150_000 }, async (t) => {
-  let driving = true;
-  const deadline = Date.now() + 120_000;
-  const drive = (async () => {
-    while (driving && Date.now() < deadline) {
-      const tick = Date.now();
-      await w.send(40);
-      await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (Date.now() - tick))));
-    }
-  })();
+  const traffic = everySecond(120_000, () => w.send(40));
   const side = `ingress="${w.ns}/shop",canary="canary"`;
   try {
     await w.apply({
@@ -100,7 +92,6 @@ test('a PromQL error ratio from a real Prometheus passes a healthy step, then fa
     assert.equal(condition(failed, 'Failed').reason, 'ThresholdReached');
     assert.equal(failed.status?.weight, 0);
   } finally {
-    driving = false;
-    await drive;
+    await traffic.stop();
   }
 });

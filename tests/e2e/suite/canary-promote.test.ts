@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { e2eSkip, netnsSkip } from '../harness/index.ts';
-import { canaryWorld, condition, NAME, type CanaryWorld } from './canary-support.ts';
+import { canaryWorld, condition, NAME, type CanaryWorld, everySecond } from './canary-support.ts';
 
 const skip = e2eSkip || netnsSkip;
 const CANARY = `${NAME}-v2`;
@@ -24,15 +24,7 @@ before(async () => {
 after(async () => { await w?.close(); });
 
 test('three healthy steps on merged fleet statistics, promoted; kubectl wait returns', { skip, timeout: 150_000 }, async (t) => {
-  let driving = true;
-  const deadline = Date.now() + 120_000;
-  const drive = (async () => {
-    while (driving && Date.now() < deadline) {
-      const tick = Date.now();
-      await Promise.all([0, 1].map((i) => w.send(PER_PROXY_PER_SECOND, { via: [i], headers: { 'x-canary': 'always' } })));
-      await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (Date.now() - tick))));
-    }
-  })();
+  const traffic = everySecond(120_000, () => Promise.all([0, 1].map((i) => w.send(PER_PROXY_PER_SECOND, { via: [i], headers: { 'x-canary': 'always' } }))));
   const checks = new Map<string, string>();
   try {
     await w.apply({
@@ -68,8 +60,7 @@ test('three healthy steps on merged fleet statistics, promoted; kubectl wait ret
     const reasons = (await w.events()).filter((e) => e.component === 'vane-canary-controller').map((e) => e.reason);
     assert.deepEqual(reasons.filter((r) => r !== 'NoData' && r !== 'WaitingForProxies'), ['Started', 'StepAdvanced', 'StepAdvanced', 'StepAdvanced', 'Promoting', 'Promoted']);
   } finally {
-    driving = false;
-    await drive;
+    await traffic.stop();
   }
   const after = await w.send(100);
   assert.deepEqual(after.byBackend, { [CANARY]: 100 }, 'promoted (Hold): every request reaches the canary');

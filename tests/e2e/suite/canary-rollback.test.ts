@@ -6,7 +6,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { e2eSkip, netnsSkip } from '../harness/index.ts';
-import { canaryWorld, condition, NAME, type CanaryWorld } from './canary-support.ts';
+import { canaryWorld, condition, NAME, type CanaryWorld, everySecond } from './canary-support.ts';
 
 const skip = e2eSkip || netnsSkip;
 const CANARY = `${NAME}-v2`;
@@ -25,15 +25,7 @@ after(async () => { await w?.close(); });
 
 test('500s from the canary: rolled back within threshold × interval, Event and Failed condition, then header always stays on stable', { skip, timeout: 120_000 }, async (t) => {
   await w.canary.fail(500, 1);
-  let driving = true;
-  const deadline = Date.now() + 90_000;
-  const drive = (async () => {
-    while (driving && Date.now() < deadline) {
-      const tick = Date.now();
-      await w.send(40);
-      await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (Date.now() - tick))));
-    }
-  })();
+  const traffic = everySecond(90_000, () => w.send(40));
   try {
     await w.apply({
       ingressRef: { name: 'shop' }, service: NAME, canaryService: { name: CANARY },
@@ -60,8 +52,7 @@ test('500s from the canary: rolled back within threshold × interval, Event and 
 
     await w.until('the fleet to serve the rollback', (c) => c.status?.proxies?.converged === 2 && condition(c, 'Ready').status === 'True');
   } finally {
-    driving = false;
-    await drive;
+    await traffic.stop();
   }
   const forced = await w.send(60, { headers: { 'x-canary': 'always' } });
   assert.deepEqual(forced.byBackend, { [NAME]: 60 }, 'X-Canary: always no longer reaches the canary');

@@ -78,6 +78,23 @@ export async function freeBase(n: number): Promise<number> {
   throw new Error('no free ports');
 }
 
+/**
+ * everySecond runs `send` once a second (a steady trickle of traffic for the analysis to
+ * judge) until stop() or maxMs, whichever comes first.
+ */
+export function everySecond(maxMs: number, send: () => Promise<unknown>): { stop(): Promise<void> } {
+  let running = true;
+  const deadline = Date.now() + maxMs;
+  const loop = (async () => {
+    while (running && Date.now() < deadline) {
+      const tick = Date.now();
+      await send();
+      await new Promise((r) => setTimeout(r, Math.max(0, 1000 - (Date.now() - tick))));
+    }
+  })();
+  return { stop: async () => { running = false; await loop; } };
+}
+
 export async function eventually<T>(what: string, probe: () => Promise<T | null | false | undefined>, timeoutMs = 30_000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let last: unknown;
