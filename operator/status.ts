@@ -5,7 +5,7 @@
  * status subresource, computed with fast-json-patch and guarded by a `test` of the
  * resourceVersion, so a concurrent writer makes the patch fail instead of being overwritten. Events are deduplicated per object and reason.
  */
-import { CoreV1Api, NetworkingV1Api, PatchStrategy, setHeaderOptions, type KubeConfig, type V1IngressLoadBalancerIngress } from '@kubernetes/client-node';
+import { CoreV1Api, NetworkingV1Api, PatchStrategy, setHeaderOptions, type CoreV1Event, type KubeConfig, type V1IngressLoadBalancerIngress, type V1ObjectReference } from '@kubernetes/client-node';
 import fastJsonPatch from 'fast-json-patch';
 import type { Ingress, ObjectStatus } from '../core/index.ts';
 import { formatProblem } from '../core/index.ts';
@@ -32,6 +32,20 @@ export const EVENT_REASONS = {
 } as const;
 
 type Job = { key: string; run: () => Promise<void>; done?: (ran: boolean) => void };
+
+/** eventBody is a core/v1 Event about `involved`, as every Vane writer records it. */
+export function eventBody(involved: V1ObjectReference, type: 'Normal' | 'Warning', reason: string, message: string, component: string): CoreV1Event {
+  const now = new Date();
+  return {
+    apiVersion: 'v1', kind: 'Event',
+    metadata: { generateName: `${involved.name}.`, namespace: involved.namespace },
+    involvedObject: involved,
+    reason, message, type,
+    source: { component },
+    firstTimestamp: now, lastTimestamp: now, count: 1,
+    reportingComponent: component, reportingInstance: component,
+  };
+}
 
 export class StatusWriter {
   private readonly net: NetworkingV1Api;
@@ -122,19 +136,8 @@ export class StatusWriter {
       for (const other of ['Synced', 'InvalidIngress']) if (other !== reason) this.lastEvent.delete(`${obj.kind}/${ns}/${name}/${other}`);
     }
     this.enqueue(`event ${id} ${text}`, async () => {
-      const now = new Date();
-      await this.core.createNamespacedEvent({
-        namespace: ns,
-        body: {
-          apiVersion: 'v1', kind: 'Event',
-          metadata: { generateName: `${name}.`, namespace: ns },
-          involvedObject: { apiVersion: obj.apiVersion ?? '', kind: obj.kind ?? '', name, namespace: ns, ...(obj.metadata?.uid ? { uid: obj.metadata.uid } : {}) },
-          reason, message: text, type,
-          source: { component: this.o.component },
-          firstTimestamp: now, lastTimestamp: now, count: 1,
-          reportingComponent: this.o.component, reportingInstance: this.o.component,
-        },
-      });
+      const involved = { apiVersion: obj.apiVersion ?? '', kind: obj.kind ?? '', name, namespace: ns, ...(obj.metadata?.uid ? { uid: obj.metadata.uid } : {}) };
+      await this.core.createNamespacedEvent({ namespace: ns, body: eventBody(involved, type, reason, text, this.o.component) });
     });
   }
 

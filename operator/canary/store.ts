@@ -7,7 +7,7 @@
  */
 import { CoreV1Api, CustomObjectsApi, NetworkingV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { namespaceOf, type Canary, type CanaryStatus, type Ingress, type KubeObject } from '../../core/index.ts';
-import type { StatusWriter } from '../status.ts';
+import { eventBody, type StatusWriter } from '../status.ts';
 import type { Logger } from '../../lib/log.ts';
 import { applyPatch, statusPatch, type PatchOp } from './patches.ts';
 
@@ -127,23 +127,12 @@ export class KubeCanaryStore implements CanaryStore {
     const name = canary.metadata?.name ?? '';
     const text = message.slice(0, 1024);
     void this.fenced(`canary-event ${ns}/${name} ${reason} ${text}`, async () => {
-      const now = new Date();
-      await this.core.createNamespacedEvent({
-        namespace: ns,
-        body: {
-          apiVersion: 'v1', kind: 'Event',
-          metadata: { generateName: `${name}.`, namespace: ns },
-          involvedObject: {
-            apiVersion: canary.apiVersion ?? `${GROUP}/${VERSION}`, kind: 'Canary', name, namespace: ns,
-            ...(canary.metadata?.uid ? { uid: canary.metadata.uid } : {}),
-            ...(canary.metadata?.resourceVersion ? { resourceVersion: canary.metadata.resourceVersion } : {}),
-          },
-          reason, message: text, type,
-          source: { component: COMPONENT },
-          firstTimestamp: now, lastTimestamp: now, count: 1,
-          reportingComponent: COMPONENT, reportingInstance: COMPONENT,
-        },
-      });
+      const involved = {
+        apiVersion: canary.apiVersion ?? `${GROUP}/${VERSION}`, kind: 'Canary', name, namespace: ns,
+        ...(canary.metadata?.uid ? { uid: canary.metadata.uid } : {}),
+        ...(canary.metadata?.resourceVersion ? { resourceVersion: canary.metadata.resourceVersion } : {}),
+      };
+      await this.core.createNamespacedEvent({ namespace: ns, body: eventBody(involved, type, reason, text, COMPONENT) });
     }).then((outcome) => {
       if (!outcome.ok && outcome.reason !== 'dropped') this.o.logger.warn({ canary: `${ns}/${name}`, reason, err: outcome.message }, 'writing a Canary Event failed');
     });
