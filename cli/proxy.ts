@@ -48,7 +48,10 @@ interface Flags {
   shutdownDelay: number; drainTimeout: number;
   httpsRedirectPort: number;
   maxHeaderBytes: number;
+  clientHeaderTimeout: number;
+  clientKeepaliveTimeout: number;
   upstreamConnections: number;
+  upstreamKeepaliveTimeout: number;
   retries: number;
   outlierConsecutiveFailures: number; outlierBaseEjection: number; outlierMaxEjection: number; outlierMaxEjectionPercent: number;
   metricsPerPath?: boolean;
@@ -80,7 +83,10 @@ export function registerProxy(program: Command): void {
     .option('--drain-timeout <duration>', 'longest wait for in-flight requests on shutdown', duration, d.drainTimeoutMs)
     .option('--https-redirect-port <port>', 'port in 308 redirects to HTTPS', int, d.httpsRedirectPort)
     .option('--max-header-bytes <size>', 'request head limit (larger: 431)', size, d.maxHeaderBytes)
+    .option('--client-header-timeout <duration>', 'time a client has to send a whole request head (then 408)', duration, d.clientHeaderTimeoutMs)
+    .option('--client-keepalive-timeout <duration>', 'idle keep-alive client connections close after this', duration, d.clientKeepAliveTimeoutMs)
     .option('--upstream-connections <n>', 'connections per upstream endpoint and worker', int, d.upstreamConnections)
+    .option('--upstream-keepalive-timeout <duration>', 'idle upstream connections close after this', duration, d.upstreamKeepAliveMs)
     .option('--retries <n>', 'extra attempts for idempotent requests whose connection failed', int, d.retries)
     .option('--outlier-consecutive-failures <n>', 'connect failures in a row that eject an endpoint', int, d.outlier.consecutiveFailures)
     .option('--outlier-base-ejection <duration>', 'first ejection time, doubled per ejection in a row', duration, d.outlier.baseEjectionMs)
@@ -100,7 +106,10 @@ export function registerProxy(program: Command): void {
         shutdownDelayMs: flags.shutdownDelay, drainTimeoutMs: flags.drainTimeout,
         httpsRedirectPort: flags.httpsRedirectPort,
         maxHeaderBytes: flags.maxHeaderBytes,
+        clientHeaderTimeoutMs: flags.clientHeaderTimeout,
+        clientKeepAliveTimeoutMs: flags.clientKeepaliveTimeout,
         upstreamConnections: flags.upstreamConnections,
+        upstreamKeepAliveMs: flags.upstreamKeepaliveTimeout,
         retries: flags.retries,
         outlier: {
           consecutiveFailures: flags.outlierConsecutiveFailures, baseEjectionMs: flags.outlierBaseEjection,

@@ -77,10 +77,18 @@ class BodyLimit extends Transform {
   }
 }
 
-type Prepared = { kind: 'error'; status: number; detail: string; extra?: string[] } | { kind: 'redirect'; location: string } | { kind: 'forward' };
+/** RequestLine is what an exchange reads of a request head, from node:http or the fast path's parser. */
+export interface RequestLine {
+  readonly method: string;
+  readonly url: string;
+  readonly rawHeaders: string[];
+  readonly httpVersionMinor: number;
+}
+
+export type Prepared = { kind: 'error'; status: number; detail: string; extra?: string[] } | { kind: 'redirect'; location: string } | { kind: 'forward' };
 
 /** BaseExchange holds what plain and upgrade exchanges share: request inspection and routing. */
-abstract class BaseExchange implements MatchRequest {
+export abstract class BaseExchange implements MatchRequest {
   host: string | undefined = undefined;
   target: string;
   scheme: 'http' | 'https';
@@ -88,7 +96,9 @@ abstract class BaseExchange implements MatchRequest {
   httpsPort: number;
 
   protected readonly ctx: ExchangeContext;
-  protected readonly req: IncomingMessage;
+  protected readonly method: string;
+  protected readonly rawHeaders: string[];
+  protected readonly versionMinor: number;
   protected readonly client: ClientInfo;
   protected readonly startMs = performance.now();
   protected requestId = '';
@@ -98,6 +108,8 @@ abstract class BaseExchange implements MatchRequest {
   protected stats: RequestStats;
   protected headers: string[] = [];
   protected controller: Dispatcher.DispatchController | null = null;
+  /** The current attempt wrote (some of) the request upstream: it is no longer safe to retry. */
+  protected requestSent = false;
   protected attempts = 0;
   protected done = false;
   protected clientGone = false;
@@ -109,11 +121,13 @@ abstract class BaseExchange implements MatchRequest {
   private stickyFromCookie = false;
   protected upgradeProtocol: string | null = null;
 
-  constructor(ctx: ExchangeContext, req: IncomingMessage, client: ClientInfo) {
+  constructor(ctx: ExchangeContext, head: RequestLine, client: ClientInfo) {
     this.ctx = ctx;
-    this.req = req;
+    this.method = head.method;
+    this.rawHeaders = head.rawHeaders;
+    this.versionMinor = head.httpVersionMinor;
     this.client = client;
-    this.target = req.url ?? '/';
+    this.target = head.url;
     this.scheme = client.scheme;
     this.httpsPort = ctx.httpsRedirectPort;
     this.stats = ctx.unrouted;
@@ -121,7 +135,7 @@ abstract class BaseExchange implements MatchRequest {
 
   /** header is core's header lookup: first value by lower-case name. */
   header(name: string): string | undefined {
-    const raw = this.req.rawHeaders;
+    const raw = this.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) {
       const n = raw[i]!;
       if (n.length === name.length && n.toLowerCase() === name) return raw[i + 1];
@@ -132,7 +146,7 @@ abstract class BaseExchange implements MatchRequest {
   /** cookie is core's cookie lookup over every Cookie header. */
   cookie(name: string): string | undefined {
     if (this.cookieIndex < 0) return undefined;
-    const raw = this.req.rawHeaders;
+    const raw = this.rawHeaders;
     for (let i = this.cookieIndex; i < raw.length; i += 2) {
       const n = raw[i]!;
       if (n.length !== 6 || n.toLowerCase() !== 'cookie') continue;
@@ -155,7 +169,7 @@ abstract class BaseExchange implements MatchRequest {
 
   /** prepare inspects the request, builds the upstream headers and routes it. */
   protected prepare(): Prepared {
-    const raw = this.req.rawHeaders;
+    const raw = this.rawHeaders;
     const trusted = this.client.trusted;
     const out = this.headers;
     let hosts = 0;
@@ -191,7 +205,7 @@ abstract class BaseExchange implements MatchRequest {
     // Framing the parser let through but a proxy must not forward (RFC 9112 §6.1, §6.3).
     if (hosts > 1) return { kind: 'error', status: 400, detail: 'more than one Host header' };
     if (lengths > 1) return { kind: 'error', status: 400, detail: 'more than one Content-Length header' };
-    if (this.chunked && (lengths > 0 || this.req.httpVersionMinor === 0)) return { kind: 'error', status: 400, detail: 'Transfer-Encoding with Content-Length or on HTTP/1.0' };
+    if (this.chunked && (lengths > 0 || this.versionMinor === 0)) return { kind: 'error', status: 400, detail: 'Transfer-Encoding with Content-Length or on HTTP/1.0' };
     this.hasBody = this.chunked || this.contentLength > 0;
 
     const nominated = nominatedHeaders(connection);
@@ -247,7 +261,7 @@ abstract class BaseExchange implements MatchRequest {
 
   /** retryable: an idempotent request without a body whose connection failed before it was written. */
   protected retryable(err: Error): boolean {
-    return this.controller === null && !this.hasBody && IDEMPOTENT.has(this.req.method!) && this.attempts <= this.ctx.retries
+    return !this.requestSent && !this.hasBody && IDEMPOTENT.has(this.method) && this.attempts <= this.ctx.retries
       && CONNECT_ERRORS.has((err as { code?: string }).code ?? '');
   }
 
@@ -256,7 +270,7 @@ abstract class BaseExchange implements MatchRequest {
     const ep = this.endpoint!;
     ep.inflight--;
     const code = (err as { code?: string }).code ?? '';
-    if (this.controller === null && CONNECT_ERRORS.has(code) && this.cluster !== null) {
+    if (!this.requestSent && CONNECT_ERRORS.has(code) && this.cluster !== null) {
       this.ctx.metrics.connectError(this.cluster.service);
       if (this.cluster.connectFailed(ep, performance.now(), this.ctx.outlier)) this.ctx.metrics.ejection(this.cluster.service);
     }
@@ -281,19 +295,22 @@ abstract class BaseExchange implements MatchRequest {
 
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
+    this.requestSent = true;
     if (this.clientGone) controller.abort(new Error('client went away'));
   }
 }
 
 /** Exchange is a plain HTTP request/response. */
 export class Exchange extends BaseExchange implements Dispatcher.DispatchHandler {
+  private readonly req: IncomingMessage;
   private readonly res: ServerResponse;
   private readonly expectContinue: boolean;
   private body: IncomingMessage | BodyLimit | null = null;
   private status = 0;
 
   constructor(ctx: ExchangeContext, req: IncomingMessage, res: ServerResponse, client: ClientInfo, expectContinue: boolean) {
-    super(ctx, req, client);
+    super(ctx, requestLine(req), client);
+    this.req = req;
     this.res = res;
     this.expectContinue = expectContinue;
   }
@@ -326,12 +343,13 @@ export class Exchange extends BaseExchange implements Dispatcher.DispatchHandler
     if (ep === null) { this.reply(503, 'no ready endpoints'); return; }
     this.endpoint = ep;
     this.controller = null;
+    this.requestSent = false;
     this.attempts++;
     ep.inflight++;
     const t = route.timeouts;
     ep.pool(t.connectMs).dispatch({
       path: this.decision!.path,
-      method: this.req.method!,
+      method: this.method,
       headers: this.headers,
       body: this.body,
       headersTimeout: t.readMs,
@@ -408,6 +426,11 @@ export class Exchange extends BaseExchange implements Dispatcher.DispatchHandler
   resume(): void { this.controller?.resume(); }
 }
 
+/** requestLine reads node's parsed request; node:http always sets method and url on server requests. */
+function requestLine(req: IncomingMessage): RequestLine {
+  return { method: req.method!, url: req.url!, rawHeaders: req.rawHeaders, httpVersionMinor: req.httpVersionMinor };
+}
+
 function onResponseClose(this: ServerResponse): void {
   (this as unknown as Record<symbol, Exchange>)[kExchange]!.clientClosed();
 }
@@ -424,7 +447,7 @@ export class UpgradeExchange extends BaseExchange implements Dispatcher.Dispatch
   private idleMs = 60_000;
 
   constructor(ctx: ExchangeContext, req: IncomingMessage, socket: Duplex, head: Buffer, client: ClientInfo) {
-    super(ctx, req, client);
+    super(ctx, requestLine(req), client);
     this.socket = socket;
     this.head = head;
   }
@@ -450,11 +473,12 @@ export class UpgradeExchange extends BaseExchange implements Dispatcher.Dispatch
     if (ep === null) { this.fail(503, 'no ready endpoints'); return; }
     this.endpoint = ep;
     this.controller = null;
+    this.requestSent = false;
     this.attempts++;
     ep.inflight++;
     ep.pool(route.timeouts.connectMs).dispatch({
       path: this.decision!.path,
-      method: this.req.method!,
+      method: this.method,
       headers: this.headers,
       body: null,
       upgrade: this.upgradeProtocol ?? 'websocket',

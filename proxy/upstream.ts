@@ -13,6 +13,7 @@
 import { Pool } from 'undici';
 import type { BackendSpec, EndpointsSpec } from '../core/index.ts';
 import type { OutlierOptions } from './options.ts';
+import { UpstreamPool } from './http1/upstream-pool.ts';
 
 export interface PoolSettings {
   connections: number;
@@ -25,7 +26,10 @@ export class Endpoint {
   readonly origin: string;
   readonly address: string;
   readonly port: number;
+  /** Spoken to over TLS: only the general path (undici) reaches it. */
+  readonly tls: boolean;
   private readonly pools = new Map<number, Pool>();
+  private readonly fastPools = new Map<number, UpstreamPool>();
   private readonly settings: PoolSettings;
   refs = 0;
   inflight = 0;
@@ -40,14 +44,25 @@ export class Endpoint {
     this.origin = origin;
     this.address = address;
     this.port = port;
+    this.tls = origin.startsWith('https:');
     this.settings = settings;
+  }
+
+  /** fastPool returns the fast path's pool for a connect timeout (plain HTTP endpoints only). */
+  fastPool(connectMs: number): UpstreamPool {
+    let p = this.fastPools.get(connectMs);
+    if (!p) {
+      p = new UpstreamPool(this.address, this.port, { connections: this.settings.connections, keepAliveMs: this.settings.keepAliveMs, connectMs });
+      this.fastPools.set(connectMs, p);
+    }
+    return p;
   }
 
   /** pool returns the Pool for a connect timeout; routes rarely differ, so there is usually one. */
   pool(connectMs: number): Pool {
     let p = this.pools.get(connectMs);
     if (!p) {
-      const tls = this.origin.startsWith('https:');
+      const tls = this.tls;
       p = new Pool(this.origin, {
         connections: this.settings.connections,
         pipelining: 1,
@@ -65,12 +80,16 @@ export class Endpoint {
     this.closed = true;
     for (const p of this.pools.values()) p.close().catch(() => undefined);
     this.pools.clear();
+    for (const p of this.fastPools.values()) p.close();
+    this.fastPools.clear();
   }
 
   destroy(): Promise<unknown> {
     this.closed = true;
     const all = [...this.pools.values()].map((p) => p.destroy().catch(() => undefined));
     this.pools.clear();
+    for (const p of this.fastPools.values()) p.destroy();
+    this.fastPools.clear();
     return Promise.all(all);
   }
 }

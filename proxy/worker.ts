@@ -25,6 +25,7 @@ import { WorkerMetrics, type RequestStats } from './metrics.ts';
 import { Exchange, UpgradeExchange, kClientInfo, tunnel, type ClientInfo, type ExchangeContext } from './exchange.ts';
 import { parseClientHello, parseProxyHeader, readPreamble, type ProxiedAddress } from './preamble.ts';
 import { rawErrorResponse } from './headers.ts';
+import { ClientConnection, type FastPathHost, type HandoffReason } from './fast-path.ts';
 import type { WireDelta } from './source.ts';
 
 const PREAMBLE_TIMEOUT_MS = 10_000;
@@ -47,7 +48,7 @@ function plainAddress(address: string | undefined): string {
   return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
 }
 
-export class ProxyWorker implements ExchangeContext {
+export class ProxyWorker implements ExchangeContext, FastPathHost {
   state: RoutingState | null = null;
   readonly metrics = new WorkerMetrics();
   readonly outlier: OutlierOptions;
@@ -55,6 +56,9 @@ export class ProxyWorker implements ExchangeContext {
   readonly httpsRedirectPort: number;
   draining = false;
   readonly unrouted: RequestStats;
+  readonly maxHeaderBytes: number;
+  readonly clientHeaderTimeoutMs: number;
+  readonly clientKeepAliveTimeoutMs: number;
 
   private readonly options: ProxyOptions;
   private readonly log: Logger;
@@ -66,6 +70,8 @@ export class ProxyWorker implements ExchangeContext {
   /** Upgraded connections to canary backends, by backend: closed when the split is rolled back. */
   private readonly canaryTunnels = new Map<string, Set<() => void>>();
   private readonly sockets = new Set<Duplex>();
+  /** Plain-HTTP connections the fast path owns (the rest belong to the node:http servers). */
+  private readonly fastConnections = new Set<ClientConnection>();
   private active = 0;
   private idleWaiter: (() => void) | null = null;
   private readonly httpServer: HttpServer;
@@ -79,6 +85,9 @@ export class ProxyWorker implements ExchangeContext {
     this.outlier = o.outlier;
     this.retries = o.retries;
     this.httpsRedirectPort = o.httpsRedirectPort;
+    this.maxHeaderBytes = o.maxHeaderBytes;
+    this.clientHeaderTimeoutMs = o.clientHeaderTimeoutMs;
+    this.clientKeepAliveTimeoutMs = o.clientKeepAliveTimeoutMs;
     this.trusted = addTrusted(o.trustedProxies);
     this.unrouted = this.metrics.requestStats('', '', 'none', null);
     this.endpoints = new Endpoints({ connections: o.upstreamConnections, keepAliveMs: o.upstreamKeepAliveMs });
@@ -191,6 +200,13 @@ export class ProxyWorker implements ExchangeContext {
     if (--this.active === 0 && this.idleWaiter) this.idleWaiter();
   }
 
+  handoff(socket: Socket, reason: HandoffReason): void {
+    this.metrics.handoffs[reason]++;
+    this.httpServer.emit('connection', socket);
+  }
+
+  connectionClosed(conn: ClientConnection): void { this.fastConnections.delete(conn); }
+
   // ---- connections ------------------------------------------------------------------
 
   private clientInfo(socket: Socket, listener: Listener, proxied: ProxiedAddress | null): ClientInfo {
@@ -215,8 +231,14 @@ export class ProxyWorker implements ExchangeContext {
   }
 
   private accept(socket: Socket, listener: Listener, proxied: ProxiedAddress | null): void {
-    (socket as unknown as Record<symbol, ClientInfo>)[kClientInfo] = this.clientInfo(socket, listener, proxied);
-    if (listener === 'http') { this.httpServer.emit('connection', socket); return; }
+    const info = this.clientInfo(socket, listener, proxied);
+    (socket as unknown as Record<symbol, ClientInfo>)[kClientInfo] = info;
+    if (listener === 'http') {
+      // The fast path answers a request after the client half-closed, as node:http does.
+      socket.allowHalfOpen = true;
+      this.fastConnections.add(new ClientConnection(this, socket, info));
+      return;
+    }
     if (this.state === null || this.state.passthrough.size === 0) { this.httpsServer.emit('connection', socket); return; }
     readPreamble(socket, PREAMBLE_TIMEOUT_MS, 18_432 + 5, parseClientHello)
       .then((hello) => {
@@ -297,6 +319,7 @@ export class ProxyWorker implements ExchangeContext {
     }
     this.httpServer.closeIdleConnections();
     this.httpsServer.closeIdleConnections();
+    for (const c of this.fastConnections) c.closeIfIdle();
     const left = deadline - Date.now();
     if (this.sockets.size > 0 && left > 0) await Promise.race([sleep(Math.min(left, 1_000)), waitEmpty(this.sockets)]);
     for (const s of this.sockets) s.destroy();

@@ -1,0 +1,401 @@
+/**
+ * The fast path: plain HTTP/1.1 requests on raw sockets, parsed by proxy/http1 and sent to
+ * plain-HTTP upstreams through its pools, without node:http's request and response objects.
+ * It carries nearly all traffic; the general path (node:http with undici, in exchange.ts)
+ * keeps everything else. A connection starts here and moves to node:http for good at the
+ * first request the fast path does not take — chunked or Expect bodies, Upgrade, HTTP/1.0,
+ * anything its strict parser is unsure of, an HTTPS backend — with the request's bytes
+ * handed over untouched, so the general path sees exactly what the client sent.
+ *
+ * Both paths share routing, header rewriting, retries, outlier ejection and metrics
+ * (BaseExchange). A client connection runs one exchange at a time; pipelined requests wait
+ * in its buffer (bounded: reading pauses) until the response before them is complete.
+ */
+import { STATUS_CODES } from 'node:http';
+import type { Socket } from 'node:net';
+import { performance } from 'node:perf_hooks';
+import { randomUUID } from 'node:crypto';
+import { Cluster, type Endpoint } from './upstream.ts';
+import { BaseExchange, type ClientInfo, type ExchangeContext, type Prepared } from './exchange.ts';
+import { errorBody, STATUS_TEXT } from './headers.ts';
+import { HANDOFF, INCOMPLETE, parseRequestHead, type RequestHead } from './http1/request-head.ts';
+import { serializeHead, type ResponseHead } from './http1/response-head.ts';
+import type { UpstreamConnection, UpstreamExchange, UpstreamPool } from './http1/upstream-pool.ts';
+
+/** FastPathHost is what a worker lends the fast path's connections. */
+export interface FastPathHost extends ExchangeContext {
+  readonly maxHeaderBytes: number;
+  readonly clientHeaderTimeoutMs: number;
+  readonly clientKeepAliveTimeoutMs: number;
+  /** handoff gives a connection, its unread bytes put back, to node:http. */
+  handoff(socket: Socket, reason: HandoffReason): void;
+  connectionClosed(conn: ClientConnection): void;
+}
+
+export type HandoffReason = 'request' | 'tls-backend';
+
+/** Below this size a response head and its first body bytes go out in one buffer (one write). */
+const COALESCE_BYTES = 16_384;
+const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
+
+/** ClientConnection is one client socket while the fast path owns it. */
+export class ClientConnection {
+  readonly socket: Socket;
+  private readonly host: FastPathHost;
+  private readonly client: ClientInfo;
+  /** Bytes read and not yet consumed: a partial head, or pipelined requests. */
+  private buf: Buffer | null = null;
+  private exchange: FastExchange | null = null;
+  /** Request body bytes still to come from the client for the current exchange. */
+  private bodyLeft = 0;
+  private headTimer: NodeJS.Timeout | null = null;
+  private timeoutMs = -1;
+  private closing = false;
+  private halfClosed = false;
+  private readonly onDataBound = (d: Buffer) => this.onData(d);
+  private readonly onEndBound = () => this.onEnd();
+  private readonly onCloseBound = () => this.onClose();
+  private readonly onTimeoutBound = () => this.onTimeout();
+
+  constructor(host: FastPathHost, socket: Socket, client: ClientInfo) {
+    this.host = host;
+    this.socket = socket;
+    this.client = client;
+    socket.on('data', this.onDataBound);
+    socket.on('end', this.onEndBound);
+    socket.on('close', this.onCloseBound);
+    socket.on('timeout', this.onTimeoutBound);
+    this.setTimeoutMs(host.clientHeaderTimeoutMs);
+  }
+
+  private setTimeoutMs(ms: number): void {
+    if (ms === this.timeoutMs) return;
+    this.timeoutMs = ms;
+    this.socket.setTimeout(ms);
+  }
+
+  /** idle: no exchange and nothing buffered, so closing loses nothing. */
+  get idle(): boolean { return this.exchange === null && this.buf === null; }
+
+  /** closeIfIdle ends an idle keep-alive connection (draining). */
+  closeIfIdle(): void {
+    if (this.idle) this.socket.end();
+  }
+
+  write(data: Buffer | string): boolean {
+    return typeof data === 'string' ? this.socket.write(data, 'latin1') : this.socket.write(data);
+  }
+
+  private onData(d: Buffer): void {
+    if (this.exchange !== null) {
+      if (this.bodyLeft > 0) {
+        const take = Math.min(this.bodyLeft, d.length);
+        this.bodyLeft -= take;
+        this.exchange.clientBody(take === d.length ? d : d.subarray(0, take), this.bodyLeft === 0);
+        if (take === d.length) return;
+        d = d.subarray(take);
+      }
+      this.stash(d);
+      return;
+    }
+    this.buf = this.buf === null ? d : Buffer.concat([this.buf, d]);
+    this.next();
+  }
+
+  /** stash keeps bytes that arrive during an exchange (a pipelined request), within bounds. */
+  private stash(d: Buffer): void {
+    this.buf = this.buf === null ? d : Buffer.concat([this.buf, d]);
+    if (this.buf.length > this.host.maxHeaderBytes) this.socket.pause();
+  }
+
+  /** next starts the exchange for the buffered head, if it is complete. */
+  private next(): void {
+    const buf = this.buf;
+    if (buf === null || this.closing) return;
+    const head = parseRequestHead(buf, this.host.maxHeaderBytes);
+    if (head === INCOMPLETE) {
+      this.headTimer ??= setTimeout(() => this.headTimedOut(), this.host.clientHeaderTimeoutMs);
+      return;
+    }
+    if (head === HANDOFF) { this.handoff('request'); return; }
+    const exchange = new FastExchange(this.host, this, head, this.client);
+    if (!exchange.route()) { this.handoff('tls-backend'); return; }
+    if (this.headTimer !== null) { clearTimeout(this.headTimer); this.headTimer = null; }
+    this.setTimeoutMs(0);
+    this.exchange = exchange;
+    const length = head.contentLength > 0 ? head.contentLength : 0;
+    const after = buf.length - head.size;
+    const bodyNow = Math.min(length, after);
+    this.bodyLeft = length - bodyNow;
+    const rest = head.size + bodyNow;
+    this.buf = rest < buf.length ? buf.subarray(rest) : null;
+    exchange.start(bodyNow > 0 ? buf.subarray(head.size, rest) : null);
+  }
+
+  /** exchangeDone: the response is complete; the connection takes the next request or closes. */
+  exchangeDone(close: boolean): void {
+    this.exchange = null;
+    if (close || this.bodyLeft > 0 || this.halfClosed || this.host.draining) {
+      this.closing = true;
+      this.socket.end();
+      return;
+    }
+    this.setTimeoutMs(this.host.clientKeepAliveTimeoutMs);
+    if (this.socket.isPaused()) this.socket.resume();
+    if (this.buf !== null) this.next();
+  }
+
+  /** bodyPending: the client has not sent the whole body (its connection cannot be reused). */
+  get bodyPending(): boolean { return this.bodyLeft > 0; }
+
+  pause(): void { this.socket.pause(); }
+  resume(): void { this.socket.resume(); }
+
+  /** onTimeout: the socket was silent; a partial head gets 408, an idle connection just closes. */
+  private onTimeout(): void {
+    if (this.exchange !== null) return;
+    if (this.buf !== null) this.headTimedOut(); else this.socket.destroy();
+  }
+
+  private headTimedOut(): void {
+    if (this.headTimer !== null) { clearTimeout(this.headTimer); this.headTimer = null; }
+    if (this.exchange !== null || this.closing) return;
+    this.host.unrouted.record(408, 0);
+    this.closing = true;
+    const body = errorBody(408, randomUUID(), 'request head not received in time');
+    this.socket.end(`HTTP/1.1 408 ${STATUS_TEXT[408]}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  }
+
+  private onEnd(): void {
+    this.halfClosed = true;
+    if (this.exchange === null) { this.closing = true; this.socket.end(); return; }
+    // The client stopped sending mid-body: the request can never complete.
+    if (this.bodyLeft > 0) this.socket.destroy();
+  }
+
+  private onClose(): void {
+    if (this.headTimer !== null) { clearTimeout(this.headTimer); this.headTimer = null; }
+    const ex = this.exchange;
+    this.exchange = null;
+    ex?.clientClosed();
+    this.host.connectionClosed(this);
+  }
+
+  private detach(): void {
+    const s = this.socket;
+    s.off('data', this.onDataBound);
+    s.off('end', this.onEndBound);
+    s.off('close', this.onCloseBound);
+    s.off('timeout', this.onTimeoutBound);
+    s.setTimeout(0);
+    if (this.headTimer !== null) { clearTimeout(this.headTimer); this.headTimer = null; }
+  }
+
+  /** handoff moves the connection to node:http, the unread bytes first. */
+  private handoff(reason: HandoffReason): void {
+    this.detach();
+    const s = this.socket;
+    s.pause();
+    if (this.buf !== null) s.unshift(this.buf);
+    this.buf = null;
+    this.host.connectionClosed(this);
+    this.host.handoff(s, reason);
+    s.resume();
+  }
+}
+
+/** FastExchange is one request on the fast path. */
+export class FastExchange extends BaseExchange implements UpstreamExchange {
+  private readonly conn: ClientConnection;
+  private readonly closeRequested: boolean;
+  private prepared: Prepared | null = null;
+  private pool: UpstreamPool | null = null;
+  private upstream: UpstreamConnection | null = null;
+  /** Body bytes that arrived before an upstream connection was ready. */
+  private pendingBody: Buffer[] | null = null;
+  private bodyComplete = true;
+  private responseHead: string | null = null;
+  private responding = false;
+  private status = 0;
+  private closeAfter = false;
+  private staleRetried = false;
+  private readonly onClientDrainBound = () => this.upstream?.resume();
+  private readonly onUpstreamDrainBound = () => this.conn.resume();
+
+  constructor(ctx: FastPathHost, conn: ClientConnection, head: RequestHead, client: ClientInfo) {
+    super(ctx, head, client);
+    this.conn = conn;
+    this.closeRequested = head.close;
+  }
+
+  /**
+   * route runs routing and header rewriting; false when the request belongs to the general
+   * path (a backend spoken to over TLS), which then starts over from the same bytes.
+   */
+  route(): boolean {
+    this.prepared = this.prepare();
+    if (this.prepared.kind !== 'forward') return true;
+    return !this.cluster!.candidates[0]!.tls;
+  }
+
+  start(body: Buffer | null): void {
+    this.ctx.begin();
+    const p = this.prepared!;
+    this.bodyComplete = !this.conn.bodyPending;
+    if (p.kind === 'error') { this.reply(p.status, p.detail); return; }
+    if (p.kind === 'redirect') { this.redirect(p.location); return; }
+    if (body !== null) this.pendingBody = [body];
+    this.dispatch(null, false);
+  }
+
+  private dispatch(avoid: Endpoint | null, fresh: boolean): void {
+    const route = this.decision!.route!;
+    const ep = fresh ? this.endpoint! : this.cluster!.pick(route.loadBalance === 'least-request', performance.now(), avoid);
+    if (ep === null) { this.reply(503, 'no ready endpoints'); return; }
+    this.endpoint = ep;
+    this.requestSent = false;
+    if (!fresh) { this.attempts++; ep.inflight++; }
+    this.pool = ep.fastPool(route.timeouts.connectMs);
+    this.pool.acquire(this, route.timeouts.readMs, fresh);
+  }
+
+  // ---- upstream ---------------------------------------------------------------------
+
+  onUpstream(conn: UpstreamConnection): void {
+    if (this.clientGone) { conn.abort(); return; }
+    this.upstream = conn;
+    const h = this.headers;
+    let head = `${this.method} ${this.decision!.path} HTTP/1.1\r\n`;
+    for (let i = 0; i < h.length; i += 2) head += `${h[i]}: ${h[i + 1]}\r\n`;
+    head += '\r\n';
+    this.requestSent = true;
+    const noBody = this.method === 'HEAD';
+    const pending = this.pendingBody;
+    this.pendingBody = null;
+    if (pending === null) {
+      conn.send(head, this.bodyComplete, noBody);
+    } else {
+      conn.socket.cork();
+      conn.send(head, false, noBody);
+      for (let i = 0; i < pending.length; i++) conn.write(pending[i]!, this.bodyComplete && i === pending.length - 1);
+      conn.socket.uncork();
+    }
+    if (!this.bodyComplete && conn.socket.writableNeedDrain) this.waitUpstreamDrain();
+  }
+
+  /** clientBody takes request body bytes as they arrive; `last` marks the end of the body. */
+  clientBody(chunk: Buffer, last: boolean): void {
+    if (last) this.bodyComplete = true;
+    if (this.responding || this.done) return;
+    const up = this.upstream;
+    if (up === null) {
+      (this.pendingBody ??= []).push(chunk);
+      // Before a connection is ready, hold at most one head's worth of body.
+      if (!last) this.conn.pause();
+      return;
+    }
+    if (!up.write(chunk, last) && !last) this.waitUpstreamDrain();
+  }
+
+  private waitUpstreamDrain(): void {
+    this.conn.pause();
+    this.upstream!.socket.once('drain', this.onUpstreamDrainBound);
+  }
+
+  onResponseHead(h: ResponseHead): void {
+    const ep = this.endpoint!;
+    Cluster.succeeded(ep);
+    this.responding = true;
+    this.status = h.status;
+    const headers = h.headers;
+    if (h.framing === 'chunked') headers.push('transfer-encoding', 'chunked');
+    if (this.setCookie !== null) headers.push('set-cookie', this.setCookie);
+    this.closeAfter = this.closeRequested || h.framing === 'close' || !this.bodyComplete || this.ctx.draining;
+    if (this.closeAfter) headers.push('connection', 'close');
+    this.responseHead = serializeHead(h.status, h.reason || (STATUS_CODES[h.status] ?? ''), headers);
+    // A client still sending a body the upstream no longer reads would stall: stop reading it.
+    if (!this.bodyComplete) this.conn.pause();
+  }
+
+  onResponseData(chunk: Buffer): void {
+    let ok: boolean;
+    const head = this.responseHead;
+    if (head !== null) {
+      this.responseHead = null;
+      if (chunk.length <= COALESCE_BYTES) {
+        const out = Buffer.allocUnsafe(head.length + chunk.length);
+        out.write(head, 0, 'latin1');
+        chunk.copy(out, head.length);
+        ok = this.conn.write(out);
+      } else {
+        this.conn.socket.cork();
+        this.conn.write(head);
+        ok = this.conn.write(chunk);
+        this.conn.socket.uncork();
+      }
+    } else {
+      ok = this.conn.write(chunk);
+    }
+    if (!ok) {
+      this.upstream!.pause();
+      this.conn.socket.once('drain', this.onClientDrainBound);
+    }
+  }
+
+  onResponseEnd(): void {
+    if (this.responseHead !== null) { this.conn.write(this.responseHead); this.responseHead = null; }
+    this.upstream = null;
+    this.endpoint!.inflight--;
+    this.finish(this.status);
+    this.conn.exchangeDone(this.closeAfter);
+  }
+
+  onUpstreamError(err: Error, sent: boolean, reused: boolean): void {
+    this.upstream = null;
+    if (this.clientGone) return;
+    this.requestSent = sent;
+    if (!this.responding) {
+      // A keep-alive connection the upstream closed just as it was reused: try a new one once.
+      if (reused && !this.staleRetried && !this.hasBody && IDEMPOTENT.has(this.method) && (err as { code?: string }).code === 'UND_ERR_SOCKET') {
+        this.staleRetried = true;
+        this.dispatch(null, true);
+        return;
+      }
+      if (this.upstreamFailed(err)) { this.dispatch(this.endpoint, false); return; }
+      const status = this.statusFor(err);
+      this.reply(status, status === 504 ? 'upstream timed out' : 'upstream failed');
+      return;
+    }
+    this.endpoint!.inflight--;
+    this.finish(502);
+    this.conn.socket.destroy();
+  }
+
+  /** clientClosed: the client connection closed before the response was complete. */
+  clientClosed(): void {
+    if (this.done) return;
+    this.clientGone = true;
+    if (this.upstream !== null) { this.upstream.abort(); this.upstream = null; this.endpoint!.inflight--; }
+    else if (this.pool !== null && this.endpoint !== null) { this.pool.withdraw(this); this.endpoint.inflight--; }
+    this.finish(499);
+  }
+
+  // ---- proxy-made responses -----------------------------------------------------------
+
+  private reply(status: number, detail: string): void {
+    const body = errorBody(status, this.requestId || randomUUID(), detail);
+    // An unread or refused body leaves the connection in an unknown state: close it.
+    const close = this.closeRequested || this.ctx.draining || status === 413 || status === 400 || !this.bodyComplete;
+    this.conn.write(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? ''}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`
+      + `x-request-id: ${this.requestId}\r\n${close ? 'connection: close\r\n' : ''}\r\n${body}`);
+    this.finish(status);
+    this.conn.exchangeDone(close);
+  }
+
+  private redirect(location: string): void {
+    const close = this.closeRequested || this.ctx.draining || !this.bodyComplete;
+    this.conn.write(`HTTP/1.1 308 ${STATUS_TEXT[308]}\r\nlocation: ${location}\r\ncontent-length: 0\r\nx-request-id: ${this.requestId}\r\n${close ? 'connection: close\r\n' : ''}\r\n`);
+    this.finish(308);
+    this.conn.exchangeDone(close);
+  }
+}
