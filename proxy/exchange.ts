@@ -1,6 +1,7 @@
 /**
- * One proxied request: routing through core's match(), header rewriting, upstream dispatch
- * through undici with this object as the handler, retries, errors. An Exchange is the
+ * One proxied request on the general path (node:http, undici): routing through core's
+ * match(), header rewriting, upstream dispatch through undici with this object as the
+ * handler, retries, errors. BaseExchange is shared with the fast path (fast-path.ts). An Exchange is the
  * MatchRequest core reads (header() and cookie() are methods, so routing needs no
  * per-request closures) and the undici DispatchHandler (one object per request in all).
  *

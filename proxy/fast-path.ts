@@ -19,7 +19,7 @@ import { Cluster, type Endpoint } from './upstream.ts';
 import { BaseExchange, type ClientInfo, type ExchangeContext, type Prepared } from './exchange.ts';
 import { errorBody, STATUS_TEXT } from './headers.ts';
 import { HANDOFF, INCOMPLETE, parseRequestHead, type RequestHead } from './http1/request-head.ts';
-import { serializeHead, type ResponseHead } from './http1/response-head.ts';
+import type { ResponseHead } from './http1/response-head.ts';
 import type { UpstreamConnection, UpstreamExchange, UpstreamPool } from './http1/upstream-pool.ts';
 
 /** FastPathHost is what a worker lends the fast path's connections. */
@@ -121,7 +121,8 @@ export class ClientConnection {
     const exchange = new FastExchange(this.host, this, head, this.client);
     if (!exchange.route()) { this.handoff('tls-backend'); return; }
     if (this.headTimer !== null) { clearTimeout(this.headTimer); this.headTimer = null; }
-    this.setTimeoutMs(0);
+    // The idle timeout stays armed during the exchange (onTimeout ignores it then): re-arming
+    // a socket timer twice per request costs more than an occasional ignored event.
     this.exchange = exchange;
     const length = head.contentLength > 0 ? head.contentLength : 0;
     const after = buf.length - head.size;
@@ -214,7 +215,8 @@ export class FastExchange extends BaseExchange implements UpstreamExchange {
   /** Body bytes that arrived before an upstream connection was ready. */
   private pendingBody: Buffer[] | null = null;
   private bodyComplete = true;
-  private responseHead: string | null = null;
+  private response: ResponseHead | null = null;
+  private extraHeaders = '';
   private responding = false;
   private status = 0;
   private closeAfter = false;
@@ -307,29 +309,32 @@ export class FastExchange extends BaseExchange implements UpstreamExchange {
     Cluster.succeeded(ep);
     this.responding = true;
     this.status = h.status;
-    const headers = h.headers;
-    if (h.framing === 'chunked') headers.push('transfer-encoding', 'chunked');
-    if (this.setCookie !== null) headers.push('set-cookie', this.setCookie);
+    let extra = h.framing === 'chunked' ? 'transfer-encoding: chunked\r\n' : '';
+    if (this.setCookie !== null) extra += `set-cookie: ${this.setCookie}\r\n`;
     this.closeAfter = this.closeRequested || h.framing === 'close' || !this.bodyComplete || this.ctx.draining;
-    if (this.closeAfter) headers.push('connection', 'close');
-    this.responseHead = serializeHead(h.status, h.reason || (STATUS_CODES[h.status] ?? ''), headers);
+    if (this.closeAfter) extra += 'connection: close\r\n';
+    // The head goes out with the first body bytes (one write), or alone at the end.
+    this.response = h;
+    this.extraHeaders = extra;
     // A client still sending a body the upstream no longer reads would stall: stop reading it.
     if (!this.bodyComplete) this.conn.pause();
   }
 
+  /** takeHead is the client's response head, with `body` in the same buffer when it is small. */
+  private takeHead(body: Buffer | null): Buffer {
+    const h = this.response!;
+    this.response = null;
+    return h.clientHead(this.extraHeaders, STATUS_CODES[h.status] ?? '', body);
+  }
+
   onResponseData(chunk: Buffer): void {
     let ok: boolean;
-    const head = this.responseHead;
-    if (head !== null) {
-      this.responseHead = null;
+    if (this.response !== null) {
       if (chunk.length <= COALESCE_BYTES) {
-        const out = Buffer.allocUnsafe(head.length + chunk.length);
-        out.write(head, 0, 'latin1');
-        chunk.copy(out, head.length);
-        ok = this.conn.write(out);
+        ok = this.conn.write(this.takeHead(chunk));
       } else {
         this.conn.socket.cork();
-        this.conn.write(head);
+        this.conn.write(this.takeHead(null));
         ok = this.conn.write(chunk);
         this.conn.socket.uncork();
       }
@@ -343,7 +348,7 @@ export class FastExchange extends BaseExchange implements UpstreamExchange {
   }
 
   onResponseEnd(): void {
-    if (this.responseHead !== null) { this.conn.write(this.responseHead); this.responseHead = null; }
+    if (this.response !== null) this.conn.write(this.takeHead(null));
     this.upstream = null;
     this.endpoint!.inflight--;
     this.finish(this.status);

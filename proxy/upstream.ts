@@ -1,6 +1,7 @@
 /**
- * Upstreams: one undici Pool per endpoint (keep-alive, no pipelining — more connections
- * instead), shared by every backend that lists the endpoint; a Cluster per backend picks an
+ * Upstreams: per endpoint, the fast path's pool (plain HTTP, proxy/http1) and an undici Pool
+ * for the general path (keep-alive, no pipelining — more connections instead), both created
+ * on first use and shared by every backend that lists the endpoint; a Cluster per backend picks an
  * endpoint (round-robin or least-request by power of two choices) and applies passive
  * outlier ejection.
  *

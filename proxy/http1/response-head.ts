@@ -12,24 +12,85 @@ export const MALFORMED = 1;
 /** How the response body is delimited (RFC 9112 §6.3). */
 export type Framing = 'none' | 'length' | 'chunked' | 'close';
 
-export interface ResponseHead {
-  status: number;
-  /** Reason phrase as sent (may be empty). */
-  reason: string;
-  /** Headers for the client, flat `[name, value, …]`, framing headers excluded. */
-  headers: string[];
-  framing: Framing;
+
+/**
+ * ResponseHead is a parsed upstream response head. It keeps references into the bytes it was
+ * parsed from, so the client's head is copied from them (`clientHead`) instead of being rebuilt
+ * from strings: use it before those bytes are reused.
+ */
+export class ResponseHead {
+  readonly status: number;
+  readonly framing: Framing;
   /** Body length when framing is 'length'. */
-  length: number;
+  readonly length: number;
   /** The upstream connection may carry another request afterwards. */
-  reusable: boolean;
+  readonly reusable: boolean;
   /** Bytes of the head, final CRLFCRLF included. */
-  size: number;
+  readonly size: number;
+  private readonly buf: Buffer;
+  private readonly reasonStart: number;
+  private readonly reasonEnd: number;
+  /** Header lines the client gets, flat [start, colon, end) triples (end before the CRLF). */
+  private readonly kept: number[];
+
+  constructor(buf: Buffer, status: number, reasonStart: number, reasonEnd: number, kept: number[], framing: Framing, length: number, reusable: boolean, size: number) {
+    this.buf = buf;
+    this.status = status;
+    this.reasonStart = reasonStart;
+    this.reasonEnd = reasonEnd;
+    this.kept = kept;
+    this.framing = framing;
+    this.length = length;
+    this.reusable = reusable;
+    this.size = size;
+  }
+
+  /** Reason phrase as sent (may be empty). */
+  get reason(): string { return this.buf.toString('latin1', this.reasonStart, this.reasonEnd); }
+
+  /** Headers for the client, flat `[name, value, …]`: those clientHead copies. */
+  get headers(): string[] {
+    const out: string[] = [];
+    const b = this.buf;
+    const k = this.kept;
+    for (let i = 0; i < k.length; i += 3) {
+      let vs = k[i + 1]! + 1;
+      let ve = k[i + 2]!;
+      while (vs < ve && ows(b[vs]!)) vs++;
+      while (ve > vs && ows(b[ve - 1]!)) ve--;
+      out.push(b.toString('latin1', k[i]!, k[i + 1]!), b.toString('latin1', vs, ve));
+    }
+    return out;
+  }
+
+  /**
+   * clientHead is the head the client gets: an HTTP/1.1 status line (`fallbackReason` when the
+   * upstream sent none), the kept header lines as they were sent, then `extra` (complete
+   * `name: value\r\n` lines), then `body` when given, in one buffer.
+   */
+  clientHead(extra: string, fallbackReason: string, body: Buffer | null): Buffer {
+    const k = this.kept;
+    const reasonLength = this.reasonEnd - this.reasonStart;
+    const reasonBytes = reasonLength > 0 ? reasonLength : fallbackReason.length;
+    let size = 13 + reasonBytes + 2 + extra.length + 2 + (body === null ? 0 : body.length);
+    for (let i = 0; i < k.length; i += 3) size += k[i + 2]! - k[i]! + 2;
+    const out = Buffer.allocUnsafe(size);
+    let at = out.write(`HTTP/1.1 ${this.status} `, 0, 'latin1');
+    at += reasonLength > 0 ? this.buf.copy(out, at, this.reasonStart, this.reasonEnd) : out.write(fallbackReason, at, 'latin1');
+    out[at++] = 0x0d; out[at++] = 0x0a;
+    for (let i = 0; i < k.length; i += 3) {
+      at += this.buf.copy(out, at, k[i]!, k[i + 2]!);
+      out[at++] = 0x0d; out[at++] = 0x0a;
+    }
+    if (extra.length > 0) at += out.write(extra, at, 'latin1');
+    out[at++] = 0x0d; out[at++] = 0x0a;
+    if (body !== null) body.copy(out, at);
+    return out;
+  }
 }
 
 export type ResponseHeadResult = ResponseHead | typeof INCOMPLETE | typeof MALFORMED;
 
-const TERMINATOR = Buffer.from('\r\n\r\n', 'latin1');
 const MAX_FIELDS = 200;
 
 /** What framingHeader finds: a header kept as it is, dropped (hop-by-hop), or read for framing. */
@@ -39,21 +100,21 @@ const H_LENGTH = 2;
 const H_TRANSFER = 3;
 const H_CONNECTION = 4;
 
-/** framingHeader classifies a response header name; lengths first, so most names cost no toLowerCase. */
-function framingHeader(name: string): number {
-  switch (name.length) {
-    case 2: return name.toLowerCase() === 'te' ? H_DROP : H_OTHER;
-    case 7: { const l = name.toLowerCase(); return l === 'trailer' || l === 'upgrade' ? H_DROP : H_OTHER; }
-    case 10: {
-      const l = name.toLowerCase();
-      return l === 'connection' ? H_CONNECTION : l === 'keep-alive' ? H_DROP : H_OTHER;
-    }
-    case 14: {
-      const l = name.toLowerCase();
-      return l === 'content-length' ? H_LENGTH : l === 'http2-settings' ? H_DROP : H_OTHER;
-    }
-    case 16: return name.toLowerCase() === 'proxy-connection' ? H_DROP : H_OTHER;
-    case 17: return name.toLowerCase() === 'transfer-encoding' ? H_TRANSFER : H_OTHER;
+/** nameIs compares buf[start, start + name.length) with a lower-case name, ignoring ASCII case. */
+function nameIs(buf: Buffer, start: number, name: string): boolean {
+  for (let i = 0; i < name.length; i++) if ((buf[start + i]! | 0x20) !== name.charCodeAt(i)) return false;
+  return true;
+}
+
+/** framingHeader classifies a response header name by its bytes; lengths first, so most names cost one switch. */
+function framingHeader(buf: Buffer, start: number, length: number): number {
+  switch (length) {
+    case 2: return nameIs(buf, start, 'te') ? H_DROP : H_OTHER;
+    case 7: return nameIs(buf, start, 'trailer') || nameIs(buf, start, 'upgrade') ? H_DROP : H_OTHER;
+    case 10: return nameIs(buf, start, 'connection') ? H_CONNECTION : nameIs(buf, start, 'keep-alive') ? H_DROP : H_OTHER;
+    case 14: return nameIs(buf, start, 'content-length') ? H_LENGTH : nameIs(buf, start, 'http2-settings') ? H_DROP : H_OTHER;
+    case 16: return nameIs(buf, start, 'proxy-connection') ? H_DROP : H_OTHER;
+    case 17: return nameIs(buf, start, 'transfer-encoding') ? H_TRANSFER : H_OTHER;
     default: return H_OTHER;
   }
 }
@@ -63,140 +124,163 @@ function framingHeader(name: string): number {
  * HEAD. Malformed heads, and heads over maxBytes, are MALFORMED.
  */
 export function parseResponseHead(buf: Buffer, maxBytes: number, noBody: boolean): ResponseHeadResult {
-  const end = buf.indexOf(TERMINATOR);
-  if (end < 0) return buf.length >= maxBytes ? MALFORMED : INCOMPLETE;
-  if (end + 4 > maxBytes) return MALFORMED;
-  const text = buf.toString('latin1', 0, end);
-  let lineEnd = text.indexOf('\r\n');
-  if (lineEnd < 0) lineEnd = text.length;
-  // HTTP/1.x SP 3DIGIT SP reason
-  if (lineEnd < 12 || !text.startsWith('HTTP/1.') || text.charCodeAt(8) !== 0x20) return MALFORMED;
-  const minor = text.charCodeAt(7) - 0x30;
-  if (minor !== 0 && minor !== 1) return MALFORMED;
-  const status = threeDigits(text, 9);
+  const n = buf.length;
+  // HTTP/1.x SP 3DIGIT [SP reason] CRLF
+  if (n < 14) return prefixOk(buf) ? INCOMPLETE : MALFORMED;
+  if (!prefixOk(buf)) return MALFORMED;
+  const minor = buf[7]! - 0x30;
+  const status = threeDigits(buf, 9);
   if (status < 100) return MALFORMED;
-  const after = text.charCodeAt(12);
-  if (lineEnd > 12 && after !== 0x20) return MALFORMED;
-  const reason = lineEnd > 13 ? text.slice(13, lineEnd) : '';
-  for (let i = 0; i < reason.length; i++) if (!fieldChar(reason.charCodeAt(i))) return MALFORMED;
-
-  const headers: string[] = [];
+  let lineEnd = 12;
+  if (buf[12] === 0x20) {
+    lineEnd = 13;
+    while (lineEnd < n && fieldChar(buf[lineEnd]!)) lineEnd++;
+  }
+  if (lineEnd + 1 >= n) return n >= maxBytes ? MALFORMED : INCOMPLETE;
+  if (buf[lineEnd] !== 0x0d || buf[lineEnd + 1] !== 0x0a) return MALFORMED;
+  const reasonStart = lineEnd > 12 ? 13 : 12;
+  const kept: number[] = [];
   let fields = 0;
   let length = -1;
-  let lengthText = '';
+  let lengthAt = -1;
   let chunked = false;
   let transferEncoding = false;
   let keepAlive = minor === 1;
-  let connection: string | null = null;
+  let connectionAt: number[] | null = null;
   let pos = lineEnd + 2;
-  while (pos < text.length) {
-    if (++fields > MAX_FIELDS) return MALFORMED;
-    let next = text.indexOf('\r\n', pos);
-    if (next < 0) next = text.length;
-    const colon = text.indexOf(':', pos);
-    if (colon <= pos || colon > next) return MALFORMED;
-    for (let i = pos; i < colon; i++) if (!tchar(text.charCodeAt(i))) return MALFORMED;
-    let vs = colon + 1;
-    let ve = next;
-    while (vs < ve && ows(text.charCodeAt(vs))) vs++;
-    while (ve > vs && ows(text.charCodeAt(ve - 1))) ve--;
-    for (let i = vs; i < ve; i++) if (!fieldChar(text.charCodeAt(i))) return MALFORMED;
-    const name = text.slice(pos, colon);
-    const value = text.slice(vs, ve);
-    pos = next + 2;
-    const kind = framingHeader(name);
-    if (kind === H_OTHER) { headers.push(name, value); continue; }
-    if (kind === H_LENGTH) {
-      const n = digits(value);
+  // Lines up to the empty one; running out of bytes first means the head is incomplete.
+  for (;;) {
+    if (pos + 1 >= n) return n >= maxBytes ? MALFORMED : INCOMPLETE;
+    if (buf[pos] === 0x0d) {
+      if (buf[pos + 1] !== 0x0a) return MALFORMED;
+      break;
+    }
+    if (++fields > MAX_FIELDS || pos >= maxBytes) return MALFORMED;
+    let colon = pos;
+    while (colon < n && tchar(buf[colon]!)) colon++;
+    if (colon === n) return n >= maxBytes ? MALFORMED : INCOMPLETE;
+    if (colon === pos || buf[colon] !== 0x3a) return MALFORMED;
+    let next = colon + 1;
+    while (next < n && fieldChar(buf[next]!)) next++;
+    if (next + 1 >= n) return n >= maxBytes ? MALFORMED : INCOMPLETE;
+    // Only CRLF may end a line: a bare CR or LF is malformed.
+    if (buf[next] !== 0x0d || buf[next + 1] !== 0x0a) return MALFORMED;
+    const kind = framingHeader(buf, pos, colon - pos);
+    if (kind === H_OTHER) {
+      kept.push(pos, colon, next);
+    } else if (kind === H_LENGTH) {
+      const n = digits(buf, colon + 1, next);
       if (n < 0 || (length >= 0 && n !== length)) return MALFORMED;
+      if (length < 0) lengthAt = kept.length;
       length = n;
-      lengthText = value;
+      kept.push(pos, colon, next);
     } else if (kind === H_TRANSFER) {
       transferEncoding = true;
-      const v = value.toLowerCase();
+      const v = buf.toString('latin1', colon + 1, next).toLowerCase();
       const last = v.lastIndexOf(',');
       chunked = (last < 0 ? v : v.slice(last + 1)).trim() === 'chunked';
     } else if (kind === H_CONNECTION) {
-      connection = connection === null ? value : `${connection}, ${value}`;
-      const v = value.toLowerCase();
+      (connectionAt ??= []).push(colon + 1, next);
+      const v = buf.toString('latin1', colon + 1, next).toLowerCase();
       if (hasToken(v, 'close')) keepAlive = false;
       else if (minor === 0 && hasToken(v, 'keep-alive')) keepAlive = true;
     }
+    pos = next + 2;
   }
-  if (connection !== null) dropNominated(headers, connection);
+  const size = pos + 2;
+  if (size > maxBytes) return MALFORMED;
 
   let framing: Framing;
+  // Which Content-Length line the client gets: the first, or none.
+  let keepLength = length >= 0;
   if (noBody || status < 200 || status === 204 || status === 304) {
     framing = 'none';
-    // A length on a bodiless response still tells the client the size of the resource.
-    if (length >= 0 && status !== 204 && status >= 200) headers.push('content-length', lengthText);
+    // A length on a bodiless response still tells the client the size of the resource; 204 has none.
+    if (status === 204 || status < 200) keepLength = false;
   } else if (transferEncoding) {
     // With both, Transfer-Encoding wins and the connection must not be reused (RFC 9112 §6.3).
     framing = chunked ? 'chunked' : 'close';
     if (length >= 0 || !chunked) keepAlive = false;
+    keepLength = false;
   } else if (length >= 0) {
     framing = 'length';
-    headers.push('content-length', lengthText);
   } else {
     framing = 'close';
     keepAlive = false;
   }
-  return { status, reason, headers, framing, length, reusable: keepAlive, size: end + 4 };
+  let out = kept;
+  if (length >= 0 || connectionAt !== null) {
+    const nominated = connectionAt === null ? null : nominatedNames(buf, connectionAt);
+    out = [];
+    for (let i = 0; i < kept.length; i += 3) {
+      const s = kept[i]!;
+      const c = kept[i + 1]!;
+      if (c - s === 14 && nameIs(buf, s, 'content-length') && (!keepLength || i !== lengthAt)) continue;
+      if (nominated !== null && nominated.has(buf.toString('latin1', s, c).toLowerCase())) continue;
+      out.push(s, c, kept[i + 2]!);
+    }
+  }
+  return new ResponseHead(buf, status, reasonStart, lineEnd, out, framing, length, keepAlive, size);
 }
 
-function dropNominated(headers: string[], connection: string): void {
-  const names = new Set<string>();
-  for (const token of connection.split(',')) {
-    const t = token.trim().toLowerCase();
-    if (t !== '' && t !== 'close' && t !== 'keep-alive') names.add(t);
+/** nominatedNames: header names a Connection header lists (besides close and keep-alive), or null. */
+function nominatedNames(buf: Buffer, ranges: number[]): Set<string> | null {
+  let names: Set<string> | null = null;
+  for (let i = 0; i < ranges.length; i += 2) {
+    for (const token of buf.toString('latin1', ranges[i]!, ranges[i + 1]!).split(',')) {
+      const t = token.trim().toLowerCase();
+      if (t !== '' && t !== 'close' && t !== 'keep-alive') (names ??= new Set()).add(t);
+    }
   }
-  if (names.size === 0) return;
-  let w = 0;
-  for (let r = 0; r < headers.length; r += 2) {
-    if (names.has(headers[r]!.toLowerCase())) continue;
-    headers[w++] = headers[r]!;
-    headers[w++] = headers[r + 1]!;
-  }
-  headers.length = w;
+  return names;
 }
 
-function threeDigits(s: string, at: number): number {
+/** prefixOk: the bytes so far can start `HTTP/1.0 ` or `HTTP/1.1 `. */
+function prefixOk(buf: Buffer): boolean {
+  const m = Math.min(buf.length, 9);
+  for (let i = 0; i < m; i++) {
+    const c = buf[i]!;
+    if (i === 7 ? c !== 0x30 && c !== 0x31 : c !== STATUS_PREFIX[i]) return false;
+  }
+  return true;
+}
+
+const STATUS_PREFIX = [0x48, 0x54, 0x54, 0x50, 0x2f, 0x31, 0x2e, 0, 0x20];
+
+function threeDigits(buf: Buffer, at: number): number {
   let n = 0;
   for (let i = at; i < at + 3; i++) {
-    const c = s.charCodeAt(i) - 0x30;
+    const c = buf[i]! - 0x30;
     if (c < 0 || c > 9) return -1;
     n = n * 10 + c;
   }
   return n;
 }
 
-/** digits parses a Content-Length value; -1 when it is not plain digits (at most 15). */
-function digits(v: string): number {
-  if (v.length === 0 || v.length > 15) return -1;
-  for (let i = 0; i < v.length; i++) {
-    const c = v.charCodeAt(i);
-    if (c < 0x30 || c > 0x39) return -1;
+/** digits parses a Content-Length value in buf[from, to) (white space around it allowed); -1 when it is not plain digits (at most 15). */
+function digits(buf: Buffer, from: number, to: number): number {
+  while (from < to && ows(buf[from]!)) from++;
+  while (to > from && ows(buf[to - 1]!)) to--;
+  if (to === from || to - from > 15) return -1;
+  let n = 0;
+  for (let i = from; i < to; i++) {
+    const c = buf[i]! - 0x30;
+    if (c < 0 || c > 9) return -1;
+    n = n * 10 + c;
   }
-  return Number(v);
+  return n;
 }
 
 function ows(c: number): boolean { return c === 0x20 || c === 0x09; }
 function fieldChar(c: number): boolean { return c === 0x09 || (c >= 0x20 && c !== 0x7f); }
-/** tchar (RFC 9110 §5.6.2) by code point. */
-const TCHAR = new Uint8Array(128);
+/** tchar (RFC 9110 §5.6.2) by byte value. */
+const TCHAR = new Uint8Array(256);
 for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
-function tchar(c: number): boolean { return c < 128 && TCHAR[c] === 1; }
+function tchar(c: number): boolean { return TCHAR[c] === 1; }
 
 function hasToken(list: string, token: string): boolean {
   for (const t of list.split(',')) if (t.trim() === token) return true;
   return false;
-}
-
-/** serializeHead writes the client's response head. */
-export function serializeHead(status: number, reason: string, headers: readonly string[]): string {
-  let s = `HTTP/1.1 ${status} ${reason}\r\n`;
-  for (let i = 0; i < headers.length; i += 2) s += `${headers[i]}: ${headers[i + 1]}\r\n`;
-  return `${s}\r\n`;
 }
 
 /** ChunkScanner states. */
