@@ -71,7 +71,7 @@ export class WorkerMetrics {
   private readonly ejections = new Map<string, number>();
   private readonly retries = new Map<string, number>();
   readonly activeConnections = { http: 0, https: 0, passthrough: 0, upgraded: 0 };
-  /** Plain-HTTP connections moved from the fast path to node:http, by reason. */
+  /** Client connections moved from the fast path to node:http, by reason. */
   readonly handoffs = { request: 0, 'tls-backend': 0 };
   tlsContextsBuilt = 0;
   routingGeneration = 0;
@@ -108,7 +108,7 @@ export class WorkerMetrics {
     r.registerMetric(new Metric('vane_proxy_upstream_retries_total', 'Idempotent requests retried on another endpoint, by service.', 'counter', 'sum', byService(this.retries)) as never);
     r.registerMetric(new Metric('vane_proxy_active_connections', 'Open client connections by listener.', 'gauge', 'sum',
       () => Object.entries(this.activeConnections).map(([listener, value]) => ({ labels: { listener }, value }))) as never);
-    r.registerMetric(new Metric('vane_proxy_fast_path_handoffs_total', 'Plain-HTTP connections moved from the fast path to node:http: a request it does not take, or a backend spoken to over TLS.', 'counter', 'sum',
+    r.registerMetric(new Metric('vane_proxy_fast_path_handoffs_total', 'Client connections moved from the fast path to node:http: a request it does not take, or a backend spoken to over TLS.', 'counter', 'sum',
       () => Object.entries(this.handoffs).map(([reason, value]) => ({ labels: { reason }, value }))) as never);
     r.registerMetric(new Metric('vane_proxy_tls_contexts_built_total', 'TLS secure contexts built (once per certificate version, never per handshake).', 'counter', 'sum',
       () => [{ labels: {}, value: this.tlsContextsBuilt }]) as never);

@@ -2,17 +2,18 @@
  * ProxyWorker: one process's listeners and routing. Connections arrive on plain net
  * servers (shared through the cluster primary), which read what precedes HTTP — a PROXY
  * protocol header, and on the HTTPS port the ClientHello when some host is passed through —
- * then hand the socket to the HTTP or HTTPS server, or tunnel it to a pass-through backend.
+ * then tunnel it to a pass-through backend or serve HTTP on it: on the HTTPS port after the
+ * TLS server decrypted it, in both cases starting on the fast path (fast-path.ts), which hands
+ * the connection to the node:http server for requests it does not take.
  *
  * Draining (shutdown or replacement): listeners close, every response from then on says
  * `Connection: close`, in-flight requests get up to the drain timeout, then idle keep-alive
  * connections are closed and whatever is left is destroyed.
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
-import { createServer as createHttpsServer, type Server as HttpsServer } from 'node:https';
 import { createServer as createNetServer, connect, isIPv6, type BlockList, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { findHost, normalizeHost, type RouteSpec } from '../core/index.ts';
@@ -75,7 +76,8 @@ export class ProxyWorker implements ExchangeContext, FastPathHost {
   private active = 0;
   private idleWaiter: (() => void) | null = null;
   private readonly httpServer: HttpServer;
-  private readonly httpsServer: HttpsServer;
+  /** Terminates TLS; the decrypted connections then take the same HTTP paths as plain ones. */
+  private readonly tlsServer: TlsServer;
   private readonly rawServers: { http: NetServer; https: NetServer };
 
   constructor(init: WorkerInit, log: Logger) {
@@ -103,21 +105,19 @@ export class ProxyWorker implements ExchangeContext, FastPathHost {
     };
     this.httpServer = createHttpServer(serverOptions);
     const fake = init.fakeCertificate;
-    this.httpsServer = createHttpsServer({
-      ...serverOptions,
+    this.tlsServer = createTlsServer({
       cert: fake.certificatePem,
       key: fake.privateKeyPem,
       ticketKeys: init.ticketKeys,
       ALPNProtocols: ['http/1.1'],
       SNICallback: (servername, cb) => cb(null, this.tls.contextFor(this.state, servername)),
     });
-    for (const server of [this.httpServer, this.httpsServer]) {
-      server.on('request', this.onRequest);
-      server.on('checkContinue', this.onCheckContinue);
-      server.on('upgrade', this.onUpgrade);
-      server.on('clientError', this.onClientError);
-    }
-    this.httpsServer.on('tlsClientError', (_err, socket: TLSSocket) => socket.destroy());
+    this.tlsServer.on('secureConnection', (socket: TLSSocket) => this.onSecureConnection(socket));
+    this.tlsServer.on('tlsClientError', (_err, socket: TLSSocket) => socket.destroy());
+    this.httpServer.on('request', this.onRequest);
+    this.httpServer.on('checkContinue', this.onCheckContinue);
+    this.httpServer.on('upgrade', this.onUpgrade);
+    this.httpServer.on('clientError', this.onClientError);
     // Sockets accepted here bypass the HTTP servers' own accept path: Nagle must be off here.
     this.rawServers = {
       http: createNetServer({ noDelay: true }, (s) => this.onConnection(s, 'http')),
@@ -140,7 +140,7 @@ export class ProxyWorker implements ExchangeContext, FastPathHost {
     const { state, secrets } = this.router.apply(delta);
     if (this.tls.update(this.router.resourceMap, secrets)) {
       const pair = this.tls.defaultPair;
-      this.httpsServer.setSecureContext({ cert: pair.certificatePem, key: pair.privateKeyPem });
+      this.tlsServer.setSecureContext({ cert: pair.certificatePem, key: pair.privateKeyPem });
     }
     this.state = state;
     this.closeRetiredCanaryTunnels();
@@ -233,21 +233,30 @@ export class ProxyWorker implements ExchangeContext, FastPathHost {
   private accept(socket: Socket, listener: Listener, proxied: ProxiedAddress | null): void {
     const info = this.clientInfo(socket, listener, proxied);
     (socket as unknown as Record<symbol, ClientInfo>)[kClientInfo] = info;
-    if (listener === 'http') {
-      // The fast path answers a request after the client half-closed, as node:http does.
-      socket.allowHalfOpen = true;
-      this.fastConnections.add(new ClientConnection(this, socket, info));
-      return;
-    }
-    if (this.state === null || this.state.passthrough.size === 0) { this.httpsServer.emit('connection', socket); return; }
+    if (listener === 'http') { this.serveHttp(socket, info); return; }
+    if (this.state === null || this.state.passthrough.size === 0) { this.tlsServer.emit('connection', socket); return; }
     readPreamble(socket, PREAMBLE_TIMEOUT_MS, 18_432 + 5, parseClientHello)
       .then((hello) => {
         const state = this.state;
         const vhost = state && hello.servername ? findHost(state.table, normalizeHost(hello.servername)) : null;
         if (state && vhost?.spec.passthrough && state.passthrough.has(vhost.name)) this.passthrough(socket, state, vhost.spec.passthrough.backend);
-        else this.httpsServer.emit('connection', socket);
+        else this.tlsServer.emit('connection', socket);
       })
       .catch(() => socket.destroy());
+  }
+
+  /** serveHttp starts a client connection (plain, or decrypted TLS) on the fast path. */
+  private serveHttp(socket: Socket, info: ClientInfo): void {
+    // The fast path answers a request after the client half-closed, as node:http does.
+    socket.allowHalfOpen = true;
+    this.fastConnections.add(new ClientConnection(this, socket, info));
+  }
+
+  private onSecureConnection(socket: TLSSocket): void {
+    const parent = (socket as unknown as { _parent?: Record<symbol, ClientInfo> })._parent;
+    const info = parent?.[kClientInfo] ?? this.clientInfo(socket, 'https', null);
+    (socket as unknown as Record<symbol, ClientInfo>)[kClientInfo] = info;
+    this.serveHttp(socket, info);
   }
 
   /** passthrough tunnels a TLS connection, undecrypted, to an endpoint of the backend. */
@@ -318,7 +327,6 @@ export class ProxyWorker implements ExchangeContext, FastPathHost {
       });
     }
     this.httpServer.closeIdleConnections();
-    this.httpsServer.closeIdleConnections();
     for (const c of this.fastConnections) c.closeIfIdle();
     const left = deadline - Date.now();
     if (this.sockets.size > 0 && left > 0) await Promise.race([sleep(Math.min(left, 1_000)), waitEmpty(this.sockets)]);

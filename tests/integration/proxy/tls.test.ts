@@ -125,3 +125,34 @@ test('plain HTTP to a TLS host redirects with 308 unless ssl-redirect is off', a
   const off = await get(proxy.http, '/', { host: 'x.b.test' });
   assert.equal(off.status, 200);
 });
+
+test('HTTPS connections take the fast path and move to node:http at a chunked upload, on one TLS connection', async () => {
+  const before = await metric(proxy.admin, 'vane_proxy_fast_path_handoffs_total', { reason: 'request' });
+  const replies = await new Promise<string>((resolve, reject) => {
+    const s = tlsConnect({ host: '127.0.0.1', port: proxy.https, servername: 'a.test', rejectUnauthorized: false }, () => {
+      s.write('GET /fast HTTP/1.1\r\nHost: a.test\r\n\r\n');
+    });
+    let data = '';
+    let step = 0;
+    s.setEncoding('latin1');
+    s.on('data', (c: string) => {
+      data += c;
+      // Each echo body is JSON ending in "}": send the next request once a reply is whole.
+      const replies = data.split('HTTP/1.1 200 ').length - 1;
+      if (replies === 1 && step === 0 && data.endsWith('}')) {
+        step = 1;
+        s.write('POST /chunked HTTP/1.1\r\nHost: a.test\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n');
+      } else if (replies === 2 && step === 1 && data.endsWith('}')) {
+        step = 2;
+        s.write('GET /after HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n');
+      }
+    });
+    s.on('close', () => resolve(data));
+    s.on('error', reject);
+    s.setTimeout(5_000, () => { s.destroy(); reject(new Error(`timed out after: ${data}`)); });
+  });
+  const urls = [...replies.matchAll(/"url":"([^"]+)"/g)].map((m) => m[1]);
+  assert.deepEqual(urls, ['/fast', '/chunked', '/after']);
+  assert.equal([...replies.matchAll(/"x-forwarded-proto":"https"/g)].length, 3, 'both paths know the client spoke TLS');
+  assert.equal(await metric(proxy.admin, 'vane_proxy_fast_path_handoffs_total', { reason: 'request' }), before + 1);
+});
