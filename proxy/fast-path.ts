@@ -282,7 +282,9 @@ export class FastExchange extends BaseExchange implements UpstreamExchange {
       for (let i = 0; i < pending.length; i++) conn.write(pending[i]!, this.bodyComplete && i === pending.length - 1);
       conn.socket.uncork();
     }
-    if (!this.bodyComplete && conn.socket.writableNeedDrain) this.waitUpstreamDrain();
+    if (this.bodyComplete) return;
+    // Body bytes that came before the connection paused the client; the rest flows now.
+    if (conn.socket.writableNeedDrain) this.waitUpstreamDrain(); else this.conn.resume();
   }
 
   /** clientBody takes request body bytes as they arrive; `last` marks the end of the body. */
@@ -309,7 +311,7 @@ export class FastExchange extends BaseExchange implements UpstreamExchange {
     Cluster.succeeded(ep);
     this.responding = true;
     this.status = h.status;
-    let extra = h.framing === 'chunked' ? 'transfer-encoding: chunked\r\n' : '';
+    let extra = '';
     if (this.setCookie !== null) extra += `set-cookie: ${this.setCookie}\r\n`;
     this.closeAfter = this.closeRequested || h.framing === 'close' || !this.bodyComplete || this.ctx.draining;
     if (this.closeAfter) extra += 'connection: close\r\n';

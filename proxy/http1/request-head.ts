@@ -6,10 +6,10 @@
  * error statuses). Anything this parser accepts, llhttp accepts with the same meaning; what it
  * is unsure of it never decides.
  *
- * Accepted: a known method, an origin- or absolute-form target of visible ASCII, `HTTP/1.1`,
+ * Accepted: a known method, an origin-form target of visible ASCII, `HTTP/1.1`,
  * header lines `token ":" OWS value OWS` with values of visible ASCII, space, tab or obs-text,
  * CRLF line ends, exactly one Host, at most one Content-Length of plain digits, no
- * Transfer-Encoding, Upgrade or Expect, at most MAX_FIELDS header lines.
+ * Transfer-Encoding, Upgrade, Expect or Proxy-Connection, at most MAX_FIELDS header lines.
  */
 
 export interface RequestHead {
@@ -69,8 +69,9 @@ export function parseRequestHead(buf: Buffer, maxBytes: number): RequestHeadResu
     const c = url.charCodeAt(i);
     if (c < 0x21 || c > 0x7e) return HANDOFF;
   }
-  // An asterisk-form target belongs to OPTIONS only; leave it to llhttp.
-  if (url.charCodeAt(0) !== 0x2f && !url.startsWith('http://') && !url.startsWith('https://')) return HANDOFF;
+  // Origin form only: llhttp checks an absolute form's authority more strictly than this
+  // parser would, and the asterisk form belongs to OPTIONS.
+  if (url.charCodeAt(0) !== 0x2f) return HANDOFF;
 
   const rawHeaders: string[] = [];
   let contentLength = -1;
@@ -125,6 +126,10 @@ export function parseRequestHead(buf: Buffer, maxBytes: number): RequestHeadResu
           }
           contentLength = Number(value);
         }
+        break;
+      case 16:
+        // node reads Proxy-Connection as Connection; rare enough to leave to it.
+        if (name.toLowerCase() === 'proxy-connection') return HANDOFF;
         break;
       case 17:
         if (name.toLowerCase() === 'transfer-encoding') return HANDOFF;

@@ -145,7 +145,8 @@ export function parseResponseHead(buf: Buffer, maxBytes: number, noBody: boolean
   let lengthAt = -1;
   let chunked = false;
   let transferEncoding = false;
-  let keepAlive = minor === 1;
+  let sawClose = false;
+  let sawKeepAlive = false;
   let connectionAt: number[] | null = null;
   let pos = lineEnd + 2;
   // Lines up to the empty one; running out of bytes first means the head is incomplete.
@@ -175,33 +176,45 @@ export function parseResponseHead(buf: Buffer, maxBytes: number, noBody: boolean
       length = n;
       kept.push(pos, colon, next);
     } else if (kind === H_TRANSFER) {
+      // Kept: the proxy relays the coded bytes as they are, so the client needs every coding.
       transferEncoding = true;
-      const v = buf.toString('latin1', colon + 1, next).toLowerCase();
-      const last = v.lastIndexOf(',');
-      chunked = (last < 0 ? v : v.slice(last + 1)).trim() === 'chunked';
+      kept.push(pos, colon, next);
+      // The final coding decides the framing; empty list items do not count (RFC 9110 §5.6.1).
+      const codings = buf.toString('latin1', colon + 1, next).toLowerCase().split(',').map((c) => c.trim()).filter((c) => c !== '');
+      if (codings.length > 0) chunked = codings[codings.length - 1] === 'chunked';
     } else if (kind === H_CONNECTION) {
       (connectionAt ??= []).push(colon + 1, next);
       const v = buf.toString('latin1', colon + 1, next).toLowerCase();
-      if (hasToken(v, 'close')) keepAlive = false;
-      else if (minor === 0 && hasToken(v, 'keep-alive')) keepAlive = true;
+      if (hasToken(v, 'close')) sawClose = true;
+      if (hasToken(v, 'keep-alive')) sawKeepAlive = true;
     }
     pos = next + 2;
   }
   const size = pos + 2;
   if (size > maxBytes) return MALFORMED;
 
+  // close wins over keep-alive; HTTP/1.0 keeps a connection only when asked (RFC 9112 §9.3).
+  let keepAlive = !sawClose && (minor === 1 || sawKeepAlive);
   let framing: Framing;
-  // Which Content-Length line the client gets: the first, or none.
+  // Which Content-Length line the client gets: the first, or none. Transfer-Encoding lines go
+  // with a body whose framing they decide.
   let keepLength = length >= 0;
+  let keepTransfer = false;
+  if (transferEncoding && (length >= 0 || minor === 0)) {
+    // Both framings, or a coding on HTTP/1.0: the connection must not be reused and the length
+    // must not be passed on (RFC 9112 §6.1, §6.3).
+    keepAlive = false;
+    keepLength = false;
+  }
   if (noBody || status < 200 || status === 204 || status === 304) {
     framing = 'none';
     // A length on a bodiless response still tells the client the size of the resource; 204 has none.
     if (status === 204 || status < 200) keepLength = false;
   } else if (transferEncoding) {
-    // With both, Transfer-Encoding wins and the connection must not be reused (RFC 9112 §6.3).
     framing = chunked ? 'chunked' : 'close';
-    if (length >= 0 || !chunked) keepAlive = false;
+    if (!chunked) keepAlive = false;
     keepLength = false;
+    keepTransfer = true;
   } else if (length >= 0) {
     framing = 'length';
   } else {
@@ -209,14 +222,17 @@ export function parseResponseHead(buf: Buffer, maxBytes: number, noBody: boolean
     keepAlive = false;
   }
   let out = kept;
-  if (length >= 0 || connectionAt !== null) {
+  if (length >= 0 || transferEncoding || connectionAt !== null) {
     const nominated = connectionAt === null ? null : nominatedNames(buf, connectionAt);
     out = [];
     for (let i = 0; i < kept.length; i += 3) {
       const s = kept[i]!;
       const c = kept[i + 1]!;
-      if (c - s === 14 && nameIs(buf, s, 'content-length') && (!keepLength || i !== lengthAt)) continue;
-      if (nominated !== null && nominated.has(buf.toString('latin1', s, c).toLowerCase())) continue;
+      const isLength = c - s === 14 && nameIs(buf, s, 'content-length');
+      if (isLength && (!keepLength || i !== lengthAt)) continue;
+      if (c - s === 17 && !keepTransfer && nameIs(buf, s, 'transfer-encoding')) continue;
+      // Framing headers are never dropped by name: the client needs them to find the end.
+      if (!isLength && nominated !== null && nominated.has(buf.toString('latin1', s, c).toLowerCase())) continue;
       out.push(s, c, kept[i + 2]!);
     }
   }

@@ -77,7 +77,10 @@ before(async () => {
     const hash = createHash('sha256');
     let bytes = 0;
     req.on('data', (c: Buffer) => { hash.update(c); bytes += c.length; });
-    req.on('end', () => res.end(JSON.stringify({ bytes, sha256: hash.digest('hex'), te: req.headers['transfer-encoding'] ?? null })));
+    req.on('end', () => {
+      const reply = () => res.end(JSON.stringify({ bytes, sha256: hash.digest('hex'), te: req.headers['transfer-encoding'] ?? null }));
+      if (req.url!.includes('slow')) setTimeout(reply, 300); else reply();
+    });
   });
   closeDelimited = await rawUpstream((s) => { s.end('HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nthe body ends when the connection does'); });
   hints = await rawUpstream((s) => { s.write('HTTP/1.1 103 Early Hints\r\nLink: </style.css>; rel=preload\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nfinal'); });
@@ -107,7 +110,8 @@ before(async () => {
     ...service('stale', [{ port: stale.port }]),
     ...service('heads', [{ port: heads.port }]),
   ]);
-  proxy = await runProxy(dir.dir, ['--client-header-timeout', '500ms']);
+  // One upstream connection per endpoint, so that requests queue for it.
+  proxy = await runProxy(dir.dir, ['--client-header-timeout', '500ms', '--upstream-connections', '1']);
 });
 
 after(async () => {
@@ -165,6 +169,36 @@ test('a Content-Length upload of 8 MiB streams through the fast path intact', as
   assert.equal(got.sha256, createHash('sha256').update(payload).digest('hex'));
   assert.equal(got.te, null, 'the length, not chunked framing, went upstream');
   assert.equal(await handoffs('request'), before);
+});
+
+test('an upload that waits for a busy upstream connection flows once it gets one', async () => {
+  const agent = new Agent({ keepAlive: false });
+  const seen = sink.requests;
+  const busy = send(agent, 'GET', '/sink/slow');
+  await poll('the slow request to hold the only upstream connection', () => sink.requests > seen);
+  const payload = randomBytes(256 * 1024);
+  const upload = new Promise<Got>((resolve, reject) => {
+    const req = httpRequest({ host: '127.0.0.1', port: proxy.http, method: 'POST', path: '/sink', agent, headers: { host: 'app.test', 'content-length': String(payload.length) } }, (res) => {
+      const parts: Buffer[] = [];
+      res.on('data', (c: Buffer) => parts.push(c));
+      res.on('end', () => resolve({ status: res.statusCode!, headers: res.headers, trailers: res.trailers, body: Buffer.concat(parts), reused: false }));
+    });
+    req.on('error', reject);
+    // The body keeps coming, in pieces small enough to be written upstream at once, while the
+    // request waits in the pool's queue.
+    let at = 0;
+    const more = () => {
+      req.write(payload.subarray(at, at + 4096));
+      at += 4096;
+      if (at < payload.length) setTimeout(more, 5); else req.end();
+    };
+    more();
+  });
+  assert.equal((await busy).status, 200);
+  const r = await upload;
+  const got = JSON.parse(r.body.toString()) as { bytes: number; sha256: string };
+  assert.equal(got.bytes, payload.length);
+  assert.equal(got.sha256, createHash('sha256').update(payload).digest('hex'));
 });
 
 test('a slow reader gets a 4 MiB response whole: the upstream is paused, not buffered', async () => {
