@@ -264,7 +264,7 @@ export class FastExchange extends BaseExchange implements UpstreamExchange {
   // ---- upstream ---------------------------------------------------------------------
 
   onUpstream(conn: UpstreamConnection): void {
-    if (this.clientGone) { conn.abort(); return; }
+    if (this.clientGone) { conn.giveBack(); return; }
     this.upstream = conn;
     const h = this.headers;
     let head = `${this.method} ${this.decision!.path} HTTP/1.1\r\n`;

@@ -195,6 +195,12 @@ export class UpstreamConnection {
     else if (!this.connected) this.pool.connectFailed(err);
   }
 
+  /** giveBack returns an unused connection (its exchange no longer needs it) to the pool. */
+  giveBack(): void {
+    this.user = null;
+    this.pool.release(this);
+  }
+
   /** abort drops the connection mid-exchange (the client went away): it is never reused. */
   abort(): void {
     this.user = null;
