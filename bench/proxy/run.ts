@@ -2,6 +2,8 @@
  * Proxy benchmark: nginx as the reverse proxy baseline and `vane proxy`, side by side in one
  * run, in front of the same upstream (nginx serving a fixed 600-byte body).
  *
+ * - nginx is configured as ingress-nginx configures it for this job: upstream keep-alive and
+ *   the same forwarding headers Vane sets (X-Request-ID, X-Real-IP, X-Forwarded-*).
  * - CPU 0: the proxy under test (nginx with 1 worker, or vane with 1 worker). CPU 1: the
  *   upstream and the load generator (`taskset`). Keep-alive on both sides.
  * - Throughput and latency: wrk -t1 -c50, bounded runs (VANE_BENCH_SECONDS, default 10 s),
@@ -73,6 +75,13 @@ async function waitHttp(port: number, host: string, path = '/'): Promise<void> {
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/**
+ * The forwarding headers Vane sets on every request (for a client outside --trusted-proxies),
+ * set by nginx too, as ingress-nginx's template does: the baseline does the same job.
+ */
+const FORWARDING = ['X-Request-ID $request_id', 'X-Real-IP $remote_addr', 'X-Forwarded-For $remote_addr', 'X-Forwarded-Host $host',
+  'X-Forwarded-Port $server_port', 'X-Forwarded-Proto $scheme'].map((h) => `proxy_set_header ${h};`).join(' ');
 
 function nginxConf(dir: string, body: string): string {
   return `worker_processes 1;\ndaemon off;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log warn;\nevents { worker_connections 4096; }\nhttp {\n  access_log off;\n  client_body_temp_path ${dir}/body;\n  proxy_temp_path ${dir}/proxy;\n  fastcgi_temp_path ${dir}/fastcgi;\n  uwsgi_temp_path ${dir}/uwsgi;\n  scgi_temp_path ${dir}/scgi;\n  keepalive_requests 1000000;\n${body}\n}\n`;
@@ -194,7 +203,7 @@ async function main(): Promise<void> {
   const ngxPort = await freePort();
   await writeFile(join(work, 'body.txt'), BODY);
   await writeFile(join(work, 'upstream.conf'), nginxConf(`${work}/up`, `  server { listen 127.0.0.1:${upPort} backlog=4096; location / { root ${work}; try_files /body.txt =404; default_type text/plain; } }`));
-  await writeFile(join(work, 'proxy.conf'), nginxConf(`${work}/px`, `  upstream up { server 127.0.0.1:${upPort}; keepalive 64; }\n  server { listen 127.0.0.1:${ngxPort} backlog=4096; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; } }`));
+  await writeFile(join(work, 'proxy.conf'), nginxConf(`${work}/px`, `  upstream up { server 127.0.0.1:${upPort}; keepalive 64; }\n  server { listen 127.0.0.1:${ngxPort} backlog=4096; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; ${FORWARDING} } }`));
   for (const d of ['up', 'px']) spawnSync('mkdir', ['-p', join(work, d)]);
 
   const upstream = start('1', 'nginx', ['-c', join(work, 'upstream.conf'), '-e', join(work, 'up/error.log')]);

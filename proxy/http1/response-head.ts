@@ -183,10 +183,15 @@ export function parseResponseHead(buf: Buffer, maxBytes: number, noBody: boolean
       const codings = buf.toString('latin1', colon + 1, next).toLowerCase().split(',').map((c) => c.trim()).filter((c) => c !== '');
       if (codings.length > 0) chunked = codings[codings.length - 1] === 'chunked';
     } else if (kind === H_CONNECTION) {
-      (connectionAt ??= []).push(colon + 1, next);
-      const v = buf.toString('latin1', colon + 1, next).toLowerCase();
-      if (hasToken(v, 'close')) sawClose = true;
-      if (hasToken(v, 'keep-alive')) sawKeepAlive = true;
+      const v = buf.toString('latin1', colon + 1, next).trim().toLowerCase();
+      // The usual values name no headers and need no list parsing.
+      if (v === 'keep-alive') sawKeepAlive = true;
+      else if (v === 'close') sawClose = true;
+      else {
+        (connectionAt ??= []).push(colon + 1, next);
+        if (hasToken(v, 'close')) sawClose = true;
+        if (hasToken(v, 'keep-alive')) sawKeepAlive = true;
+      }
     }
     pos = next + 2;
   }
