@@ -157,7 +157,8 @@ test('a healthy canary walks 10 → 25 → 50 one interval at a time, the traffi
     await until('traffic to flow', () => seconds.length > 0, 5000);
     demo.applyCanary();
     await until('the canary to be promoted', () => demo.events.some((e) => e.reason === 'Promoted'), SCENARIO_MS, demo);
-    await new Promise((r) => setTimeout(r, 3000));
+    const promotedAt = demo.events.find((e) => e.reason === 'Promoted')!.atMs;
+    await until('two whole seconds of traffic after the promotion', () => seconds.filter((x) => x.startMs >= promotedAt + 1500).length >= 2, 10_000, demo);
     ac.abort();
     const totals = await traffic;
 
