@@ -326,7 +326,7 @@ export class FastExchange extends BaseExchange implements UpstreamExchange {
   private takeHead(body: Buffer | null): Buffer {
     const h = this.response!;
     this.response = null;
-    return h.clientHead(this.extraHeaders, STATUS_CODES[h.status] ?? '', body);
+    return h.clientHead(this.extraHeaders, h.hasReason ? '' : STATUS_CODES[h.status] ?? '', body);
   }
 
   onResponseData(chunk: Buffer): void {

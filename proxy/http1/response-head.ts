@@ -48,6 +48,9 @@ export class ResponseHead {
   /** Reason phrase as sent (may be empty). */
   get reason(): string { return this.buf.toString('latin1', this.reasonStart, this.reasonEnd); }
 
+  /** The upstream sent a reason phrase (clientHead then copies it). */
+  get hasReason(): boolean { return this.reasonEnd > this.reasonStart; }
+
   /** Headers for the client, flat `[name, value, …]`: those clientHead copies. */
   get headers(): string[] {
     const out: string[] = [];
