@@ -6,6 +6,8 @@
  * never guessed at.
  */
 
+import { hasToken } from './request-head.ts';
+
 export const INCOMPLETE = 0;
 export const MALFORMED = 1;
 
@@ -301,11 +303,6 @@ function fieldChar(c: number): boolean { return c === 0x09 || (c >= 0x20 && c !=
 const TCHAR = new Uint8Array(256);
 for (const c of "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz") TCHAR[c.charCodeAt(0)] = 1;
 function tchar(c: number): boolean { return TCHAR[c] === 1; }
-
-function hasToken(list: string, token: string): boolean {
-  for (const t of list.split(',')) if (t.trim() === token) return true;
-  return false;
-}
 
 /** ChunkScanner states. */
 const C_SIZE = 0;

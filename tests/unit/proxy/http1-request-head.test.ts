@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { HANDOFF, INCOMPLETE, parseRequestHead, type RequestHead, type RequestHeadResult } from '../../../proxy/http1/request-head.ts';
+import { prng } from '../../support/prng.ts';
 
 const MAX = 16_384;
 
@@ -294,17 +295,6 @@ test('hands off: a complete head over maxBytes', () => {
 // Differential: the parser against node:http
 // ---------------------------------------------------------------------------------------------
 
-/** mulberry32: a small deterministic PRNG, so that any failure reproduces from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const SEED = Number(process.env.VANE_FUZZ_SEED ?? 0x5eed_1a7e);
 const MUTANTS = Number(process.env.VANE_FUZZ_CASES ?? 2000);

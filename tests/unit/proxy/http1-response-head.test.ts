@@ -6,6 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { ChunkScanner, INCOMPLETE, MALFORMED, parseResponseHead, type Framing, type ResponseHead, type ResponseHeadResult } from '../../../proxy/http1/response-head.ts';
+import { prng } from '../../support/prng.ts';
 
 const MAX = 8_192;
 
@@ -514,17 +515,6 @@ test('clientHead parses back to the same status, reason, headers and framing', (
 // ChunkScanner
 // ---------------------------------------------------------------------------------------------
 
-/** mulberry32: a small deterministic PRNG, so that any failure reproduces from its seed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** A chunked body with extensions (with BWS, quoted strings), hex in both cases, and trailers. */
 const BODY = [
