@@ -330,6 +330,8 @@ export class FastExchange extends BaseExchange implements UpstreamExchange {
   }
 
   onResponseData(chunk: Buffer): void {
+    // The chunk lives in the upstream connection's read buffer: what is written is a copy
+    // (the head's buffer, or Buffer.from), since the socket may keep it until it is flushed.
     let ok: boolean;
     if (this.response !== null) {
       if (chunk.length <= COALESCE_BYTES) {
@@ -337,11 +339,11 @@ export class FastExchange extends BaseExchange implements UpstreamExchange {
       } else {
         this.conn.socket.cork();
         this.conn.write(this.takeHead(null));
-        ok = this.conn.write(chunk);
+        ok = this.conn.write(Buffer.from(chunk));
         this.conn.socket.uncork();
       }
     } else {
-      ok = this.conn.write(chunk);
+      ok = this.conn.write(Buffer.from(chunk));
     }
     if (!ok) {
       this.upstream!.pause();

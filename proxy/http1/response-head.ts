@@ -29,7 +29,7 @@ export class ResponseHead {
   readonly reusable: boolean;
   /** Bytes of the head, final CRLFCRLF included. */
   readonly size: number;
-  private readonly buf: Buffer;
+  private buf: Buffer;
   private readonly reasonStart: number;
   private readonly reasonEnd: number;
   /** Header lines the client gets, flat [start, colon, end) triples (end before the CRLF). */
@@ -45,6 +45,11 @@ export class ResponseHead {
     this.length = length;
     this.reusable = reusable;
     this.size = size;
+  }
+
+  /** own copies the head's bytes, so that the buffer it was parsed from can be reused. */
+  own(): void {
+    this.buf = Buffer.from(this.buf.subarray(0, this.size));
   }
 
   /** Reason phrase as sent (may be empty). */
