@@ -27,16 +27,19 @@ const latencies = new Float64Array(Math.ceil(rate * seconds) + 16);
 let completed = 0;
 let errors = 0;
 
+const HEAD_END = Buffer.from('\r\n\r\n');
+const LENGTH = /content-length:\s*(\d+)/i;
+
 class Conn {
   readonly socket: Socket;
   scheduledAt = 0;
-  private buf = '';
+  /** Bytes of a response not complete yet; bodies are never decoded, to keep the generator cheap. */
+  private buf: Buffer | null = null;
   private need = -1;
 
   constructor() {
     this.socket = connect({ port, host: '127.0.0.1', noDelay: true });
-    this.socket.setEncoding('latin1');
-    this.socket.on('data', (d: string) => this.onData(d));
+    this.socket.on('data', (d: Buffer) => this.onData(d));
     this.socket.on('error', () => { errors++; });
   }
 
@@ -45,22 +48,24 @@ class Conn {
     this.socket.write(request);
   }
 
-  private onData(d: string): void {
-    this.buf += d;
+  private onData(d: Buffer): void {
+    let buf = this.buf === null ? d : Buffer.concat([this.buf, d]);
     for (;;) {
       if (this.need < 0) {
-        const end = this.buf.indexOf('\r\n\r\n');
-        if (end < 0) return;
-        const m = /content-length:\s*(\d+)/i.exec(this.buf.slice(0, end));
-        if (!this.buf.startsWith('HTTP/1.1 2')) errors++;
+        const end = buf.indexOf(HEAD_END);
+        if (end < 0) break;
+        const head = buf.toString('latin1', 0, end);
+        if (!head.startsWith('HTTP/1.1 2')) errors++;
+        const m = LENGTH.exec(head);
         this.need = end + 4 + (m ? Number(m[1]) : 0);
       }
-      if (this.buf.length < this.need) return;
-      this.buf = this.buf.slice(this.need);
+      if (buf.length < this.need) break;
+      buf = buf.subarray(this.need);
       this.need = -1;
       latencies[completed++] = performance.now() - this.scheduledAt;
       if (qHead < queue.length) this.send(queue[qHead++]!); else idle.push(this);
     }
+    this.buf = buf.length > 0 ? buf : null;
   }
 }
 
