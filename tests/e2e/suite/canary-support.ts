@@ -188,7 +188,11 @@ export async function canaryWorld(fileUrl: string, opts: { expected?: number; ru
       const p = await startProxy(c, fleet, ns, fleet.proxies[i]!, [operator.streamUrl], { http: base + i * 3, https: base + i * 3 + 1, admin: base + i * 3 + 2 });
       closers.push(() => p.stop());
       proxies[i] = p;
-      await eventually(`proxy ${i} to serve`, async () => (await get(p.http, '/', {})).status === 200, 30_000);
+      let last = 0;
+      await eventually(`proxy ${i} to serve`, async () => (last = (await get(p.http, '/', {})).status) === 200, 30_000).catch((err: Error) => {
+        // What the proxy said is what tells a slow start from a broken one.
+        throw new Error(`${err.message} (last status ${last}); its last log lines:\n${p.lines.slice(-20).join('\n')}`);
+      });
       return p;
     };
     for (let i = 0; i < (opts.running ?? expected); i++) await start(i);
