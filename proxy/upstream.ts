@@ -54,7 +54,8 @@ export class Endpoint {
     let p = this.fastPools.get(connectMs);
     if (!p) {
       p = new UpstreamPool(this.address, this.port, { connections: this.settings.connections, keepAliveMs: this.settings.keepAliveMs, connectMs });
-      this.fastPools.set(connectMs, p);
+      // A retry of an exchange that began before the endpoint was removed finds it refusing.
+      if (this.closed) p.close(); else this.fastPools.set(connectMs, p);
     }
     return p;
   }

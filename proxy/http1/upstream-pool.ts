@@ -279,9 +279,10 @@ export class UpstreamPool {
   }
 
   release(conn: UpstreamConnection): void {
-    if (this.closed) { conn.destroy(); return; }
+    // Exchanges that queued before the pool closed are still served, as undici's Pool does.
     const w = this.waiting.shift();
     if (w !== undefined) { conn.assign(w.user, w.readMs); return; }
+    if (this.closed) { conn.destroy(); return; }
     conn.park(this.settings.keepAliveMs);
     this.idle.push(conn);
   }
@@ -292,10 +293,10 @@ export class UpstreamPool {
     if (i >= 0) this.idle.splice(i, 1);
     const j = this.connecting.indexOf(conn);
     if (j >= 0) this.connecting.splice(j, 1);
-    if (!this.closed && this.waiting.length > this.connecting.length && this.total < this.settings.connections) this.open();
+    if (this.waiting.length > this.connecting.length && this.total < this.settings.connections) this.open();
   }
 
-  /** close stops new exchanges and drops idle connections; busy ones finish first. */
+  /** close refuses new exchanges and drops idle connections; busy and queued ones finish first. */
   close(): void {
     this.closed = true;
     for (const c of this.idle.splice(0)) c.destroy();

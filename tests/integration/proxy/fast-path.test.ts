@@ -56,6 +56,7 @@ let malformed: RawUpstream;
 let stale: RawUpstream;
 let heads: RawUpstream;
 let split: RawUpstream;
+let hold: RawUpstream;
 let proxy: RunningProxy;
 const BIG = randomBytes(4 * 1024 * 1024);
 
@@ -111,12 +112,15 @@ before(async () => {
       setTimeout(() => s.write('z'.repeat(3000)), 30);
     }, 30);
   });
+  // Answers after 1.5 s: a request to it holds the endpoint's only connection meanwhile.
+  hold = await rawUpstream((s) => { setTimeout(() => s.write('HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nheld'), 1_500); });
+  await writeManifests(dir.dir, 'hold.json', service('hold', [{ port: hold.port }]));
   await writeManifests(dir.dir, 'all.json', [
     INGRESS_CLASS,
     ingress({ name: 'app', host: 'app.test', paths: [
       { path: '/trailers', service: 'trailers' }, { path: '/early', service: 'early' }, { path: '/sink', service: 'sink' },
       { path: '/close-delimited', service: 'close-delimited' }, { path: '/hints', service: 'hints' }, { path: '/malformed', service: 'malformed' },
-      { path: '/stale', service: 'stale' }, { path: '/head', service: 'heads' }, { path: '/split', service: 'split' }, { path: '/', service: 'app' },
+      { path: '/stale', service: 'stale' }, { path: '/head', service: 'heads' }, { path: '/split', service: 'split' }, { path: '/hold', service: 'hold' }, { path: '/', service: 'app' },
     ] }),
     ...service('app', [{ port: app.port }]),
     ...service('trailers', [{ port: trailers.port }]),
@@ -136,7 +140,7 @@ before(async () => {
 after(async () => {
   await proxy?.stop();
   await Promise.all([app, trailers, early, sink].map((u) => u?.close()));
-  await Promise.all([closeDelimited, hints, malformed, stale, heads, split].map((u) => u?.close()));
+  await Promise.all([closeDelimited, hints, malformed, stale, heads, split, hold].map((u) => u?.close()));
   await dir?.remove();
 });
 
@@ -218,6 +222,23 @@ test('an upload that waits for a busy upstream connection flows once it gets one
   const got = JSON.parse(r.body.toString()) as { bytes: number; sha256: string };
   assert.equal(got.bytes, payload.length);
   assert.equal(got.sha256, createHash('sha256').update(payload).digest('hex'));
+});
+
+test('requests queued for an endpoint that leaves the routing are still served by it', { timeout: 20_000 }, async () => {
+  const agent = new Agent({ keepAlive: false });
+  const seen = hold.requests;
+  const first = send(agent, 'GET', '/hold/first');
+  await poll('the first request to hold the only connection', () => hold.requests > seen);
+  const queued = send(agent, 'GET', '/hold/queued');
+  // The Service moves to another endpoint: the old one's pool closes with a request waiting.
+  await writeManifests(dir.dir, 'hold.json', service('hold', [{ port: app.port }]));
+  await poll('the new endpoint to serve', async () => (await get(proxy.http, '/hold/probe', { host: 'app.test' })).headers['x-upstream'] === 'app');
+  const bounded = <T>(p: Promise<T>) => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the queued request was never answered')), 5_000))]);
+  const [a, b] = await bounded(Promise.all([first, queued]));
+  assert.equal(a.body.toString(), 'held');
+  assert.equal(b.status, 200);
+  assert.equal(b.body.toString(), 'held', 'served by the endpoint it queued for');
+  await writeManifests(dir.dir, 'hold.json', service('hold', [{ port: hold.port }]));
 });
 
 test('4 MiB responses arrive byte for byte, chunked or with a length, to fast and to slow readers', async () => {
