@@ -1,9 +1,9 @@
 /**
  * One proxied request on the general path (node:http, undici): routing through core's
  * match(), header rewriting, upstream dispatch through undici with this object as the
- * handler, retries, errors. BaseExchange is shared with the fast path (fast-path.ts). An Exchange is the
- * MatchRequest core reads (header() and cookie() are methods, so routing needs no
- * per-request closures) and the undici DispatchHandler (one object per request in all).
+ * handler, retries, errors. BaseExchange is shared with the fast path (fast-path.ts). An
+ * Exchange is the MatchRequest core reads (header() and cookie() are methods, so routing
+ * needs no per-request closures) and the undici DispatchHandler (one object per request).
  *
  * Retries: only idempotent requests without a body, only when the upstream connection
  * failed before the request was written (undici had not called onRequestStart), on another
