@@ -260,9 +260,14 @@ export abstract class BaseExchange implements MatchRequest {
     return { kind: 'forward' };
   }
 
-  /** retryable: an idempotent request without a body whose connection failed before it was written. */
+  /** replayable: an idempotent request without a body, safe to send again. */
+  protected replayable(): boolean {
+    return !this.hasBody && IDEMPOTENT.has(this.method);
+  }
+
+  /** retryable: a replayable request whose connection failed before it was written. */
   protected retryable(err: Error): boolean {
-    return !this.requestSent && !this.hasBody && IDEMPOTENT.has(this.method) && this.attempts <= this.ctx.retries
+    return !this.requestSent && this.replayable() && this.attempts <= this.ctx.retries
       && CONNECT_ERRORS.has((err as { code?: string }).code ?? '');
   }
 

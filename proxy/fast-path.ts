@@ -17,7 +17,7 @@ import { performance } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import { Cluster, type Endpoint } from './upstream.ts';
 import { BaseExchange, type ClientInfo, type ExchangeContext, type Prepared } from './exchange.ts';
-import { errorBody, STATUS_TEXT } from './headers.ts';
+import { errorBody, rawErrorResponse, STATUS_TEXT } from './headers.ts';
 import { HANDOFF, INCOMPLETE, parseRequestHead, type RequestHead } from './http1/request-head.ts';
 import type { ResponseHead } from './http1/response-head.ts';
 import type { UpstreamConnection, UpstreamExchange, UpstreamPool } from './http1/upstream-pool.ts';
@@ -36,7 +36,6 @@ export type HandoffReason = 'request' | 'tls-backend';
 
 /** Below this size a response head and its first body bytes go out in one buffer (one write). */
 const COALESCE_BYTES = 16_384;
-const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 
 /** ClientConnection is one client socket while the fast path owns it. */
 export class ClientConnection {
@@ -163,8 +162,7 @@ export class ClientConnection {
     if (this.exchange !== null || this.closing) return;
     this.host.unrouted.record(408, 0);
     this.closing = true;
-    const body = errorBody(408, randomUUID(), 'request head not received in time');
-    this.socket.end(`HTTP/1.1 408 ${STATUS_TEXT[408]}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    this.socket.end(rawErrorResponse(408, randomUUID(), 'request head not received in time'));
   }
 
   private onEnd(): void {
@@ -365,7 +363,7 @@ export class FastExchange extends BaseExchange implements UpstreamExchange {
     this.requestSent = sent;
     if (!this.responding) {
       // A keep-alive connection the upstream closed just as it was reused: try a new one once.
-      if (reused && !this.staleRetried && !this.hasBody && IDEMPOTENT.has(this.method) && (err as { code?: string }).code === 'UND_ERR_SOCKET') {
+      if (reused && !this.staleRetried && this.replayable() && (err as { code?: string }).code === 'UND_ERR_SOCKET') {
         this.staleRetried = true;
         this.dispatch(null, true);
         return;
