@@ -133,6 +133,18 @@ function post(port: number, path: string, body: unknown): Promise<number> {
 interface TimedSecond extends SecondStats { startMs: number }
 
 /** share is the canary's share of the answers in the seconds wholly inside [fromMs, toMs). */
+/** shopTraffic drives 40 req/s through both proxies for the scenario, once the first second is in. */
+async function shopTraffic(demo: Demo, signal: AbortSignal): Promise<{ seconds: TimedSecond[]; traffic: ReturnType<typeof runTraffic> }> {
+  const t0 = Date.now();
+  const seconds: TimedSecond[] = [];
+  const traffic = runTraffic({
+    ports: [demo.http, demo.http + 1], host: 'shop.example.com', path: '/checkout', rps: 40, durationMs: SCENARIO_MS, signal,
+    onSecond: (s) => seconds.push({ ...s, startMs: t0 + s.second * 1000 }),
+  });
+  await until('traffic to flow', () => seconds.length > 0, 5000);
+  return { seconds, traffic };
+}
+
 function share(seconds: TimedSecond[], fromMs: number, toMs: number): { canary: number; total: number } {
   let canary = 0;
   let total = 0;
@@ -148,13 +160,7 @@ test('a healthy canary walks 10 → 25 → 50 one interval at a time, the traffi
   const demo = await startDemo();
   const ac = new AbortController();
   try {
-    const t0 = Date.now();
-    const seconds: TimedSecond[] = [];
-    const traffic = runTraffic({
-      ports: [demo.http, demo.http + 1], host: 'shop.example.com', path: '/checkout', rps: 40, durationMs: SCENARIO_MS, signal: ac.signal,
-      onSecond: (s) => seconds.push({ ...s, startMs: t0 + s.second * 1000 }),
-    });
-    await until('traffic to flow', () => seconds.length > 0, 5000);
+    const { seconds, traffic } = await shopTraffic(demo, ac.signal);
     demo.applyCanary();
     await until('the canary to be promoted', () => demo.events.some((e) => e.reason === 'Promoted'), SCENARIO_MS, demo);
     const promotedAt = demo.events.find((e) => e.reason === 'Promoted')!.atMs;
@@ -196,13 +202,7 @@ test('a canary backend that starts failing is rolled back within threshold × in
   const ac = new AbortController();
   try {
     assert.equal(await post(demo.canary, '/__echo/fail', { status: 500, ratio: 0.5 }), 200);
-    const t0 = Date.now();
-    const seconds: TimedSecond[] = [];
-    const traffic = runTraffic({
-      ports: [demo.http, demo.http + 1], host: 'shop.example.com', path: '/checkout', rps: 40, durationMs: SCENARIO_MS, signal: ac.signal,
-      onSecond: (s) => seconds.push({ ...s, startMs: t0 + s.second * 1000 }),
-    });
-    await until('traffic to flow', () => seconds.length > 0, 5000);
+    const { seconds, traffic } = await shopTraffic(demo, ac.signal);
     demo.applyCanary();
     await until('the rollback', () => demo.events.some((e) => e.reason === 'ThresholdReached'), SCENARIO_MS, demo);
     const first = demo.events.find((e) => e.reason === 'StepAdvanced')!;
