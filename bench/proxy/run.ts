@@ -8,12 +8,13 @@
  *   upstream and the load generator (`taskset`). Keep-alive on both sides.
  * - Throughput and latency: wrk -t1 -c50, bounded runs (VANE_BENCH_SECONDS, default 10 s),
  *   VANE_BENCH_ROUNDS rounds (default 3) alternating the proxies; figures are medians.
- * - Latency at a fixed rate of half nginx's maximum: bench/proxy/fixed-rate.ts (open loop,
- *   measured from the scheduled send time; wrk2 is not packaged in Debian).
+ * - Latency at a fixed rate of half nginx's maximum: bench/proxy/loadgen (Go, built here with the
+ *   machine's Go toolchain; open loop, measured from the scheduled send time; wrk2 is not
+ *   packaged in Debian).
  * - Memory: RSS of the primary and of one worker with 10k and 100k routes loaded.
  * - A full routing update (every Ingress changed) under fixed-rate load with 10k routes: p99 with and without.
  *
- * Usage: node bench/proxy/run.ts   (needs nginx and wrk: bash scripts/install-system-deps.sh)
+ * Usage: node bench/proxy/run.ts   (needs nginx and wrk: bash scripts/install-system-deps.sh; and Go)
  * VANE_BENCH_PROFILE=DIR writes CPU profiles of the vane processes (--cpu-prof) to DIR.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -110,12 +111,30 @@ function wrk(port: number, seconds: number): WrkResult {
 
 interface FixedResult { completed: number; errors: number; p50Ms: number; p99Ms: number; p999Ms: number; maxMs: number }
 
+/** loadgenPath is the fixed-rate generator's binary, built by buildLoadgen. */
+let loadgenPath = '';
+
+function goBinary(): string {
+  const onPath = spawnSync('sh', ['-c', 'command -v go'], { encoding: 'utf8' }).stdout.trim();
+  return onPath || '/usr/local/go/bin/go';
+}
+
+function buildLoadgen(dir: string): void {
+  console.log('building the fixed-rate load generator (go build bench/proxy/loadgen)…');
+  loadgenPath = join(dir, 'loadgen');
+  const r = spawnSync(goBinary(), ['build', '-o', loadgenPath, '.'], {
+    cwd: join(ROOT, 'bench/proxy/loadgen'), encoding: 'utf8', env: { ...process.env, GOTOOLCHAIN: 'local', CGO_ENABLED: '0' },
+  });
+  if (r.status !== 0) throw new Error(`go build of bench/proxy/loadgen failed: ${r.error?.message ?? r.stderr}`);
+}
+
 function fixedRate(port: number, rate: number, seconds: number): Promise<FixedResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn('taskset', ['-c', '1', process.execPath, join(ROOT, 'bench/proxy/fixed-rate.ts'), String(port), HOST, String(Math.round(rate)), String(seconds), '50'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    const child = spawn('taskset', ['-c', '1', loadgenPath, '-port', String(port), '-host', HOST, '-rate', String(Math.round(rate)), '-seconds', String(seconds), '-connections', '50'],
+      { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout!.on('data', (c: Buffer) => { out += c; });
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as FixedResult) : reject(new Error(`fixed-rate exited ${code}`))));
+    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as FixedResult) : reject(new Error(`loadgen exited ${code}`))));
   });
 }
 
@@ -199,6 +218,7 @@ async function main(): Promise<void> {
   const work = await mkdtemp(join(tmpdir(), 'vane-bench-nginx-'));
   // nginx workers started by root run as nobody and must read the body file.
   await chmod(work, 0o755);
+  buildLoadgen(work);
   const upPort = await freePort();
   const ngxPort = await freePort();
   await writeFile(join(work, 'body.txt'), BODY);

@@ -1,0 +1,3 @@
+module vane.dev/bench/loadgen
+
+go 1.22
