@@ -21,6 +21,7 @@ import { errorBody, rawErrorResponse, STATUS_TEXT } from './headers.ts';
 import { HANDOFF, INCOMPLETE, parseRequestHead, type RequestHead } from './http1/request-head.ts';
 import type { ResponseHead } from './http1/response-head.ts';
 import type { UpstreamConnection, UpstreamExchange, UpstreamPool } from './http1/upstream-pool.ts';
+import { idleSweeper, type IdleWatched } from './http1/idle.ts';
 
 /** FastPathHost is what a worker lends the fast path's connections. */
 export interface FastPathHost extends ExchangeContext {
@@ -38,8 +39,11 @@ export type HandoffReason = 'request' | 'tls-backend';
 const COALESCE_BYTES = 16_384;
 
 /** ClientConnection is one client socket while the fast path owns it. */
-export class ClientConnection {
+export class ClientConnection implements IdleWatched {
   readonly socket: Socket;
+  active = false;
+  idleLimitMs = 0;
+  idleDeadline = 0;
   private readonly host: FastPathHost;
   private readonly client: ClientInfo;
   /** Bytes read and not yet consumed: a partial head, or pipelined requests. */
@@ -48,13 +52,11 @@ export class ClientConnection {
   /** Request body bytes still to come from the client for the current exchange. */
   private bodyLeft = 0;
   private headTimer: NodeJS.Timeout | null = null;
-  private timeoutMs = -1;
   private closing = false;
   private halfClosed = false;
   private readonly onDataBound = (d: Buffer) => this.onData(d);
   private readonly onEndBound = () => this.onEnd();
   private readonly onCloseBound = () => this.onClose();
-  private readonly onTimeoutBound = () => this.onTimeout();
 
   constructor(host: FastPathHost, socket: Socket, client: ClientInfo) {
     this.host = host;
@@ -63,14 +65,7 @@ export class ClientConnection {
     socket.on('data', this.onDataBound);
     socket.on('end', this.onEndBound);
     socket.on('close', this.onCloseBound);
-    socket.on('timeout', this.onTimeoutBound);
-    this.setTimeoutMs(host.clientHeaderTimeoutMs);
-  }
-
-  private setTimeoutMs(ms: number): void {
-    if (ms === this.timeoutMs) return;
-    this.timeoutMs = ms;
-    this.socket.setTimeout(ms);
+    idleSweeper.watch(this, host.clientHeaderTimeoutMs);
   }
 
   /** idle: no exchange and nothing buffered, so closing loses nothing. */
@@ -82,10 +77,12 @@ export class ClientConnection {
   }
 
   write(data: Buffer | string): boolean {
+    this.active = true;
     return typeof data === 'string' ? this.socket.write(data, 'latin1') : this.socket.write(data);
   }
 
   private onData(d: Buffer): void {
+    this.active = true;
     if (this.exchange !== null) {
       if (this.bodyLeft > 0) {
         const take = Math.min(this.bodyLeft, d.length);
@@ -120,8 +117,8 @@ export class ClientConnection {
     const exchange = new FastExchange(this.host, this, head, this.client);
     if (!exchange.route()) { this.handoff('tls-backend'); return; }
     if (this.headTimer !== null) { clearTimeout(this.headTimer); this.headTimer = null; }
-    // The idle timeout stays armed during the exchange (onTimeout ignores it then): re-arming
-    // a socket timer twice per request costs more than an occasional ignored event.
+    // The idle limit stays watched during the exchange and is ignored then; exchangeDone
+    // starts the keep-alive limit.
     this.exchange = exchange;
     const length = head.contentLength > 0 ? head.contentLength : 0;
     const after = buf.length - head.size;
@@ -135,12 +132,13 @@ export class ClientConnection {
   /** exchangeDone: the response is complete; the connection takes the next request or closes. */
   exchangeDone(close: boolean): void {
     this.exchange = null;
+    // Also bounds a closing connection whose client never finishes reading.
+    idleSweeper.watch(this, this.host.clientKeepAliveTimeoutMs);
     if (close || this.bodyLeft > 0 || this.halfClosed || this.host.draining) {
       this.closing = true;
       this.socket.end();
       return;
     }
-    this.setTimeoutMs(this.host.clientKeepAliveTimeoutMs);
     if (this.socket.isPaused()) this.socket.resume();
     if (this.buf !== null) this.next();
   }
@@ -151,8 +149,8 @@ export class ClientConnection {
   pause(): void { this.socket.pause(); }
   resume(): void { this.socket.resume(); }
 
-  /** onTimeout: the socket was silent; a partial head gets 408, an idle connection just closes. */
-  private onTimeout(): void {
+  /** idleTimedOut: the socket was silent; a partial head gets 408, an idle connection just closes. */
+  idleTimedOut(): void {
     if (this.exchange !== null) return;
     if (this.buf !== null) this.headTimedOut(); else this.socket.destroy();
   }
@@ -173,6 +171,7 @@ export class ClientConnection {
   }
 
   private onClose(): void {
+    idleSweeper.unwatch(this);
     if (this.headTimer !== null) { clearTimeout(this.headTimer); this.headTimer = null; }
     const ex = this.exchange;
     this.exchange = null;
@@ -185,8 +184,7 @@ export class ClientConnection {
     s.off('data', this.onDataBound);
     s.off('end', this.onEndBound);
     s.off('close', this.onCloseBound);
-    s.off('timeout', this.onTimeoutBound);
-    s.setTimeout(0);
+    idleSweeper.unwatch(this);
     if (this.headTimer !== null) { clearTimeout(this.headTimer); this.headTimer = null; }
   }
 

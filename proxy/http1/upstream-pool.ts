@@ -9,6 +9,7 @@
  * early), UND_ERR_RESPONSE (malformed response), and the socket's own (ECONNREFUSED, …).
  */
 import { connect, type Socket } from 'node:net';
+import { idleSweeper, type IdleWatched } from './idle.ts';
 import { ChunkScanner, INCOMPLETE, MALFORMED, parseResponseHead, type ResponseHead } from './response-head.ts';
 
 /** MAX_RESPONSE_HEAD is the largest upstream response head accepted (nginx's large buffers: 4 × 8 KiB, doubled). */
@@ -42,8 +43,11 @@ export function upstreamError(code: string, message: string): Error {
 }
 
 /** UpstreamConnection is one keep-alive socket to an endpoint. */
-export class UpstreamConnection {
+export class UpstreamConnection implements IdleWatched {
   readonly socket: Socket;
+  active = false;
+  idleLimitMs = 0;
+  idleDeadline = 0;
   private readonly readBuf: Buffer;
   private readonly pool: UpstreamPool;
   private user: UpstreamExchange | null = null;
@@ -54,7 +58,6 @@ export class UpstreamConnection {
   private noBody = false;
   private sent = false;
   private requestDone = false;
-  private timeoutMs = 0;
   private readMs = 0;
   connected = false;
   /** Requests this connection answered; above 0 it came from the idle list. */
@@ -68,21 +71,14 @@ export class UpstreamConnection {
     const readBuf = Buffer.allocUnsafe(READ_BUFFER_BYTES);
     this.readBuf = readBuf;
     this.socket = connect({ host: address, port, noDelay: true, onread: { buffer: readBuf, callback: (n: number) => { this.onData(readBuf.subarray(0, n)); return true; } } });
-    this.setTimeoutMs(connectMs);
+    idleSweeper.watch(this, connectMs);
     this.socket.on('connect', () => this.onConnect());
-    this.socket.on('timeout', () => this.onTimeout());
     this.socket.on('error', (err) => this.fail(err));
     this.socket.on('close', () => this.fail(upstreamError('UND_ERR_SOCKET', 'upstream closed the connection')));
   }
 
   /** park sets the idle limit of a connection back in the pool. */
-  park(keepAliveMs: number): void { this.setTimeoutMs(keepAliveMs); }
-
-  private setTimeoutMs(ms: number): void {
-    if (ms === this.timeoutMs) return;
-    this.timeoutMs = ms;
-    this.socket.setTimeout(ms);
-  }
+  park(keepAliveMs: number): void { idleSweeper.watch(this, keepAliveMs); }
 
   private onConnect(): void {
     this.connected = true;
@@ -97,7 +93,7 @@ export class UpstreamConnection {
     this.sent = false;
     this.requestDone = false;
     this.chunks = null;
-    this.setTimeoutMs(readMs);
+    idleSweeper.watch(this, readMs);
     user.onUpstream(this);
   }
 
@@ -106,12 +102,14 @@ export class UpstreamConnection {
     this.sent = true;
     this.noBody = noBody;
     this.requestDone = complete;
+    this.active = true;
     return typeof data === 'string' ? this.socket.write(data, 'latin1') : this.socket.write(data);
   }
 
   /** write sends more request body; `complete` marks its last bytes. */
   write(chunk: Buffer, complete: boolean): boolean {
     if (complete) this.requestDone = true;
+    this.active = true;
     return this.socket.write(chunk);
   }
 
@@ -119,6 +117,7 @@ export class UpstreamConnection {
   resume(): void { this.socket.resume(); }
 
   private onData(d: Buffer): void {
+    this.active = true;
     const user = this.user;
     if (user === null) { this.destroy(); return; }
     if (this.head === null) {
@@ -181,7 +180,7 @@ export class UpstreamConnection {
     user.onResponseEnd();
   }
 
-  private onTimeout(): void {
+  idleTimedOut(): void {
     if (!this.connected) { this.fail(upstreamError('UND_ERR_CONNECT_TIMEOUT', 'connecting to upstream timed out')); return; }
     if (this.user === null) { this.destroy(); return; }
     this.fail(this.head === null
@@ -221,6 +220,7 @@ export class UpstreamConnection {
   destroy(): void {
     if (this.dead) return;
     this.dead = true;
+    idleSweeper.unwatch(this);
     this.socket.destroy();
     this.pool.removed(this);
   }

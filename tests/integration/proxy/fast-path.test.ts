@@ -385,3 +385,22 @@ test('the fast path counts requests in the same metrics as the general path', as
   await poll('the requests to be counted', async () =>
     (await metric(proxy.admin, 'vane_proxy_requests_total', { ingress: 'default/app', service: 'default/app:80', code: '2xx' })) >= before + 5);
 });
+
+test('idle keep-alive connections close after --client-keepalive-timeout and --upstream-keepalive-timeout, not before', async () => {
+  const idle = await runProxy(dir.dir, ['--client-keepalive-timeout', '700ms', '--upstream-keepalive-timeout', '700ms']);
+  try {
+    const upstreamClosed = new Promise<number>((resolve) => { heads.server.once('connection', (s: Socket) => s.once('close', () => resolve(Date.now()))); });
+    const client = connect(idle.http, '127.0.0.1');
+    const clientClosed = new Promise<number>((resolve) => client.once('close', () => resolve(Date.now())));
+    let got = '';
+    const answered = new Promise<number>((resolve) => client.on('data', (d: Buffer) => { got += d.toString('latin1'); if (got.endsWith('\r\n\r\nget')) resolve(Date.now()); }));
+    client.write('GET /head HTTP/1.1\r\nHost: app.test\r\n\r\n');
+    const at = await answered;
+    // The proxy wrote the response before the client read it: allow for that delivery.
+    const [clientAt, upstreamAt] = await Promise.all([clientClosed, upstreamClosed]);
+    assert.ok(clientAt - at >= 650 && clientAt - at < 3_000, `client connection closed ${clientAt - at} ms after the response`);
+    assert.ok(upstreamAt - at >= 650 && upstreamAt - at < 3_000, `upstream connection closed ${upstreamAt - at} ms after the response`);
+  } finally {
+    await idle.stop();
+  }
+});
