@@ -12,9 +12,9 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { Transform, type TransformCallback } from 'node:stream';
-import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
+import { newRequestId } from './request-id.ts';
 import { match, type Decision, type MatchRequest, type RouteSpec } from '../core/index.ts';
 import type { RoutingState } from './routing.ts';
 import { Cluster, type Endpoint } from './upstream.ts';
@@ -202,7 +202,7 @@ export abstract class BaseExchange implements MatchRequest {
         default: out.push(name, value);
       }
     }
-    this.requestId = requestId !== null && validRequestId(requestId) ? requestId : randomUUID();
+    this.requestId = requestId !== null && validRequestId(requestId) ? requestId : newRequestId();
     // Framing the parser let through but a proxy must not forward (RFC 9112 §6.1, §6.3).
     if (hosts > 1) return { kind: 'error', status: 400, detail: 'more than one Host header' };
     if (lengths > 1) return { kind: 'error', status: 400, detail: 'more than one Content-Length header' };
@@ -405,7 +405,7 @@ export class Exchange extends BaseExchange implements Dispatcher.DispatchHandler
   }
 
   private reply(status: number, detail: string): void {
-    const body = errorBody(status, this.requestId || randomUUID(), detail);
+    const body = errorBody(status, this.requestId || newRequestId(), detail);
     const headers = ['content-type', 'text/plain; charset=utf-8', 'content-length', String(Buffer.byteLength(body)), 'x-request-id', this.requestId];
     // An unread or refused body leaves the connection in an unknown state: close it.
     if (this.ctx.draining || status === 413 || status === 400 || (this.hasBody && !this.req.complete)) headers.push('connection', 'close');
@@ -544,7 +544,7 @@ export class UpgradeExchange extends BaseExchange implements Dispatcher.Dispatch
   }
 
   private fail(status: number, detail: string): void {
-    if (!this.requestId) this.requestId = randomUUID();
+    if (!this.requestId) this.requestId = newRequestId();
     this.socket.end(rawErrorResponse(status, this.requestId, detail));
     this.finish(status);
   }

@@ -14,7 +14,7 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { randomUUID } from 'node:crypto';
+import { newRequestId } from './request-id.ts';
 import { Cluster, type Endpoint } from './upstream.ts';
 import { BaseExchange, type ClientInfo, type ExchangeContext, type Prepared } from './exchange.ts';
 import { errorBody, rawErrorResponse, STATUS_TEXT } from './headers.ts';
@@ -160,7 +160,7 @@ export class ClientConnection implements IdleWatched {
     if (this.exchange !== null || this.closing) return;
     this.host.unrouted.record(408, 0);
     this.closing = true;
-    this.socket.end(rawErrorResponse(408, randomUUID(), 'request head not received in time'));
+    this.socket.end(rawErrorResponse(408, newRequestId(), 'request head not received in time'));
   }
 
   private onEnd(): void {
@@ -388,7 +388,7 @@ export class FastExchange extends BaseExchange implements UpstreamExchange {
   // ---- proxy-made responses -----------------------------------------------------------
 
   private reply(status: number, detail: string): void {
-    const body = errorBody(status, this.requestId || randomUUID(), detail);
+    const body = errorBody(status, this.requestId || newRequestId(), detail);
     // An unread or refused body leaves the connection in an unknown state: close it.
     const close = this.closeRequested || this.ctx.draining || status === 413 || status === 400 || !this.bodyComplete;
     this.conn.write(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? ''}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`

@@ -14,8 +14,8 @@ import { createServer as createHttpServer, type IncomingMessage, type Server as 
 import { createServer as createNetServer, connect, isIPv6, type BlockList, type Server as NetServer, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
-import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
+import { newRequestId } from './request-id.ts';
 import { findHost, normalizeHost, type RouteSpec } from '../core/index.ts';
 import type { Logger } from '../lib/log.ts';
 import { addTrusted, type OutlierOptions, type ProxyOptions } from './options.ts';
@@ -306,7 +306,7 @@ export class ProxyWorker implements ExchangeContext, FastPathHost {
     const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     this.unrouted.record(status, 0);
     if (socket.writable && code !== 'ECONNRESET') {
-      socket.end(rawErrorResponse(status, randomUUID(), status === 431 ? 'request header fields too large' : status === 408 ? 'request head not received in time' : 'malformed request'));
+      socket.end(rawErrorResponse(status, newRequestId(), status === 431 ? 'request header fields too large' : status === 408 ? 'request head not received in time' : 'malformed request'));
     } else {
       socket.destroy();
     }

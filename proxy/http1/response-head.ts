@@ -153,6 +153,7 @@ export function parseResponseHead(buf: Buffer, maxBytes: number, noBody: boolean
   let fields = 0;
   let length = -1;
   let lengthAt = -1;
+  let lengthLines = 0;
   let chunked = false;
   let transferEncoding = false;
   let sawClose = false;
@@ -184,6 +185,7 @@ export function parseResponseHead(buf: Buffer, maxBytes: number, noBody: boolean
       if (n < 0 || (length >= 0 && n !== length)) return MALFORMED;
       if (length < 0) lengthAt = kept.length;
       length = n;
+      lengthLines++;
       kept.push(pos, colon, next);
     } else if (kind === H_TRANSFER) {
       // Kept: the proxy relays the coded bytes as they are, so the client needs every coding.
@@ -193,11 +195,11 @@ export function parseResponseHead(buf: Buffer, maxBytes: number, noBody: boolean
       const codings = buf.toString('latin1', colon + 1, next).toLowerCase().split(',').map((c) => c.trim()).filter((c) => c !== '');
       if (codings.length > 0) chunked = codings[codings.length - 1] === 'chunked';
     } else if (kind === H_CONNECTION) {
-      const v = buf.toString('latin1', colon + 1, next).trim().toLowerCase();
-      // The usual values name no headers and need no list parsing.
-      if (v === 'keep-alive') sawKeepAlive = true;
-      else if (v === 'close') sawClose = true;
+      // The usual values name no headers and need no list parsing (nor strings).
+      if (valueIs(buf, colon + 1, next, 'keep-alive')) sawKeepAlive = true;
+      else if (valueIs(buf, colon + 1, next, 'close')) sawClose = true;
       else {
+        const v = buf.toString('latin1', colon + 1, next).trim().toLowerCase();
         (connectionAt ??= []).push(colon + 1, next);
         if (hasToken(v, 'close')) sawClose = true;
         if (hasToken(v, 'keep-alive')) sawKeepAlive = true;
@@ -237,7 +239,8 @@ export function parseResponseHead(buf: Buffer, maxBytes: number, noBody: boolean
     keepAlive = false;
   }
   let out = kept;
-  if (length >= 0 || transferEncoding || connectionAt !== null) {
+  // Only heads with something to drop are copied: most have one Content-Length, kept.
+  if (transferEncoding || connectionAt !== null || (length >= 0 && (!keepLength || lengthLines > 1))) {
     const nominated = connectionAt === null ? null : nominatedNames(buf, connectionAt);
     out = [];
     for (let i = 0; i < kept.length; i += 3) {
@@ -303,6 +306,13 @@ function digits(buf: Buffer, from: number, to: number): number {
 }
 
 function ows(c: number): boolean { return c === 0x20 || c === 0x09; }
+
+/** valueIs: buf[from, to), white space around it aside, is `word` (lower case), ignoring ASCII case. */
+function valueIs(buf: Buffer, from: number, to: number, word: string): boolean {
+  while (from < to && ows(buf[from]!)) from++;
+  while (to > from && ows(buf[to - 1]!)) to--;
+  return to - from === word.length && nameIs(buf, from, word);
+}
 function fieldChar(c: number): boolean { return c === 0x09 || (c >= 0x20 && c !== 0x7f); }
 /** tchar (RFC 9110 §5.6.2) by byte value. */
 const TCHAR = new Uint8Array(256);

@@ -95,8 +95,13 @@ test('404 for unknown hosts, with a plain-text body and the request id', async (
 
 test('X-Request-Id is kept when present and generated otherwise', async () => {
   assert.equal(echoOf((await get(proxy.http, '/', { host: 'app.test', 'x-request-id': 'abc-123' })).body).headers['x-request-id'], 'abc-123');
-  const generated = echoOf((await get(proxy.http, '/', { host: 'app.test' })).body).headers['x-request-id'] as string;
-  assert.match(generated, /^[0-9a-f-]{36}$/);
+  const ids = new Set<string>();
+  for (let i = 0; i < 20; i++) {
+    const generated = echoOf((await get(proxy.http, '/', { host: 'app.test' })).body).headers['x-request-id'] as string;
+    assert.match(generated, /^[0-9a-f]{32}$/, 'the shape of ingress-nginx\'s $request_id');
+    ids.add(generated);
+  }
+  assert.equal(ids.size, 20, 'each request has its own id');
 });
 
 test('hop-by-hop headers and those named in Connection are removed; forwarding headers are set', async () => {
