@@ -10,7 +10,9 @@
  *   VANE_BENCH_ROUNDS rounds (default 3) alternating the proxies; figures are medians.
  * - Latency at a fixed rate of half nginx's maximum: bench/proxy/loadgen (Go, built here with the
  *   machine's Go toolchain; open loop, measured from the scheduled send time; wrk2 is not
- *   packaged in Debian).
+ *   packaged in Debian). VANE_BENCH_FIXED_ROUNDS rounds (default 7) of VANE_BENCH_FIXED_SECONDS
+ *   (default 6 s), alternating; the figure is the median round by p99: on a shared machine a
+ *   neighbour's burst ruins a whole round, and more, shorter rounds keep one from deciding it.
  * - Memory: RSS of the primary and of one worker with 10k and 100k routes loaded.
  * - A full routing update (every Ingress changed) under fixed-rate load with 10k routes: p99 with and without.
  *
@@ -29,6 +31,8 @@ import { buildWorld } from '../support/world.ts';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SECONDS = Number(process.env.VANE_BENCH_SECONDS ?? 10);
 const ROUNDS = Number(process.env.VANE_BENCH_ROUNDS ?? 3);
+const FIXED_ROUNDS = Number(process.env.VANE_BENCH_FIXED_ROUNDS ?? 7);
+const FIXED_SECONDS = Number(process.env.VANE_BENCH_FIXED_SECONDS ?? 6);
 const PROFILE = process.env.VANE_BENCH_PROFILE;
 const BODY = 'x'.repeat(600);
 const HOST = 'bench.local';
@@ -143,10 +147,10 @@ function medianBy<T>(list: T[], key: (t: T) => number): T {
   return sorted[Math.floor((sorted.length - 1) / 2)]!;
 }
 
-/** fixedRounds runs the fixed-rate load ROUNDS times per proxy, alternating; per proxy the median by p99 and the rounds. */
+/** fixedRounds runs the fixed-rate load FIXED_ROUNDS times per proxy, alternating; per proxy the median by p99 and the rounds. */
 async function fixedRounds(proxies: readonly (readonly [string, number])[], rate: number): Promise<Record<string, FixedResult> & Record<`${string}Rounds`, FixedResult[]>> {
   const rounds: Record<string, FixedResult[]> = {};
-  for (let i = 0; i < ROUNDS; i++) for (const [name, port] of proxies) (rounds[name] ??= []).push(await fixedRate(port, rate, SECONDS));
+  for (let i = 0; i < FIXED_ROUNDS; i++) for (const [name, port] of proxies) (rounds[name] ??= []).push(await fixedRate(port, rate, FIXED_SECONDS));
   const out: Record<string, FixedResult | FixedResult[]> = {};
   for (const [name, list] of Object.entries(rounds)) { out[name] = medianBy(list, (r) => r.p99Ms); out[`${name}Rounds`] = list; }
   return out as Record<string, FixedResult> & Record<`${string}Rounds`, FixedResult[]>;
@@ -258,7 +262,7 @@ async function main(): Promise<void> {
   const v = results.vane!;
   console.log(`ratio vane/nginx: rps ${(v.rps / nginxRps).toFixed(2)}×, p50 ${(v.p50Ms / results.nginx!.p50Ms).toFixed(2)}×, p99 ${(v.p99Ms / results.nginx!.p99Ms).toFixed(2)}×`);
   for (const [name] of proxies) console.log(`  ${name} req/s by round: ${wrkRounds[name]!.map((r) => r.rps.toFixed(0)).join(', ')}`);
-  console.log(`\nfixed rate ${fixedRps.toFixed(0)} req/s (half nginx's max; open loop, latency from scheduled send; median of ${ROUNDS} rounds by p99)`);
+  console.log(`\nfixed rate ${fixedRps.toFixed(0)} req/s (half nginx's max; open loop, latency from scheduled send; median of ${FIXED_ROUNDS} rounds of ${FIXED_SECONDS} s by p99)`);
   console.log(`${'proxy'.padEnd(8)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('p99.9', 9)}${pad('max', 9)}${pad('done', 9)}${pad('errors', 8)}`);
   for (const [name] of proxies) { const r = fixed[name]!; console.log(`${name.padEnd(8)}${pad(r.p50Ms.toFixed(2), 9)}${pad(r.p99Ms.toFixed(2), 9)}${pad(r.p999Ms.toFixed(2), 9)}${pad(r.maxMs.toFixed(1), 9)}${pad(r.completed, 9)}${pad(r.errors, 8)}`); }
   console.log(`ratio vane/nginx p99 at fixed rate: ${(fixed.vane!.p99Ms / fixed.nginx!.p99Ms).toFixed(2)}×`);
