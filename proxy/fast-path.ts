@@ -22,6 +22,7 @@ import { HANDOFF, INCOMPLETE, parseRequestHead, type RequestHead } from './http1
 import type { ResponseHead } from './http1/response-head.ts';
 import type { UpstreamConnection, UpstreamExchange, UpstreamPool } from './http1/upstream-pool.ts';
 import { idleSweeper, type IdleWatched } from './http1/idle.ts';
+import { HandedOffSocket, setReadSink, type ReadSink } from './http1/shared-reads.ts';
 
 /** FastPathHost is what a worker lends the fast path's connections. */
 export interface FastPathHost extends ExchangeContext {
@@ -29,7 +30,7 @@ export interface FastPathHost extends ExchangeContext {
   readonly clientHeaderTimeoutMs: number;
   readonly clientKeepAliveTimeoutMs: number;
   /** handoff gives a connection, its unread bytes put back, to node:http. */
-  handoff(socket: Socket, reason: HandoffReason): void;
+  handoff(socket: Socket | HandedOffSocket, reason: HandoffReason): void;
   connectionClosed(conn: ClientConnection): void;
 }
 
@@ -39,7 +40,7 @@ export type HandoffReason = 'request' | 'tls-backend';
 const COALESCE_BYTES = 16_384;
 
 /** ClientConnection is one client socket while the fast path owns it. */
-export class ClientConnection implements IdleWatched {
+export class ClientConnection implements IdleWatched, ReadSink {
   readonly socket: Socket;
   active = false;
   idleLimitMs = 0;
@@ -54,6 +55,8 @@ export class ClientConnection implements IdleWatched {
   private headTimer: NodeJS.Timeout | null = null;
   private closing = false;
   private halfClosed = false;
+  /** Reads come from a shared buffer (onRead), not 'data' events: see http1/shared-reads.ts. */
+  private readonly sharedReads: boolean;
   private readonly onDataBound = (d: Buffer) => this.onData(d);
   private readonly onEndBound = () => this.onEnd();
   private readonly onCloseBound = () => this.onClose();
@@ -62,7 +65,8 @@ export class ClientConnection implements IdleWatched {
     this.host = host;
     this.socket = socket;
     this.client = client;
-    socket.on('data', this.onDataBound);
+    this.sharedReads = setReadSink(socket, this);
+    if (!this.sharedReads) socket.on('data', this.onDataBound);
     socket.on('end', this.onEndBound);
     socket.on('close', this.onCloseBound);
     idleSweeper.watch(this, host.clientHeaderTimeoutMs);
@@ -81,21 +85,31 @@ export class ClientConnection implements IdleWatched {
     return typeof data === 'string' ? this.socket.write(data, 'latin1') : this.socket.write(data);
   }
 
-  private onData(d: Buffer): void {
+  private onData(d: Buffer): void { this.take(d, false); }
+
+  /** onRead takes a view of the shared read buffer (valid during the call only). */
+  onRead(bytes: Buffer): boolean {
+    this.take(bytes, true);
+    return true;
+  }
+
+  /** take handles bytes from the client; `borrowed`: they must be copied to outlive the call. */
+  private take(d: Buffer, borrowed: boolean): void {
     this.active = true;
     if (this.exchange !== null) {
       if (this.bodyLeft > 0) {
         const take = Math.min(this.bodyLeft, d.length);
         this.bodyLeft -= take;
-        this.exchange.clientBody(take === d.length ? d : d.subarray(0, take), this.bodyLeft === 0);
+        const chunk = take === d.length ? d : d.subarray(0, take);
+        this.exchange.clientBody(borrowed ? Buffer.from(chunk) : chunk, this.bodyLeft === 0);
         if (take === d.length) return;
         d = d.subarray(take);
       }
-      this.stash(d);
+      this.stash(borrowed ? Buffer.from(d) : d);
       return;
     }
-    this.buf = this.buf === null ? d : Buffer.concat([this.buf, d]);
-    this.next();
+    if (this.buf === null) this.next(d, borrowed);
+    else this.next(Buffer.concat([this.buf, d]), false);
   }
 
   /** stash keeps bytes that arrive during an exchange (a pipelined request), within bounds. */
@@ -104,18 +118,22 @@ export class ClientConnection implements IdleWatched {
     if (this.buf.length > this.host.maxHeaderBytes) this.socket.pause();
   }
 
-  /** next starts the exchange for the buffered head, if it is complete. */
-  private next(): void {
-    const buf = this.buf;
-    if (buf === null || this.closing) return;
+  /**
+   * next starts the exchange for the head at the start of `buf`, the bytes not consumed yet, if
+   * it is complete; what is left of them is kept (copied when `borrowed`).
+   */
+  private next(buf: Buffer, borrowed: boolean): void {
+    this.buf = null;
+    if (this.closing) return;
     const head = parseRequestHead(buf, this.host.maxHeaderBytes);
     if (head === INCOMPLETE) {
+      this.buf = borrowed ? Buffer.from(buf) : buf;
       this.headTimer ??= setTimeout(() => this.headTimedOut(), this.host.clientHeaderTimeoutMs);
       return;
     }
-    if (head === HANDOFF) { this.handoff('request'); return; }
+    if (head === HANDOFF) { this.buf = borrowed ? Buffer.from(buf) : buf; this.handoff('request'); return; }
     const exchange = new FastExchange(this.host, this, head, this.client);
-    if (!exchange.route()) { this.handoff('tls-backend'); return; }
+    if (!exchange.route()) { this.buf = borrowed ? Buffer.from(buf) : buf; this.handoff('tls-backend'); return; }
     if (this.headTimer !== null) { clearTimeout(this.headTimer); this.headTimer = null; }
     // The idle limit stays watched during the exchange and is ignored then; exchangeDone
     // starts the keep-alive limit.
@@ -125,8 +143,9 @@ export class ClientConnection implements IdleWatched {
     const bodyNow = Math.min(length, after);
     this.bodyLeft = length - bodyNow;
     const rest = head.size + bodyNow;
-    this.buf = rest < buf.length ? buf.subarray(rest) : null;
-    exchange.start(bodyNow > 0 ? buf.subarray(head.size, rest) : null);
+    if (rest < buf.length) this.buf = borrowed ? Buffer.from(buf.subarray(rest)) : buf.subarray(rest);
+    const body = bodyNow > 0 ? buf.subarray(head.size, rest) : null;
+    exchange.start(body !== null && borrowed ? Buffer.from(body) : body);
   }
 
   /** exchangeDone: the response is complete; the connection takes the next request or closes. */
@@ -140,7 +159,7 @@ export class ClientConnection implements IdleWatched {
       return;
     }
     if (this.socket.isPaused()) this.socket.resume();
-    if (this.buf !== null) this.next();
+    if (this.buf !== null) this.next(this.buf, false);
   }
 
   /** bodyPending: the client has not sent the whole body (its connection cannot be reused). */
@@ -192,6 +211,13 @@ export class ClientConnection implements IdleWatched {
   private handoff(reason: HandoffReason): void {
     this.detach();
     const s = this.socket;
+    if (this.sharedReads) {
+      const stream = new HandedOffSocket(s, this.buf);
+      this.buf = null;
+      this.host.connectionClosed(this);
+      this.host.handoff(stream, reason);
+      return;
+    }
     s.pause();
     if (this.buf !== null) s.unshift(this.buf);
     this.buf = null;

@@ -27,6 +27,7 @@ import { Exchange, UpgradeExchange, kClientInfo, tunnel, type ClientInfo, type E
 import { parseClientHello, parseProxyHeader, readPreamble, type ProxiedAddress } from './preamble.ts';
 import { rawErrorResponse } from './headers.ts';
 import { ClientConnection, type FastPathHost, type HandoffReason } from './fast-path.ts';
+import { acceptSharedReads, type HandedOffSocket } from './http1/shared-reads.ts';
 import type { WireDelta } from './source.ts';
 
 const PREAMBLE_TIMEOUT_MS = 10_000;
@@ -132,7 +133,11 @@ export class ProxyWorker implements ExchangeContext, FastPathHost {
       server.once('error', reject);
       server.listen({ port, host: o.host, backlog: 4096 }, () => { server.off('error', reject); resolve((server.address() as { port: number }).port); });
     });
-    return { http: await open(this.rawServers.http, o.httpPort), https: await open(this.rawServers.https, o.httpsPort) };
+    const ports = { http: await open(this.rawServers.http, o.httpPort), https: await open(this.rawServers.https, o.httpsPort) };
+    // A PROXY protocol preamble is read from 'data' events, so only plain listeners without one
+    // read into the shared buffer. TLS reads its own way.
+    if (!o.proxyProtocol.http) this.metrics.sharedReads = acceptSharedReads(this.rawServers.http, (s) => this.onConnection(s, 'http'));
+    return ports;
   }
 
   /** apply installs a routing update (and the certificates it carries). */
@@ -200,7 +205,7 @@ export class ProxyWorker implements ExchangeContext, FastPathHost {
     if (--this.active === 0 && this.idleWaiter) this.idleWaiter();
   }
 
-  handoff(socket: Socket, reason: HandoffReason): void {
+  handoff(socket: Socket | HandedOffSocket, reason: HandoffReason): void {
     this.metrics.handoffs[reason]++;
     this.httpServer.emit('connection', socket);
   }

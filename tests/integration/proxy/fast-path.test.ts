@@ -88,6 +88,8 @@ before(async () => {
     const hash = createHash('sha256');
     let bytes = 0;
     req.on('data', (c: Buffer) => { hash.update(c); bytes += c.length; });
+    // Not reading for a while fills the socket buffers, so the proxy's writes queue.
+    if (req.url!.includes('stall')) { req.pause(); setTimeout(() => req.resume(), 300); }
     req.on('end', () => {
       const reply = () => res.end(JSON.stringify({ bytes, sha256: hash.digest('hex'), te: req.headers['transfer-encoding'] ?? null }));
       if (req.url!.includes('slow')) setTimeout(reply, 300); else reply();
@@ -403,4 +405,69 @@ test('idle keep-alive connections close after --client-keepalive-timeout and --u
   } finally {
     await idle.stop();
   }
+});
+
+/** rawClient is a keep-alive client connection that collects what the proxy sends. */
+function rawClient(): { socket: Socket; received: () => string; closed: Promise<void> } {
+  const socket = connect(proxy.http, '127.0.0.1');
+  let got = '';
+  socket.on('data', (d: Buffer) => { got += d.toString('latin1'); });
+  return { socket, received: () => got, closed: new Promise((r) => socket.once('close', () => r())) };
+}
+
+test('plain-HTTP reads share one buffer per worker, and bytes kept between reads survive other connections\' reads', async () => {
+  assert.equal(await metric(proxy.admin, 'vane_proxy_fast_path_shared_reads_workers'), 1);
+  // Traffic on other connections rewrites the shared read buffer while the bytes below wait.
+  const churn = async () => { for (let i = 0; i < 30; i++) assert.equal((await get(proxy.http, `/churn/${'c'.repeat(i * 37)}`, { host: 'app.test' })).status, 200); };
+  const agent = new Agent({ keepAlive: false });
+  const seen = sink.requests;
+  const busy = send(agent, 'GET', '/sink/slow');
+  await poll('the slow request to hold the only upstream connection', () => sink.requests > seen);
+
+  // A body that came with its head, held while the request waits for the pool.
+  const payload = randomBytes(3_000);
+  const queued = rawClient();
+  queued.socket.write(Buffer.concat([Buffer.from(`POST /sink HTTP/1.1\r\nHost: app.test\r\nContent-Length: ${payload.length}\r\nConnection: close\r\n\r\n`), payload]));
+  // A request pipelined after one that waits for the pool, in the same read.
+  const pipelined = rawClient();
+  pipelined.socket.write('GET /sink/p1 HTTP/1.1\r\nHost: app.test\r\n\r\nGET /second-of-two HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n');
+  // A request that arrives in a later read while the one before it waits.
+  const stashed = rawClient();
+  stashed.socket.write('GET /sink/p2 HTTP/1.1\r\nHost: app.test\r\n\r\n');
+  // A head that arrives in two reads.
+  const split = rawClient();
+  split.socket.write('GET /split-head HTTP/1.1\r\nHo');
+  await churn();
+  stashed.socket.write('GET /stashed HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n');
+  await churn();
+  split.socket.write('st: app.test\r\nX-Split: yes\r\nConnection: close\r\n\r\n');
+  await churn();
+  assert.equal((await busy).status, 200);
+  await Promise.all([queued.closed, pipelined.closed, stashed.closed, split.closed]);
+
+  const answer = JSON.parse(queued.received().slice(queued.received().indexOf('\r\n\r\n') + 4)) as { bytes: number; sha256: string };
+  assert.equal(answer.bytes, payload.length);
+  assert.equal(answer.sha256, createHash('sha256').update(payload).digest('hex'), 'the held body is the one sent');
+  const urls = (text: string) => [...text.matchAll(/"url":"([^"]*)"/g)].map((m) => m[1]);
+  assert.equal(pipelined.received().match(/HTTP\/1\.1 200 /g)?.length, 2, pipelined.received());
+  assert.deepEqual(urls(pipelined.received()), ['/second-of-two']);
+  assert.equal(stashed.received().match(/HTTP\/1\.1 200 /g)?.length, 2, stashed.received());
+  assert.deepEqual(urls(stashed.received()), ['/stashed']);
+  assert.deepEqual(urls(split.received()), ['/split-head']);
+  assert.match(split.received(), /"x-split":"yes"/);
+
+  // A body larger than the socket buffers, while other connections read: what waits to be
+  // written upstream must not be a view of the shared buffer.
+  const big = randomBytes(6 * 1024 * 1024);
+  const upload = rawClient();
+  upload.socket.write(`POST /sink/stall HTTP/1.1\r\nHost: app.test\r\nContent-Length: ${big.length}\r\nConnection: close\r\n\r\n`);
+  upload.socket.write(big);
+  // Uploads on other connections fill the whole shared buffer with their bytes.
+  const bigChurn = async () => {
+    for (let i = 0; i < 20; i++) assert.equal((await send(agent, 'POST', '/churn', {}, randomBytes(60_000))).status, 200);
+  };
+  await Promise.all([bigChurn(), bigChurn(), upload.closed]);
+  const bigAnswer = JSON.parse(upload.received().slice(upload.received().indexOf('\r\n\r\n') + 4)) as { bytes: number; sha256: string };
+  assert.equal(bigAnswer.bytes, big.length);
+  assert.equal(bigAnswer.sha256, createHash('sha256').update(big).digest('hex'), 'the large body arrived intact');
 });

@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startUpstream, runProxy, tempDir, writeManifests, ingress, service, INGRESS_CLASS, raw,
+  startUpstream, runProxy, tempDir, writeManifests, ingress, service, INGRESS_CLASS, raw, metric,
   type Upstream, type RunningProxy, type Echo,
 } from './harness.ts';
 
@@ -47,6 +47,10 @@ function v2(family: 'ipv4' | 'ipv6', source: number[], destPort: number): Buffer
   body.writeUInt16BE(destPort, size * 2 + 2);
   return Buffer.concat([sig, head, body]);
 }
+
+test('with PROXY protocol on the plain listener, its reads go through the stream (the preamble reader needs it)', async () => {
+  assert.equal(await metric(proxy.admin, 'vane_proxy_fast_path_shared_reads_workers'), 0);
+});
 
 test('PROXY v1 from an untrusted client: its address is used and its forwarding headers are replaced', async () => {
   const [e] = echoes(await raw(proxy.http, `PROXY TCP4 203.0.113.7 192.0.2.1 50000 80\r\n${request(SPOOF)}`));

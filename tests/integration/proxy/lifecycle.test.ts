@@ -43,6 +43,10 @@ async function upstreamOf(host: string): Promise<string> {
   return r.status === 200 ? (JSON.parse(r.body) as Echo).name : `status ${r.status}`;
 }
 
+test('each of the two workers reads plain HTTP into its shared buffer', async () => {
+  assert.equal(await metric(proxy.admin, 'vane_proxy_fast_path_shared_reads_workers'), 2);
+});
+
 test('manifest changes apply live under load with zero failed requests', async () => {
   const result = await load(proxy.http, 'app.test', async () => {
     await new Promise((r) => setTimeout(r, 300));
