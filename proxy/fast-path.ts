@@ -87,6 +87,9 @@ export class ClientConnection implements IdleWatched, ReadSink {
 
   private onData(d: Buffer): void { this.take(d, false); }
 
+  /** received takes bytes another reader got first (a PROXY protocol preamble's reader). */
+  received(bytes: Buffer): void { this.take(bytes, false); }
+
   /** onRead takes a view of the shared read buffer (valid during the call only). */
   onRead(bytes: Buffer): boolean {
     this.take(bytes, true);

@@ -112,7 +112,7 @@ export class WorkerMetrics {
       () => Object.entries(this.activeConnections).map(([listener, value]) => ({ labels: { listener }, value }))) as never);
     r.registerMetric(new Metric('vane_proxy_fast_path_handoffs_total', 'Client connections moved from the fast path to node:http: a request it does not take, or a backend spoken to over TLS.', 'counter', 'sum',
       () => Object.entries(this.handoffs).map(([reason, value]) => ({ labels: { reason }, value }))) as never);
-    r.registerMetric(new Metric('vane_proxy_fast_path_shared_reads_workers', 'Workers whose plain-HTTP listener reads into one shared buffer (off with PROXY protocol, or if Node lacks the hook).', 'gauge', 'sum',
+    r.registerMetric(new Metric('vane_proxy_fast_path_shared_reads_workers', 'Workers whose plain-HTTP listener reads into one shared buffer (0 if Node lacks the hook).', 'gauge', 'sum',
       () => [{ labels: {}, value: this.sharedReads ? 1 : 0 }]) as never);
     r.registerMetric(new Metric('vane_proxy_tls_contexts_built_total', 'TLS secure contexts built (once per certificate version, never per handshake).', 'counter', 'sum',
       () => [{ labels: {}, value: this.tlsContextsBuilt }]) as never);

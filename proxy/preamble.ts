@@ -5,6 +5,7 @@
  * with bounded size and time, and what was read past them is put back on the socket.
  */
 import type { Socket } from 'node:net';
+import { setReadSink } from './http1/shared-reads.ts';
 
 export interface ProxiedAddress {
   sourceAddress: string;
@@ -147,6 +148,43 @@ export function readPreamble<T extends { length: number }>(
     };
     const timer = setTimeout(() => finish(new Error('timed out reading the connection preamble')), timeoutMs);
     socket.on('readable', onReadable);
+    socket.on('end', onEnd);
+    socket.on('error', onEnd);
+  });
+}
+
+/**
+ * readSharedPreamble is readPreamble for a shared-read socket (http1/shared-reads.ts): it is the
+ * socket's read sink until `parse` succeeds, copying what it reads, and hands the bytes past the
+ * preamble to the caller, which must take over the socket's reads when the promise resolves.
+ */
+export function readSharedPreamble<T extends { length: number }>(
+  socket: Socket, timeoutMs: number, maxBytes: number, parse: (buf: Buffer) => T | typeof NEED_MORE | typeof INVALID,
+): Promise<{ preamble: T; rest: Buffer | null }> {
+  return new Promise((resolve, reject) => {
+    let buf: Buffer | null = null;
+    let done = false;
+    const finish = (err: Error | null, value?: { preamble: T; rest: Buffer | null }) => {
+      done = true;
+      clearTimeout(timer);
+      socket.off('end', onEnd);
+      socket.off('error', onEnd);
+      if (err) reject(err); else resolve(value!);
+    };
+    const onEnd = () => finish(new Error('connection closed before its preamble was complete'));
+    setReadSink(socket, {
+      onRead(bytes: Buffer): boolean {
+        // The next owner takes the reads in the same turn as the resolution; a byte here is a bug.
+        if (done) { socket.destroy(new Error('bytes after the preamble with no reader')); return false; }
+        buf = buf === null ? Buffer.from(bytes) : Buffer.concat([buf, bytes]);
+        const r = parse(buf);
+        if (r === INVALID) finish(new Error('invalid connection preamble'));
+        else if (r === NEED_MORE) { if (buf.length > maxBytes) finish(new Error('connection preamble too large')); }
+        else finish(null, { preamble: r, rest: r.length < buf.length ? buf.subarray(r.length) : null });
+        return true;
+      },
+    });
+    const timer = setTimeout(() => finish(new Error('timed out reading the connection preamble')), timeoutMs);
     socket.on('end', onEnd);
     socket.on('error', onEnd);
   });

@@ -24,10 +24,10 @@ import { Endpoints } from './upstream.ts';
 import { TlsStore, type KeyPair } from './tls.ts';
 import { WorkerMetrics, type RequestStats } from './metrics.ts';
 import { Exchange, UpgradeExchange, kClientInfo, tunnel, type ClientInfo, type ExchangeContext } from './exchange.ts';
-import { parseClientHello, parseProxyHeader, readPreamble, type ProxiedAddress } from './preamble.ts';
+import { parseClientHello, parseProxyHeader, readPreamble, readSharedPreamble, type ProxiedAddress } from './preamble.ts';
 import { rawErrorResponse } from './headers.ts';
 import { ClientConnection, type FastPathHost, type HandoffReason } from './fast-path.ts';
-import { acceptSharedReads, type HandedOffSocket } from './http1/shared-reads.ts';
+import { acceptSharedReads, hasSharedReads, type HandedOffSocket } from './http1/shared-reads.ts';
 import type { WireDelta } from './source.ts';
 
 const PREAMBLE_TIMEOUT_MS = 10_000;
@@ -134,9 +134,8 @@ export class ProxyWorker implements ExchangeContext, FastPathHost {
       server.listen({ port, host: o.host, backlog: 4096 }, () => { server.off('error', reject); resolve((server.address() as { port: number }).port); });
     });
     const ports = { http: await open(this.rawServers.http, o.httpPort), https: await open(this.rawServers.https, o.httpsPort) };
-    // A PROXY protocol preamble is read from 'data' events, so only plain listeners without one
-    // read into the shared buffer. TLS reads its own way.
-    if (!o.proxyProtocol.http) this.metrics.sharedReads = acceptSharedReads(this.rawServers.http, (s) => this.onConnection(s, 'http'));
+    // TLS reads its own way; the plain listener reads into the shared buffer.
+    this.metrics.sharedReads = acceptSharedReads(this.rawServers.http, (s) => this.onConnection(s, 'http'));
     return ports;
   }
 
@@ -226,7 +225,11 @@ export class ProxyWorker implements ExchangeContext, FastPathHost {
     this.sockets.add(socket);
     socket.once('close', () => { this.metrics.activeConnections[listener]--; this.sockets.delete(socket); });
     socket.on('error', () => socket.destroy());
-    if (this.options.proxyProtocol[listener]) {
+    if (this.options.proxyProtocol[listener] && hasSharedReads(socket)) {
+      readSharedPreamble(socket, PREAMBLE_TIMEOUT_MS, 232, parseProxyHeader)
+        .then(({ preamble, rest }) => this.accept(socket, listener, preamble.address, rest))
+        .catch(() => socket.destroy());
+    } else if (this.options.proxyProtocol[listener]) {
       readPreamble(socket, PREAMBLE_TIMEOUT_MS, 232, parseProxyHeader)
         .then((h) => this.accept(socket, listener, h.address))
         .catch(() => socket.destroy());
@@ -235,10 +238,11 @@ export class ProxyWorker implements ExchangeContext, FastPathHost {
     }
   }
 
-  private accept(socket: Socket, listener: Listener, proxied: ProxiedAddress | null): void {
+  /** accept serves a connection once its preamble, if any, is read; `rest`: bytes read past it (shared reads). */
+  private accept(socket: Socket, listener: Listener, proxied: ProxiedAddress | null, rest: Buffer | null = null): void {
     const info = this.clientInfo(socket, listener, proxied);
     (socket as unknown as Record<symbol, ClientInfo>)[kClientInfo] = info;
-    if (listener === 'http') { this.serveHttp(socket, info); return; }
+    if (listener === 'http') { this.serveHttp(socket, info, rest); return; }
     if (this.state === null || this.state.passthrough.size === 0) { this.tlsServer.emit('connection', socket); return; }
     readPreamble(socket, PREAMBLE_TIMEOUT_MS, 18_432 + 5, parseClientHello)
       .then((hello) => {
@@ -251,10 +255,12 @@ export class ProxyWorker implements ExchangeContext, FastPathHost {
   }
 
   /** serveHttp starts a client connection (plain, or decrypted TLS) on the fast path. */
-  private serveHttp(socket: Socket, info: ClientInfo): void {
+  private serveHttp(socket: Socket, info: ClientInfo, rest: Buffer | null = null): void {
     // The fast path answers a request after the client half-closed, as node:http does.
     socket.allowHalfOpen = true;
-    this.fastConnections.add(new ClientConnection(this, socket, info));
+    const conn = new ClientConnection(this, socket, info);
+    this.fastConnections.add(conn);
+    if (rest !== null) conn.received(rest);
   }
 
   private onSecureConnection(socket: TLSSocket): void {
