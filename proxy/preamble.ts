@@ -116,41 +116,60 @@ export function parseClientHello(buf: Buffer): ClientHello | typeof NEED_MORE | 
   return { length: 0, servername: '' };
 }
 
+type Parse<T> = (buf: Buffer) => T | typeof NEED_MORE | typeof INVALID;
+
 /**
- * readPreamble reads from a fresh socket until `parse` succeeds, then puts back every byte
- * past the consumed length. It rejects on invalid input, on more than `maxBytes`, on EOF
- * and after `timeoutMs`.
+ * collectPreamble gathers bytes that `listen` feeds it (feed's result: more wanted) until
+ * `parse` succeeds, and resolves with the preamble and the bytes past it. It rejects on invalid
+ * input, on more than `maxBytes`, on EOF and after `timeoutMs`.
  */
-export function readPreamble<T extends { length: number }>(
-  socket: Socket, timeoutMs: number, maxBytes: number, parse: (buf: Buffer) => T | typeof NEED_MORE | typeof INVALID,
-): Promise<T> {
+function collectPreamble<T extends { length: number }>(
+  socket: Socket, timeoutMs: number, maxBytes: number, parse: Parse<T>, listen: (feed: (bytes: Buffer) => boolean) => () => void,
+): Promise<{ preamble: T; rest: Buffer | null }> {
   return new Promise((resolve, reject) => {
-    let buf: Buffer = Buffer.alloc(0);
-    const finish = (err: Error | null, value?: T) => {
+    let buf: Buffer | null = null;
+    let done = false;
+    let stop = (): void => {};
+    const finish = (err: Error | null, value?: { preamble: T; rest: Buffer | null }) => {
+      done = true;
       clearTimeout(timer);
-      socket.off('readable', onReadable);
+      stop();
       socket.off('end', onEnd);
       socket.off('error', onEnd);
       if (err) reject(err); else resolve(value!);
     };
     const onEnd = () => finish(new Error('connection closed before its preamble was complete'));
-    const onReadable = () => {
-      let chunk: Buffer | null;
-      while ((chunk = socket.read() as Buffer | null) !== null) buf = buf.length ? Buffer.concat([buf, chunk]) : chunk;
-      const r = parse(buf);
-      if (r === INVALID) return finish(new Error('invalid connection preamble'));
-      if (r === NEED_MORE) {
-        if (buf.length > maxBytes) finish(new Error('connection preamble too large'));
-        return;
-      }
-      if (r.length < buf.length) socket.unshift(buf.subarray(r.length));
-      finish(null, r);
-    };
     const timer = setTimeout(() => finish(new Error('timed out reading the connection preamble')), timeoutMs);
-    socket.on('readable', onReadable);
     socket.on('end', onEnd);
     socket.on('error', onEnd);
+    stop = listen((bytes) => {
+      if (done) return false;
+      buf = buf === null ? bytes : Buffer.concat([buf, bytes]);
+      const r = parse(buf);
+      if (r === INVALID) finish(new Error('invalid connection preamble'));
+      else if (r === NEED_MORE) { if (buf.length > maxBytes) finish(new Error('connection preamble too large')); }
+      else finish(null, { preamble: r, rest: r.length < buf.length ? buf.subarray(r.length) : null });
+      return !done;
+    });
   });
+}
+
+/**
+ * readPreamble reads from a fresh socket until `parse` succeeds, then puts back every byte
+ * past the consumed length. It rejects on invalid input, on more than `maxBytes`, on EOF
+ * and after `timeoutMs`.
+ */
+export async function readPreamble<T extends { length: number }>(socket: Socket, timeoutMs: number, maxBytes: number, parse: Parse<T>): Promise<T> {
+  const { preamble, rest } = await collectPreamble(socket, timeoutMs, maxBytes, parse, (feed) => {
+    const onReadable = () => {
+      let chunk: Buffer | null;
+      while ((chunk = socket.read() as Buffer | null) !== null) if (!feed(chunk)) break;
+    };
+    socket.on('readable', onReadable);
+    return () => socket.off('readable', onReadable);
+  });
+  if (rest !== null) socket.unshift(rest);
+  return preamble;
 }
 
 /**
@@ -159,33 +178,18 @@ export function readPreamble<T extends { length: number }>(
  * preamble to the caller, which must take over the socket's reads when the promise resolves.
  */
 export function readSharedPreamble<T extends { length: number }>(
-  socket: Socket, timeoutMs: number, maxBytes: number, parse: (buf: Buffer) => T | typeof NEED_MORE | typeof INVALID,
+  socket: Socket, timeoutMs: number, maxBytes: number, parse: Parse<T>,
 ): Promise<{ preamble: T; rest: Buffer | null }> {
-  return new Promise((resolve, reject) => {
-    let buf: Buffer | null = null;
-    let done = false;
-    const finish = (err: Error | null, value?: { preamble: T; rest: Buffer | null }) => {
-      done = true;
-      clearTimeout(timer);
-      socket.off('end', onEnd);
-      socket.off('error', onEnd);
-      if (err) reject(err); else resolve(value!);
-    };
-    const onEnd = () => finish(new Error('connection closed before its preamble was complete'));
+  return collectPreamble(socket, timeoutMs, maxBytes, parse, (feed) => {
+    let stopped = false;
     setReadSink(socket, {
       onRead(bytes: Buffer): boolean {
         // The next owner takes the reads in the same turn as the resolution; a byte here is a bug.
-        if (done) { socket.destroy(new Error('bytes after the preamble with no reader')); return false; }
-        buf = buf === null ? Buffer.from(bytes) : Buffer.concat([buf, bytes]);
-        const r = parse(buf);
-        if (r === INVALID) finish(new Error('invalid connection preamble'));
-        else if (r === NEED_MORE) { if (buf.length > maxBytes) finish(new Error('connection preamble too large')); }
-        else finish(null, { preamble: r, rest: r.length < buf.length ? buf.subarray(r.length) : null });
+        if (stopped) { socket.destroy(new Error('bytes after the preamble with no reader')); return false; }
+        feed(Buffer.from(bytes));
         return true;
       },
     });
-    const timer = setTimeout(() => finish(new Error('timed out reading the connection preamble')), timeoutMs);
-    socket.on('end', onEnd);
-    socket.on('error', onEnd);
+    return () => { stopped = true; };
   });
 }
