@@ -1,13 +1,15 @@
 /**
  * Proxy benchmark: nginx as the reverse proxy baseline and `vane proxy`, side by side in one
- * run, in front of the same upstream (nginx serving a fixed 600-byte body).
+ * run, in front of the same upstream (nginx answering every request with a fixed 600-byte body
+ * from memory: a file served per request cost the shared core enough to cap nginx's maximum).
  *
  * - nginx is configured as ingress-nginx configures it for this job: upstream keep-alive and
  *   the same forwarding headers Vane sets (X-Request-ID, X-Real-IP, X-Forwarded-*).
  * - CPU 0: the proxy under test (nginx with 1 worker, or vane with 1 worker). CPU 1: the
  *   upstream and the load generator (`taskset`). Keep-alive on both sides.
  * - Throughput and latency: wrk -t1 -c50, bounded runs (VANE_BENCH_SECONDS, default 10 s),
- *   VANE_BENCH_ROUNDS rounds (default 3) alternating the proxies; figures are medians.
+ *   VANE_BENCH_ROUNDS rounds (default 3) alternating the proxies; figures are medians. Each
+ *   round reports how busy both cores were: a maximum is the proxy's only while CPU 1 has room.
  * - Latency at a fixed rate of half nginx's maximum: bench/proxy/loadgen (Go, built here with the
  *   machine's Go toolchain; open loop, measured from the scheduled send time; wrk2 is not
  *   packaged in Debian). VANE_BENCH_FIXED_ROUNDS rounds (default 7) of VANE_BENCH_FIXED_SECONDS
@@ -20,7 +22,7 @@
  * VANE_BENCH_PROFILE=DIR writes CPU profiles of the vane processes (--cpu-prof) to DIR.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { chmod, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { get } from 'node:http';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
@@ -92,7 +94,20 @@ function nginxConf(dir: string, body: string): string {
   return `worker_processes 1;\ndaemon off;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log warn;\nevents { worker_connections 4096; }\nhttp {\n  access_log off;\n  client_body_temp_path ${dir}/body;\n  proxy_temp_path ${dir}/proxy;\n  fastcgi_temp_path ${dir}/fastcgi;\n  uwsgi_temp_path ${dir}/uwsgi;\n  scgi_temp_path ${dir}/scgi;\n  keepalive_requests 1000000;\n${body}\n}\n`;
 }
 
-interface WrkResult { rps: number; p50Ms: number; p99Ms: number; errors: number }
+interface WrkResult { rps: number; p50Ms: number; p99Ms: number; errors: number; busy: [number, number] }
+
+/** cpuTimes reads the busy and total jiffies of CPU 0 and CPU 1 from /proc/stat. */
+function cpuTimes(): [number, number][] {
+  return spawnSync('cat', ['/proc/stat'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => /^cpu[01] /.test(l)).map((l) => {
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = l.trim().split(/\s+/).slice(1).map(Number) as number[];
+    return [user! + nice! + system! + irq! + softirq! + steal!, user! + nice! + system! + idle! + iowait! + irq! + softirq! + steal!];
+  });
+}
+
+function busyShare(before: [number, number][], after: [number, number][]): [number, number] {
+  const share = (i: number): number => (after[i]![0] - before[i]![0]) / Math.max(1, after[i]![1] - before[i]![1]);
+  return [share(0), share(1)];
+}
 
 function ms(text: string): number {
   const m = /^([\d.]+)(us|ms|s)$/.exec(text.trim());
@@ -101,7 +116,9 @@ function ms(text: string): number {
 }
 
 function wrk(port: number, seconds: number): WrkResult {
+  const before = cpuTimes();
   const r = spawnSync('taskset', ['-c', '1', 'wrk', '-t1', '-c50', `-d${seconds}s`, '--latency', '-H', `Host: ${HOST}`, `http://127.0.0.1:${port}/`], { encoding: 'utf8' });
+  const busy = busyShare(before, cpuTimes());
   const out = r.stdout;
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(out)?.[1]);
   const p50 = ms(/\s50%\s+(\S+)/.exec(out)?.[1] ?? '');
@@ -110,7 +127,7 @@ function wrk(port: number, seconds: number): WrkResult {
   const sock = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(out);
   const errors = Number(errs?.[1] ?? 0) + (sock ? sock.slice(1).reduce((a, b) => a + Number(b), 0) : 0);
   if (!(rps > 0)) throw new Error(`wrk failed: ${r.stderr || out}`);
-  return { rps, p50Ms: p50, p99Ms: p99, errors };
+  return { rps, p50Ms: p50, p99Ms: p99, errors, busy };
 }
 
 interface FixedResult { completed: number; errors: number; p50Ms: number; p99Ms: number; p999Ms: number; maxMs: number }
@@ -220,13 +237,10 @@ async function main(): Promise<void> {
   if (load > 0.5) console.log(`warning: load average ${load.toFixed(2)} before the run: other work shares these cores; figures are noisy`);
 
   const work = await mkdtemp(join(tmpdir(), 'vane-bench-nginx-'));
-  // nginx workers started by root run as nobody and must read the body file.
-  await chmod(work, 0o755);
   buildLoadgen(work);
   const upPort = await freePort();
   const ngxPort = await freePort();
-  await writeFile(join(work, 'body.txt'), BODY);
-  await writeFile(join(work, 'upstream.conf'), nginxConf(`${work}/up`, `  server { listen 127.0.0.1:${upPort} backlog=4096; location / { root ${work}; try_files /body.txt =404; default_type text/plain; } }`));
+  await writeFile(join(work, 'upstream.conf'), nginxConf(`${work}/up`, `  server { listen 127.0.0.1:${upPort} backlog=4096; location / { default_type text/plain; return 200 '${BODY}'; } }`));
   await writeFile(join(work, 'proxy.conf'), nginxConf(`${work}/px`, `  upstream up { server 127.0.0.1:${upPort}; keepalive 64; }\n  server { listen 127.0.0.1:${ngxPort} backlog=4096; location / { proxy_pass http://up; proxy_http_version 1.1; proxy_set_header Connection ""; proxy_set_header Host $host; ${FORWARDING} } }`));
   for (const d of ['up', 'px']) spawnSync('mkdir', ['-p', join(work, d)]);
 
@@ -261,7 +275,10 @@ async function main(): Promise<void> {
   for (const [name, r] of Object.entries(results)) console.log(`${name.padEnd(8)}${pad(r.rps.toFixed(0), 10)}${pad(r.p50Ms.toFixed(2), 9)}${pad(r.p99Ms.toFixed(2), 9)}${pad(r.errors, 8)}`);
   const v = results.vane!;
   console.log(`ratio vane/nginx: rps ${(v.rps / nginxRps).toFixed(2)}×, p50 ${(v.p50Ms / results.nginx!.p50Ms).toFixed(2)}×, p99 ${(v.p99Ms / results.nginx!.p99Ms).toFixed(2)}×`);
-  for (const [name] of proxies) console.log(`  ${name} req/s by round: ${wrkRounds[name]!.map((r) => r.rps.toFixed(0)).join(', ')}`);
+  const percent = (x: number): string => `${(x * 100).toFixed(0)} %`;
+  for (const [name] of proxies) console.log(`  ${name} req/s by round: ${wrkRounds[name]!.map((r) => `${r.rps.toFixed(0)} (CPU 0 ${percent(r.busy[0])}, CPU 1 ${percent(r.busy[1])})`).join(', ')}`);
+  const loadBound = Object.values(wrkRounds).flat().filter((r) => r.busy[1] >= 0.95 && r.busy[0] < 0.95).length;
+  if (loadBound > 0) console.log(`warning: in ${loadBound} round(s) CPU 1 (load generator and upstream) was saturated and CPU 0 was not: that maximum is the load side's, not the proxy's`);
   console.log(`\nfixed rate ${fixedRps.toFixed(0)} req/s (half nginx's max; open loop, latency from scheduled send; median of ${FIXED_ROUNDS} rounds of ${FIXED_SECONDS} s by p99)`);
   console.log(`${'proxy'.padEnd(8)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('p99.9', 9)}${pad('max', 9)}${pad('done', 9)}${pad('errors', 8)}`);
   for (const [name] of proxies) { const r = fixed[name]!; console.log(`${name.padEnd(8)}${pad(r.p50Ms.toFixed(2), 9)}${pad(r.p99Ms.toFixed(2), 9)}${pad(r.p999Ms.toFixed(2), 9)}${pad(r.maxMs.toFixed(1), 9)}${pad(r.completed, 9)}${pad(r.errors, 8)}`); }
