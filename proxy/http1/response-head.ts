@@ -80,18 +80,34 @@ export class ResponseHead {
    */
   clientHead(extra: string, fallbackReason: string, body: Buffer | null): Buffer {
     const k = this.kept;
+    const src = this.buf;
     const reasonLength = this.reasonEnd - this.reasonStart;
     const reasonBytes = reasonLength > 0 ? reasonLength : fallbackReason.length;
     let size = 13 + reasonBytes + 2 + extra.length + 2 + (body === null ? 0 : body.length);
     for (let i = 0; i < k.length; i += 3) size += k[i + 2]! - k[i]! + 2;
     const out = Buffer.allocUnsafe(size);
-    let at = out.write(`HTTP/1.1 ${this.status} `, 0, 'latin1');
-    at += reasonLength > 0 ? this.buf.copy(out, at, this.reasonStart, this.reasonEnd) : out.write(fallbackReason, at, 'latin1');
-    out[at++] = 0x0d; out[at++] = 0x0a;
-    for (let i = 0; i < k.length; i += 3) {
-      at += this.buf.copy(out, at, k[i]!, k[i + 2]!);
+    let at = 0;
+    // Bytes are copied in runs of adjacent source lines (every line ends in CRLF): usually the
+    // status line and the headers before the first dropped one in one copy, the rest in another.
+    let runStart = 0;
+    let runEnd = 0;
+    if (src[7] === 0x31 && reasonLength > 0) {
+      // `HTTP/1.1 NNN reason` is already the line the client gets.
+      runEnd = this.reasonEnd + 2;
+    } else {
+      at = out.write(`HTTP/1.1 ${this.status} `, 0, 'latin1');
+      at += reasonLength > 0 ? src.copy(out, at, this.reasonStart, this.reasonEnd) : out.write(fallbackReason, at, 'latin1');
       out[at++] = 0x0d; out[at++] = 0x0a;
     }
+    for (let i = 0; i < k.length; i += 3) {
+      const start = k[i]!;
+      if (start !== runEnd) {
+        if (runEnd > runStart) at += src.copy(out, at, runStart, runEnd);
+        runStart = start;
+      }
+      runEnd = k[i + 2]! + 2;
+    }
+    if (runEnd > runStart) at += src.copy(out, at, runStart, runEnd);
     if (extra.length > 0) at += out.write(extra, at, 'latin1');
     out[at++] = 0x0d; out[at++] = 0x0a;
     if (body !== null) body.copy(out, at);

@@ -466,6 +466,15 @@ test('clientHead: kept lines exactly as sent, an HTTP/1.1 status line, then extr
   assert.equal(clientHead('HTTP/1.1 200 Tr\xe8s bien\r\nX: caf\xe9\r\nContent-Length: 0\r\n\r\n'), 'HTTP/1.1 200 Tr\xe8s bien\r\nX: caf\xe9\r\nContent-Length: 0\r\n\r\n');
 });
 
+test('clientHead: kept runs around dropped lines, in order, with the body after the extra lines', () => {
+  // The shape of nginx's answers: the dropped Connection line splits the kept lines in two runs.
+  const nginxLike = 'HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 3\r\nConnection: keep-alive\r\nETag: "e"\r\nA: 1\r\n\r\n';
+  assert.equal(clientHead(nginxLike, 'x-extra: 1\r\n', 'x', 'abc'), 'HTTP/1.1 200 OK\r\nServer: nginx\r\nContent-Length: 3\r\nETag: "e"\r\nA: 1\r\nx-extra: 1\r\n\r\nabc');
+  // Dropped first and last; an HTTP/1.0 status line is rewritten, its headers still copied in runs.
+  assert.equal(clientHead('HTTP/1.0 200 OK\r\nKeep-Alive: timeout=5\r\nA: 1\r\nB: 2\r\nTE: x\r\nC: 3\r\nContent-Length: 0\r\nUpgrade: h2c\r\n\r\n'),
+    'HTTP/1.1 200 OK\r\nA: 1\r\nB: 2\r\nC: 3\r\nContent-Length: 0\r\n\r\n');
+});
+
 test('clientHead: the fallback reason stands in for a missing one', () => {
   assert.equal(clientHead('HTTP/1.1 200\r\nContent-Length: 0\r\n\r\n', '', 'OK'), 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
   assert.equal(clientHead('HTTP/1.1 200 \r\nContent-Length: 0\r\n\r\n', '', 'OK'), 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n');
