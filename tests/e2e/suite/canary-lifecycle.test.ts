@@ -4,59 +4,53 @@
  * (100 → 50 → 0), each rung one interval with the stable side's checks passing, then the
  * finalizer is released and the Canary goes.
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { e2eSkip, netnsSkip } from '../harness/index.ts';
-import { canaryWorld, converged, binomialOk, NAME, type CanaryWorld, everySecond } from './canary-support.ts';
+import { canaryFile, converged, binomialOk, NAME, everySecond } from './canary-support.ts';
 import { FINALIZER } from '../../../core/index.ts';
 
 const skip = e2eSkip || netnsSkip;
 const CANARY = `${NAME}-v2`;
-let w: CanaryWorld;
+const world = canaryFile(import.meta.url, skip);
 
-before(async () => {
-  if (skip) return;
-  w = await canaryWorld(import.meta.url);
-});
-
-after(async () => { await w?.close(); });
 
 test('deleting a promoted canary steps traffic back one interval per rung, then the finalizer lets it go', { skip, timeout: 150_000 }, async (t) => {
-  const traffic = everySecond(120_000, () => w.send(40));
+  const traffic = everySecond(120_000, () => world().send(40));
   try {
-    await w.apply({
+    await world().apply({
       ingressRef: { name: 'shop' }, service: NAME, canaryService: { name: CANARY },
       analysis: { interval: '10s', stepWeights: [50], threshold: 2, minRequests: 20, metrics: [{ name: 'success-rate', min: 99 }] },
     });
-    const promoted = await w.until('promotion', (c) => c.status?.phase === 'Promoted' && converged(c), 60_000);
+    const promoted = await world().until('promotion', (c) => c.status?.phase === 'Promoted' && converged(c), 60_000);
     assert.deepEqual(promoted.metadata?.finalizers, [FINALIZER]);
-    assert.deepEqual((await w.send(100)).byBackend, { [CANARY]: 100 });
+    assert.deepEqual((await world().send(100)).byBackend, { [CANARY]: 100 });
 
-    const deleted = await w.c.kubectl(['-n', w.ns, 'delete', 'canary', NAME, '--wait=false']);
+    const deleted = await world().c.kubectl(['-n', world().ns, 'delete', 'canary', NAME, '--wait=false']);
     assert.equal(deleted.code, 0, deleted.stderr);
-    const rung = await w.until('the first rung down', (c) => c.status?.phase === 'Retiring' && c.status?.weight === 50 && converged(c));
+    const rung = await world().until('the first rung down', (c) => c.status?.phase === 'Retiring' && c.status?.weight === 50 && converged(c));
     assert.ok(rung.metadata?.deletionTimestamp, 'deletion waits on the finalizer');
     assert.deepEqual(rung.status?.retire, { fromWeight: 100, reason: 'Deleted', blocked: false });
-    const half = await w.send(1000, { concurrency: 32 });
+    const half = await world().send(1000, { concurrency: 32 });
     const check = binomialOk(half.byBackend[CANARY] ?? 0, 1000, 0.5);
     t.diagnostic(`at the 50 rung: canary ${check.text}`);
     assert.ok(check.ok, `half the traffic stays on the canary while it steps down: ${check.text}`);
 
-    const zero = await w.until('weight 0', (c) => c.status?.weight === 0, 30_000);
+    const zero = await world().until('weight 0', (c) => c.status?.weight === 0, 30_000);
     const rungLasted = Date.parse(zero.status!.intervalStart!) - Date.parse(rung.status!.intervalStart!);
     assert.ok(rungLasted >= 10_000, `the 50 rung lasted one interval: ${rungLasted} ms`);
     assert.match(zero.status?.lastChecks?.[0]?.message ?? '', /requests succeeded/, 'the stable side was checked');
-    await w.until('the fleet at weight 0', (c) => converged(c) && c.status?.proxies?.converged === 2);
-    assert.deepEqual((await w.send(100)).byBackend, { [NAME]: 100 });
+    await world().until('the fleet at weight 0', (c) => converged(c) && c.status?.proxies?.converged === 2);
+    assert.deepEqual((await world().send(100)).byBackend, { [NAME]: 100 });
 
     const gone = Date.now() + 30_000;
     for (;;) {
-      const r = await w.c.api('GET', `/apis/vane.dev/v1alpha1/namespaces/${w.ns}/canaries/${NAME}`);
+      const r = await world().c.api('GET', `/apis/vane.dev/v1alpha1/namespaces/${world().ns}/canaries/${NAME}`);
       if (r.status === 404) break;
       assert.ok(Date.now() < gone, 'the finalizer was released after a passing interval at 0');
       await new Promise((res) => setTimeout(res, 250));
     }
-    const reasons = (await w.events()).map((e) => e.reason);
+    const reasons = (await world().events()).map((e) => e.reason);
     assert.deepEqual(reasons.slice(reasons.indexOf('Promoted') + 1), ['Retiring', 'Retiring', 'Retired']);
   } finally {
     await traffic.stop();

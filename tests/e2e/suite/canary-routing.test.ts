@@ -4,14 +4,14 @@
  * over ≥ 2,000 requests at 1, 10, 50 and 99 percent (binomial 3 sigma); and sticky clients
  * that never flip back to stable while the weight rises.
  */
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { e2eSkip, netnsSkip } from '../harness/index.ts';
-import { canaryWorld, converged, binomialOk, NAME, type CanaryWorld } from './canary-support.ts';
+import { canaryFile, converged, binomialOk, NAME } from './canary-support.ts';
 
 const skip = e2eSkip || netnsSkip;
 const CANARY = `${NAME}-v2`;
-let w: CanaryWorld;
+const world = canaryFile(import.meta.url, skip);
 
 const manual = (weight: number, sticky = false) => ({
   ingressRef: { name: 'shop' }, service: NAME, canaryService: { name: CANARY },
@@ -19,16 +19,10 @@ const manual = (weight: number, sticky = false) => ({
 });
 
 async function setWeight(weight: number, sticky = false): Promise<void> {
-  await w.apply(manual(weight, sticky));
-  await w.until(`weight ${weight} served by every proxy`, (c) => converged(c) && c.status?.weight === weight && c.status?.proxies?.converged === 2);
+  await world().apply(manual(weight, sticky));
+  await world().until(`weight ${weight} served by every proxy`, (c) => converged(c) && c.status?.weight === weight && c.status?.proxies?.converged === 2);
 }
 
-before(async () => {
-  if (skip) return;
-  w = await canaryWorld(import.meta.url);
-});
-
-after(async () => { await w?.close(); });
 
 test('header, then cookie, then weight: always/never force a side, other values fall through', { skip }, async () => {
   await setWeight(0);
@@ -41,21 +35,21 @@ test('header, then cookie, then weight: always/never force a side, other values 
     { name: 'header with another value falls through to the cookie', headers: { 'x-canary': 'maybe', cookie: 'canary=always' }, want: CANARY },
   ];
   for (const c of cases) {
-    const r = await w.send(40, { headers: c.headers });
+    const r = await world().send(40, { headers: c.headers });
     assert.deepEqual(r.byBackend, { [c.want]: 40 }, c.name);
   }
   await setWeight(100);
   for (const [name, headers] of [['header never', { 'x-canary': 'never' }], ['cookie never', { cookie: 'canary=never' }]] as const) {
-    const r = await w.send(40, { headers });
+    const r = await world().send(40, { headers });
     assert.deepEqual(r.byBackend, { [NAME]: 40 }, `${name} at weight 100`);
   }
-  assert.deepEqual((await w.send(40)).byBackend, { [CANARY]: 40 }, 'weight 100 without rules');
+  assert.deepEqual((await world().send(40)).byBackend, { [CANARY]: 40 }, 'weight 100 without rules');
 });
 
 test('weight accuracy: ≥ 2,000 requests at 1, 10, 50 and 99 percent, each within binomial 3 sigma, over both proxies', { skip }, async (t) => {
   for (const weight of [1, 10, 50, 99]) {
     await setWeight(weight);
-    const r = await w.send(2400, { concurrency: 32 });
+    const r = await world().send(2400, { concurrency: 32 });
     assert.equal(r.requests, 2400);
     assert.deepEqual(r.byStatus, { 200: 2400 });
     const check = binomialOk(r.byBackend[CANARY] ?? 0, 2400, weight / 100);
@@ -67,7 +61,7 @@ test('weight accuracy: ≥ 2,000 requests at 1, 10, 50 and 99 percent, each with
 test('sticky clients keep their side: raising the weight moves only the clients it must, never one back', { skip }, async () => {
   await setWeight(10, true);
   const clients = 300;
-  const first = await w.send(clients);
+  const first = await world().send(clients);
   assert.ok(first.cookies.every((c) => c !== null), 'every new client gets a bucket cookie');
   const jar = first.cookies as string[];
   let sides = first.sides;
@@ -75,7 +69,7 @@ test('sticky clients keep their side: raising the weight moves only the clients 
     if (weight !== 10) await setWeight(weight, true);
     const seen: (string | null)[] = [];
     for (let i = 0; i < clients; i += 50) {
-      const batch = await Promise.all(jar.slice(i, i + 50).map((cookie) => w.send(1, { headers: { cookie } })));
+      const batch = await Promise.all(jar.slice(i, i + 50).map((cookie) => world().send(1, { headers: { cookie } })));
       seen.push(...batch.map((b) => b.sides[0]!));
     }
     for (let i = 0; i < clients; i++) {

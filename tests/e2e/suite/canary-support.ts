@@ -5,6 +5,7 @@
  * traffic, status polling, Events and the real `kubectl vane` plugin found by kubectl on PATH.
  */
 import { execFile } from 'node:child_process';
+import { after, before } from 'node:test';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { request, Agent } from 'node:http';
@@ -120,10 +121,23 @@ export function converged(c: Canary): boolean {
 }
 
 /**
+ * canaryFile registers the hooks of a test file whose tests share one canary world and returns
+ * the world's getter: built before the file's tests (unless `skip` says why not), closed after them.
+ */
+export function canaryFile(fileUrl: string, skip: string | false, opts: CanaryWorldOptions = {}): () => CanaryWorld {
+  let world: CanaryWorld | undefined;
+  before(async () => { if (!skip) world = await canaryWorld(fileUrl, opts); });
+  after(async () => { await world?.close(); });
+  return () => world!;
+}
+
+/**
  * canaryWorld builds the world for one test file: `expected` proxy pods in the proxy Service,
  * `running` of them started as real proxies (default all).
  */
-export async function canaryWorld(fileUrl: string, opts: { expected?: number; running?: number; operatorArgs?: string[] } = {}): Promise<CanaryWorld> {
+export interface CanaryWorldOptions { expected?: number; running?: number; operatorArgs?: string[] }
+
+export async function canaryWorld(fileUrl: string, opts: CanaryWorldOptions = {}): Promise<CanaryWorld> {
   const c = await cluster();
   // Idempotent: every file that needs Canaries applies the CRD and waits for the API to serve it.
   await c.kubectlOk(['apply', '-f', join(ROOT, 'crds')]);
