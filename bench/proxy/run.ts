@@ -15,6 +15,10 @@
  *   packaged in Debian). VANE_BENCH_FIXED_ROUNDS rounds (default 7) of VANE_BENCH_FIXED_SECONDS
  *   (default 6 s), alternating; the figure is the median round by p99: on a shared machine a
  *   neighbour's burst ruins a whole round, and more, shorter rounds keep one from deciding it.
+ *   Each round starts with VANE_BENCH_FIXED_WARMUP seconds (default 1) at the same rate that
+ *   the percentiles leave out, as wrk2 leaves out its calibration: a proxy idle while the other
+ *   was measured starts cold (50 new connections; a young generation V8 shrank while idle, seen with --trace-gc). That
+ *   second's p99 is printed per round, so a slow start stays visible.
  * - Memory: RSS of the primary and of one worker with 10k and 100k routes loaded.
  * - A full routing update (every Ingress changed) under fixed-rate load with 10k routes: p99 with and without.
  *
@@ -35,6 +39,7 @@ const SECONDS = Number(process.env.VANE_BENCH_SECONDS ?? 10);
 const ROUNDS = Number(process.env.VANE_BENCH_ROUNDS ?? 3);
 const FIXED_ROUNDS = Number(process.env.VANE_BENCH_FIXED_ROUNDS ?? 7);
 const FIXED_SECONDS = Number(process.env.VANE_BENCH_FIXED_SECONDS ?? 6);
+const FIXED_WARMUP = Number(process.env.VANE_BENCH_FIXED_WARMUP ?? 1);
 const PROFILE = process.env.VANE_BENCH_PROFILE;
 const BODY = 'x'.repeat(600);
 const HOST = 'bench.local';
@@ -130,7 +135,7 @@ function wrk(port: number, seconds: number): WrkResult {
   return { rps, p50Ms: p50, p99Ms: p99, errors, busy };
 }
 
-interface FixedResult { completed: number; errors: number; p50Ms: number; p99Ms: number; p999Ms: number; maxMs: number }
+interface FixedResult { completed: number; errors: number; p50Ms: number; p99Ms: number; p999Ms: number; maxMs: number; warmupP99Ms: number }
 
 /** loadgenPath is the fixed-rate generator's binary, built by buildLoadgen. */
 let loadgenPath = '';
@@ -149,9 +154,11 @@ function buildLoadgen(dir: string): void {
   if (r.status !== 0) throw new Error(`go build of bench/proxy/loadgen failed: ${r.error?.message ?? r.stderr}`);
 }
 
-function fixedRate(port: number, rate: number, seconds: number): Promise<FixedResult> {
+/** fixedRate runs the generator for warmup + seconds; the percentiles cover the last `seconds`. */
+function fixedRate(port: number, rate: number, seconds: number, warmup = 0): Promise<FixedResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn('taskset', ['-c', '1', loadgenPath, '-port', String(port), '-host', HOST, '-rate', String(Math.round(rate)), '-seconds', String(seconds), '-connections', '50'],
+    const child = spawn('taskset', ['-c', '1', loadgenPath, '-port', String(port), '-host', HOST, '-rate', String(Math.round(rate)), '-seconds', String(seconds + warmup),
+      '-warmup', String(warmup), '-connections', '50'],
       { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout!.on('data', (c: Buffer) => { out += c; });
@@ -167,7 +174,7 @@ function medianBy<T>(list: T[], key: (t: T) => number): T {
 /** fixedRounds runs the fixed-rate load FIXED_ROUNDS times per proxy, alternating; per proxy the median by p99 and the rounds. */
 async function fixedRounds(proxies: readonly (readonly [string, number])[], rate: number): Promise<Record<string, FixedResult> & Record<`${string}Rounds`, FixedResult[]>> {
   const rounds: Record<string, FixedResult[]> = {};
-  for (let i = 0; i < FIXED_ROUNDS; i++) for (const [name, port] of proxies) (rounds[name] ??= []).push(await fixedRate(port, rate, FIXED_SECONDS));
+  for (let i = 0; i < FIXED_ROUNDS; i++) for (const [name, port] of proxies) (rounds[name] ??= []).push(await fixedRate(port, rate, FIXED_SECONDS, FIXED_WARMUP));
   const out: Record<string, FixedResult | FixedResult[]> = {};
   for (const [name, list] of Object.entries(rounds)) { out[name] = medianBy(list, (r) => r.p99Ms); out[`${name}Rounds`] = list; }
   return out as Record<string, FixedResult> & Record<`${string}Rounds`, FixedResult[]>;
@@ -279,11 +286,11 @@ async function main(): Promise<void> {
   for (const [name] of proxies) console.log(`  ${name} req/s by round: ${wrkRounds[name]!.map((r) => `${r.rps.toFixed(0)} (CPU 0 ${percent(r.busy[0])}, CPU 1 ${percent(r.busy[1])})`).join(', ')}`);
   const loadBound = Object.values(wrkRounds).flat().filter((r) => r.busy[1] >= 0.95 && r.busy[0] < 0.95).length;
   if (loadBound > 0) console.log(`warning: in ${loadBound} round(s) CPU 1 (load generator and upstream) was saturated and CPU 0 was not: that maximum is the load side's, not the proxy's`);
-  console.log(`\nfixed rate ${fixedRps.toFixed(0)} req/s (half nginx's max; open loop, latency from scheduled send; median of ${FIXED_ROUNDS} rounds of ${FIXED_SECONDS} s by p99)`);
+  console.log(`\nfixed rate ${fixedRps.toFixed(0)} req/s (half nginx's max; open loop, latency from scheduled send; median of ${FIXED_ROUNDS} rounds of ${FIXED_SECONDS} s by p99, each after ${FIXED_WARMUP} s of warm-up)`);
   console.log(`${'proxy'.padEnd(8)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('p99.9', 9)}${pad('max', 9)}${pad('done', 9)}${pad('errors', 8)}`);
   for (const [name] of proxies) { const r = fixed[name]!; console.log(`${name.padEnd(8)}${pad(r.p50Ms.toFixed(2), 9)}${pad(r.p99Ms.toFixed(2), 9)}${pad(r.p999Ms.toFixed(2), 9)}${pad(r.maxMs.toFixed(1), 9)}${pad(r.completed, 9)}${pad(r.errors, 8)}`); }
   console.log(`ratio vane/nginx p99 at fixed rate: ${(fixed.vane!.p99Ms / fixed.nginx!.p99Ms).toFixed(2)}×`);
-  for (const [name] of proxies) console.log(`  ${name} p99 ms by round: ${fixed[`${name}Rounds`]!.map((r) => r.p99Ms.toFixed(2)).join(', ')}`);
+  for (const [name] of proxies) console.log(`  ${name} p99 ms by round: ${fixed[`${name}Rounds`]!.map((r) => r.p99Ms.toFixed(2)).join(', ')}; in the warm-up: ${fixed[`${name}Rounds`]!.map((r) => r.warmupP99Ms.toFixed(2)).join(', ')}`);
   console.log(`\nfixed rate ${ownRps.toFixed(0)} req/s (half vane's max, for context)`);
   for (const [name] of proxies) { const r = own[name]!; console.log(`${name.padEnd(8)}${pad(r.p50Ms.toFixed(2), 9)}${pad(r.p99Ms.toFixed(2), 9)}${pad(r.p999Ms.toFixed(2), 9)}${pad(r.maxMs.toFixed(1), 9)}${pad(r.completed, 9)}${pad(r.errors, 8)}`); }
   console.log(`ratio vane/nginx p99 at half vane's max: ${(own.vane!.p99Ms / own.nginx!.p99Ms).toFixed(2)}×`);

@@ -7,8 +7,11 @@
 // a few percent instead of half of it: a Node generator's own pauses showed up as tens of
 // milliseconds of p99 against an idle nginx.
 //
-// Usage: loadgen -port P -host H -rate R -seconds S [-connections C]
-// Prints one JSON line: {sent, completed, errors, rate, p50Ms, p90Ms, p99Ms, p999Ms, maxMs}.
+// Usage: loadgen -port P -host H -rate R -seconds S [-connections C] [-warmup W]
+// Prints one JSON line: {sent, completed, errors, rate, p50Ms, p90Ms, p99Ms, p999Ms, maxMs,
+// warmupP99Ms}. Requests scheduled in the first W seconds are sent and checked like the others
+// but left out of the percentiles (wrk2 likewise keeps its calibration period out of them):
+// their p99 is reported alone as warmupP99Ms, so a slow start stays visible.
 package main
 
 import (
@@ -36,6 +39,7 @@ type result struct {
 	P99Ms     float64 `json:"p99Ms"`
 	P999Ms    float64 `json:"p999Ms"`
 	MaxMs     float64 `json:"maxMs"`
+	WarmupP99 float64 `json:"warmupP99Ms"`
 }
 
 var (
@@ -118,14 +122,24 @@ func quantile(sorted []time.Duration, p float64) float64 {
 	return math.Round(float64(sorted[i])/1e4) / 100
 }
 
+func sorted(lists [][]time.Duration) []time.Duration {
+	var all []time.Duration
+	for _, l := range lists {
+		all = append(all, l...)
+	}
+	sort.Slice(all, func(a, b int) bool { return all[a] < all[b] })
+	return all
+}
+
 func main() {
 	port := flag.Int("port", 0, "proxy port on 127.0.0.1")
 	host := flag.String("host", "", "Host header")
 	rate := flag.Float64("rate", 0, "requests per second")
 	seconds := flag.Float64("seconds", 0, "duration (at most 120)")
 	connections := flag.Int("connections", 50, "keep-alive connections")
+	warmup := flag.Float64("warmup", 0, "seconds at the start left out of the percentiles")
 	flag.Parse()
-	if *port <= 0 || *host == "" || *rate <= 0 || *seconds <= 0 || *seconds > 120 || *connections <= 0 {
+	if *port <= 0 || *host == "" || *rate <= 0 || *seconds <= 0 || *seconds > 120 || *connections <= 0 || *warmup < 0 || *warmup >= *seconds {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -135,6 +149,9 @@ func main() {
 	due := make(chan time.Time, total)
 	var errors atomic.Int64
 	latencies := make([][]time.Duration, *connections)
+	warmupLatencies := make([][]time.Duration, *connections)
+	// Set before the first request is due; workers read it only after receiving one.
+	var measureFrom time.Time
 	var wg sync.WaitGroup
 	for i := range latencies {
 		k := &conn{addr: fmt.Sprintf("127.0.0.1:%d", *port), buf: make([]byte, 64<<10)}
@@ -158,12 +175,17 @@ func main() {
 				if !ok {
 					errors.Add(1)
 				}
-				latencies[i] = append(latencies[i], time.Since(at))
+				if at.Before(measureFrom) {
+					warmupLatencies[i] = append(warmupLatencies[i], time.Since(at))
+				} else {
+					latencies[i] = append(latencies[i], time.Since(at))
+				}
 			}
 		}(i)
 	}
 
 	start := time.Now().Add(200 * time.Millisecond)
+	measureFrom = start.Add(time.Duration(*warmup * float64(time.Second)))
 	deadline := start.Add(time.Duration(*seconds*float64(time.Second)) + 5*time.Second)
 	sent := 0
 	for sent < total {
@@ -186,13 +208,13 @@ func main() {
 	case <-time.After(time.Until(deadline)):
 	}
 
-	var all []time.Duration
-	for _, l := range latencies {
-		all = append(all, l...)
-	}
-	sort.Slice(all, func(a, b int) bool { return all[a] < all[b] })
-	r := result{Sent: sent, Completed: len(all), Errors: errors.Load(), Rate: *rate,
+	all := sorted(latencies)
+	early := sorted(warmupLatencies)
+	r := result{Sent: sent, Completed: len(all) + len(early), Errors: errors.Load(), Rate: *rate,
 		P50Ms: quantile(all, 0.5), P90Ms: quantile(all, 0.9), P99Ms: quantile(all, 0.99), P999Ms: quantile(all, 0.999)}
+	if len(early) > 0 {
+		r.WarmupP99 = quantile(early, 0.99)
+	}
 	if len(all) > 0 {
 		r.MaxMs = quantile(all, 1)
 	}
