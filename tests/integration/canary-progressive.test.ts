@@ -10,35 +10,23 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runTraffic, type SecondStats } from '../../examples/progressive/traffic.ts';
+import { freePortRange } from '../support/wait.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const EXAMPLE = join(ROOT, 'examples', 'progressive');
 const SCENARIO_MS = 90_000;
 const INTERVAL_MS = 10_000;
 
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-/** freeRun finds `n` consecutive free ports on 127.0.0.1 (vane up gives proxy i the base port + i). */
+/** freeRun reserves `n` consecutive free ports on 127.0.0.1 (vane up gives proxy i the base port + i). */
 async function freeRun(n: number, taken: Set<number>): Promise<number> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const base = 20_000 + Math.floor(Math.random() * 30_000);
-    let ok = true;
-    for (let i = 0; i < n && ok; i++) ok = !taken.has(base + i) && await portFree(base + i);
-    if (ok) { for (let i = 0; i < n; i++) taken.add(base + i); return base; }
-  }
-  throw new Error('no free ports');
+  const base = await freePortRange(n, taken);
+  for (let i = 0; i < n; i++) taken.add(base + i);
+  return base;
 }
 
 interface Event { atMs: number; reason: string; message: string }

@@ -1,4 +1,5 @@
 /** Polling with a deadline (never a sleep standing in for readiness) and free loopback ports. */
+import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
 /** eventually polls probe every intervalMs until it returns a truthy value, or throws after timeoutMs. */
@@ -13,16 +14,37 @@ export async function eventually<T>(what: string, probe: () => Promise<T | null 
   }
 }
 
-/** freePortRange finds `count` consecutive free ports on 127.0.0.1 and returns the first. */
-export async function freePortRange(count: number): Promise<number> {
-  for (let attempt = 0; attempt < 100; attempt++) {
-    const base = 20000 + Math.floor(Math.random() * 30000);
-    const ok = await Promise.all(Array.from({ length: count }, (_, i) => new Promise<boolean>((resolve) => {
-      const s = createServer();
-      s.once('error', () => resolve(false));
-      s.listen(base + i, '127.0.0.1', () => s.close(() => resolve(true)));
-    })));
-    if (ok.every(Boolean)) return base;
+/** ephemeralLow is where the ports the kernel picks for outgoing connections start. */
+function ephemeralLow(): number {
+  try {
+    const low = Number(readFileSync('/proc/sys/net/ipv4/ip_local_port_range', 'utf8').trim().split(/\s+/)[0]);
+    return low > 12_000 ? low : 32_768;
+  } catch {
+    return 32_768;
+  }
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+/**
+ * freePortRange finds `count` consecutive free ports on 127.0.0.1, none in `taken`, and returns
+ * the first. They lie below the ephemeral range: a port found free there can become the local
+ * port of any outgoing connection before the test binds it (a proxy of the canary e2e tests
+ * failed with EADDRINUSE that way, its ports picked seconds before it started).
+ */
+export async function freePortRange(count: number, taken: ReadonlySet<number> = new Set()): Promise<number> {
+  const high = ephemeralLow() - count;
+  for (let attempt = 0; attempt < 200; attempt++) {
+    const base = 10_000 + Math.floor(Math.random() * (high - 10_000));
+    let ok = true;
+    for (let i = 0; i < count && ok; i++) ok = !taken.has(base + i) && await portFree(base + i);
+    if (ok) return base;
   }
   throw new Error(`no ${count} consecutive free ports found`);
 }

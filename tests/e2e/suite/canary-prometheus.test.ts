@@ -12,7 +12,8 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync, renameSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { e2eSkip, netnsSkip } from '../harness/index.ts';
-import { canaryWorld, condition, eventually, freeBase, NAME, type CanaryWorld, everySecond } from './canary-support.ts';
+import { canaryWorld, condition, eventually, NAME, type CanaryWorld, everySecond } from './canary-support.ts';
+import { freePortRange } from '../../support/wait.ts';
 
 const PROMETHEUS = '/usr/bin/prometheus';
 function prometheusSkip(): string | false {
@@ -38,7 +39,7 @@ before(async () => {
     `    file_sd_configs: [{ files: ["${join(dir, 'targets.json')}"] }]`,
     '',
   ].join('\n'));
-  const port = await freeBase(1);
+  const port = await freePortRange(1);
   promUrl = `http://127.0.0.1:${port}`;
   prom = spawn(PROMETHEUS, [
     `--config.file=${join(dir, 'prometheus.yml')}`, `--storage.tsdb.path=${join(dir, 'data')}`, `--web.listen-address=127.0.0.1:${port}`, '--log.level=error',

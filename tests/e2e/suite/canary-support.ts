@@ -7,7 +7,6 @@
 import { execFile } from 'node:child_process';
 import { after, before } from 'node:test';
 import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { request, Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -16,6 +15,7 @@ import { envWithoutProxies } from '../../../lib/controlplane/index.ts';
 import { cluster, fileNamespace, startEchoBackend, type Cluster, type EchoBackend, type KubectlResult } from '../harness/index.ts';
 import { setupFleet, startOperator, startProxy, type Fleet, type OperatorProcess, type ProxyProcess } from '../harness/vane.ts';
 import type { Canary, CanarySpec } from '../../../core/index.ts';
+import { freePortRange } from '../../support/wait.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const NAME = 'checkout';
@@ -58,25 +58,6 @@ export interface CanaryWorld {
   /** vane runs `kubectl vane ARGS -n NS` through the real kubectl, which finds the plugin on PATH. */
   vane(args: string[]): Promise<KubectlResult>;
   close(): Promise<void>;
-}
-
-function portFree(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const s = createServer();
-    s.once('error', () => resolve(false));
-    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
-  });
-}
-
-/** freeBase finds n consecutive free ports on 127.0.0.1. */
-export async function freeBase(n: number): Promise<number> {
-  for (let attempt = 0; attempt < 200; attempt++) {
-    const base = 21_000 + Math.floor(Math.random() * 30_000);
-    let ok = true;
-    for (let i = 0; i < n && ok; i++) ok = await portFree(base + i);
-    if (ok) return base;
-  }
-  throw new Error('no free ports');
 }
 
 /**
@@ -196,7 +177,7 @@ export async function canaryWorld(fileUrl: string, opts: CanaryWorldOptions = {}
     const operator = await startOperator(fleet, ns, `${ns}-op`, opts.operatorArgs ?? []);
     closers.push(() => operator.stop());
     await operator.waitFor((e) => e.msg === 'became leader', 30_000);
-    const base = await freeBase(expected * 3);
+    const base = await freePortRange(expected * 3);
     const proxies: ProxyProcess[] = [];
     const start = async (i: number) => {
       const p = await startProxy(c, fleet, ns, fleet.proxies[i]!, [operator.streamUrl], { http: base + i * 3, https: base + i * 3 + 1, admin: base + i * 3 + 2 });
