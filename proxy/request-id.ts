@@ -6,14 +6,16 @@
  */
 import { randomBytes } from 'node:crypto';
 
+// The counter runs from 2^44 to 2^48, so its hex is always 12 digits and no id needs padding.
+const COUNTER_START = 2 ** 44;
 const COUNTER_LIMIT = 2 ** 48;
 let prefix = randomBytes(10).toString('hex');
-let counter = 0;
+let counter = COUNTER_START;
 
 export function newRequestId(): string {
   if (counter === COUNTER_LIMIT) {
     prefix = randomBytes(10).toString('hex');
-    counter = 0;
+    counter = COUNTER_START;
   }
-  return prefix + (counter++).toString(16).padStart(12, '0');
+  return prefix + (counter++).toString(16);
 }
