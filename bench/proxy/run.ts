@@ -17,8 +17,8 @@
  *   neighbour's burst ruins a whole round, and more, shorter rounds keep one from deciding it.
  *   Each round starts with VANE_BENCH_FIXED_WARMUP seconds (default 1) at the same rate that
  *   the percentiles leave out, as wrk2 leaves out its calibration: a proxy idle while the other
- *   was measured starts cold (50 new connections; a young generation V8 shrank while idle, seen with --trace-gc). That
- *   second's p99 is printed per round, so a slow start stays visible.
+ *   was measured starts cold (50 new connections; a young generation V8 shrank while idle, seen
+ *   with --trace-gc). That second's p99 is printed per round, so a slow start stays visible.
  * - Memory: RSS of the primary and of one worker with 10k and 100k routes loaded.
  * - A full routing update (every Ingress changed) under fixed-rate load with 10k routes: p99 with and without.
  *
@@ -26,6 +26,7 @@
  * VANE_BENCH_PROFILE=DIR writes CPU profiles of the vane processes (--cpu-prof) to DIR.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
 import { get } from 'node:http';
@@ -103,7 +104,7 @@ interface WrkResult { rps: number; p50Ms: number; p99Ms: number; errors: number;
 
 /** cpuTimes reads the busy and total jiffies of CPU 0 and CPU 1 from /proc/stat. */
 function cpuTimes(): [number, number][] {
-  return spawnSync('cat', ['/proc/stat'], { encoding: 'utf8' }).stdout.split('\n').filter((l) => /^cpu[01] /.test(l)).map((l) => {
+  return readFileSync('/proc/stat', 'utf8').split('\n').filter((l) => /^cpu[01] /.test(l)).map((l) => {
     const [user, nice, system, idle, iowait, irq, softirq, steal] = l.trim().split(/\s+/).slice(1).map(Number) as number[];
     return [user! + nice! + system! + irq! + softirq! + steal!, user! + nice! + system! + idle! + iowait! + irq! + softirq! + steal!];
   });
