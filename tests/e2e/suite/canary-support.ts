@@ -101,6 +101,8 @@ export function converged(c: Canary): boolean {
   return c.status?.observedGeneration === c.metadata?.generation && condition(c, 'Ready').status === 'True';
 }
 
+export interface CanaryWorldOptions { expected?: number; running?: number; operatorArgs?: string[] }
+
 /**
  * canaryFile registers the hooks of a test file whose tests share one canary world and returns
  * the world's getter: built before the file's tests (unless `skip` says why not), closed after them.
@@ -116,8 +118,6 @@ export function canaryFile(fileUrl: string, skip: string | false, opts: CanaryWo
  * canaryWorld builds the world for one test file: `expected` proxy pods in the proxy Service,
  * `running` of them started as real proxies (default all).
  */
-export interface CanaryWorldOptions { expected?: number; running?: number; operatorArgs?: string[] }
-
 export async function canaryWorld(fileUrl: string, opts: CanaryWorldOptions = {}): Promise<CanaryWorld> {
   const c = await cluster();
   // Idempotent: every file that needs Canaries applies the CRD and waits for the API to serve it.
