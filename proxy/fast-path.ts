@@ -39,6 +39,11 @@ export type HandoffReason = 'request' | 'tls-backend';
 /** Below this size a response head and its first body bytes go out in one buffer (one write). */
 const COALESCE_BYTES = 16_384;
 
+/** kept is `bytes` safe to hold past the current read: a copy when they are a borrowed view. */
+function kept(bytes: Buffer, borrowed: boolean): Buffer {
+  return borrowed ? Buffer.from(bytes) : bytes;
+}
+
 /** ClientConnection is one client socket while the fast path owns it. */
 export class ClientConnection implements IdleWatched, ReadSink {
   readonly socket: Socket;
@@ -103,12 +108,11 @@ export class ClientConnection implements IdleWatched, ReadSink {
       if (this.bodyLeft > 0) {
         const take = Math.min(this.bodyLeft, d.length);
         this.bodyLeft -= take;
-        const chunk = take === d.length ? d : d.subarray(0, take);
-        this.exchange.clientBody(borrowed ? Buffer.from(chunk) : chunk, this.bodyLeft === 0);
+        this.exchange.clientBody(kept(take === d.length ? d : d.subarray(0, take), borrowed), this.bodyLeft === 0);
         if (take === d.length) return;
         d = d.subarray(take);
       }
-      this.stash(borrowed ? Buffer.from(d) : d);
+      this.stash(kept(d, borrowed));
       return;
     }
     if (this.buf === null) this.next(d, borrowed);
@@ -130,13 +134,13 @@ export class ClientConnection implements IdleWatched, ReadSink {
     if (this.closing) return;
     const head = parseRequestHead(buf, this.host.maxHeaderBytes);
     if (head === INCOMPLETE) {
-      this.buf = borrowed ? Buffer.from(buf) : buf;
+      this.buf = kept(buf, borrowed);
       this.headTimer ??= setTimeout(() => this.headTimedOut(), this.host.clientHeaderTimeoutMs);
       return;
     }
-    if (head === HANDOFF) { this.buf = borrowed ? Buffer.from(buf) : buf; this.handoff('request'); return; }
+    if (head === HANDOFF) { this.buf = kept(buf, borrowed); this.handoff('request'); return; }
     const exchange = new FastExchange(this.host, this, head, this.client);
-    if (!exchange.route()) { this.buf = borrowed ? Buffer.from(buf) : buf; this.handoff('tls-backend'); return; }
+    if (!exchange.route()) { this.buf = kept(buf, borrowed); this.handoff('tls-backend'); return; }
     if (this.headTimer !== null) { clearTimeout(this.headTimer); this.headTimer = null; }
     // The idle limit stays watched during the exchange and is ignored then; exchangeDone
     // starts the keep-alive limit.
@@ -146,9 +150,9 @@ export class ClientConnection implements IdleWatched, ReadSink {
     const bodyNow = Math.min(length, after);
     this.bodyLeft = length - bodyNow;
     const rest = head.size + bodyNow;
-    if (rest < buf.length) this.buf = borrowed ? Buffer.from(buf.subarray(rest)) : buf.subarray(rest);
+    if (rest < buf.length) this.buf = kept(buf.subarray(rest), borrowed);
     const body = bodyNow > 0 ? buf.subarray(head.size, rest) : null;
-    exchange.start(body !== null && borrowed ? Buffer.from(body) : body);
+    exchange.start(body === null ? null : kept(body, borrowed));
   }
 
   /** exchangeDone: the response is complete; the connection takes the next request or closes. */
