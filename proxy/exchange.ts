@@ -20,7 +20,7 @@ import type { RoutingState } from './routing.ts';
 import { Cluster, type Endpoint } from './upstream.ts';
 import type { RequestStats, WorkerMetrics } from './metrics.ts';
 import type { OutlierOptions } from './options.ts';
-import { errorBody, filterResponseHeaders, nominatedHeaders, rawErrorResponse, STATUS_TEXT } from './headers.ts';
+import { errorBody, filterResponseHeaders, inspectHeaders, rawErrorResponse, STATUS_TEXT, type HeaderFacts } from './headers.ts';
 
 /** ClientInfo is computed once per connection: the client address (PROXY protocol aware) and whether it is trusted. */
 export interface ClientInfo {
@@ -98,7 +98,7 @@ export abstract class BaseExchange implements MatchRequest {
 
   protected readonly ctx: ExchangeContext;
   protected readonly method: string;
-  protected readonly rawHeaders: string[];
+  private readonly request: RequestLine;
   protected readonly versionMinor: number;
   protected readonly client: ClientInfo;
   protected readonly startMs = performance.now();
@@ -107,7 +107,14 @@ export abstract class BaseExchange implements MatchRequest {
   protected cluster: Cluster | null = null;
   protected endpoint: Endpoint | null = null;
   protected stats: RequestStats;
+  /** The general path's upstream headers, flat `[name, value, …]` for undici (prepareRaw). */
   protected headers: string[] = [];
+  /** The forwarding headers' values the upstream gets (prepare). */
+  protected forwardedFor = '';
+  protected forwardedProto = '';
+  protected forwardedPort = '';
+  protected realIp = '';
+  protected forwardedHost: string | null = null;
   protected controller: Dispatcher.DispatchController | null = null;
   /** The current attempt wrote (some of) the request upstream: it is no longer safe to retry. */
   protected requestSent = false;
@@ -125,7 +132,7 @@ export abstract class BaseExchange implements MatchRequest {
   constructor(ctx: ExchangeContext, head: RequestLine, client: ClientInfo) {
     this.ctx = ctx;
     this.method = head.method;
-    this.rawHeaders = head.rawHeaders;
+    this.request = head;
     this.versionMinor = head.httpVersionMinor;
     this.client = client;
     this.target = head.url;
@@ -136,7 +143,7 @@ export abstract class BaseExchange implements MatchRequest {
 
   /** header is core's header lookup: first value by lower-case name. */
   header(name: string): string | undefined {
-    const raw = this.rawHeaders;
+    const raw = this.request.rawHeaders;
     for (let i = 0; i < raw.length; i += 2) {
       const n = raw[i]!;
       if (n.length === name.length && n.toLowerCase() === name) return raw[i + 1];
@@ -147,7 +154,7 @@ export abstract class BaseExchange implements MatchRequest {
   /** cookie is core's cookie lookup over every Cookie header. */
   cookie(name: string): string | undefined {
     if (this.cookieIndex < 0) return undefined;
-    const raw = this.rawHeaders;
+    const raw = this.request.rawHeaders;
     for (let i = this.cookieIndex; i < raw.length; i += 2) {
       const n = raw[i]!;
       if (n.length !== 6 || n.toLowerCase() !== 'cookie') continue;
@@ -168,65 +175,48 @@ export abstract class BaseExchange implements MatchRequest {
     return undefined;
   }
 
-  /** prepare inspects the request, builds the upstream headers and routes it. */
-  protected prepare(): Prepared {
-    const raw = this.rawHeaders;
-    const trusted = this.client.trusted;
+  /**
+   * prepareRaw is prepare for the general path: it reads node's raw headers and puts the
+   * upstream's headers, forwarding headers last, in `headers`.
+   */
+  protected prepareRaw(): Prepared {
     const out = this.headers;
-    let hosts = 0;
-    let lengths = 0;
-    let connection: string | null = null;
-    let requestId: string | null = null;
-    let xff: string | null = null;
-    let proto: string | null = null;
-    let fhost: string | null = null;
-    let fport: string | null = null;
-    let realIp: string | null = null;
-    for (let i = 0; i < raw.length; i += 2) {
-      const name = raw[i]!;
-      const value = raw[i + 1]!;
-      switch (name.toLowerCase()) {
-        case 'host': hosts++; this.host = value; out.push(name, value); break;
-        case 'content-length': lengths++; this.contentLength = Number(value); if (value !== '0') out.push(name, value); break;
-        case 'transfer-encoding': this.chunked = true; break;
-        case 'connection': connection = connection === null ? value : `${connection}, ${value}`; break;
-        case 'upgrade': this.upgradeProtocol = value; break;
-        case 'x-request-id': requestId = value; break;
-        case 'x-forwarded-for': if (trusted) xff = xff === null ? value : `${xff}, ${value}`; break;
-        case 'x-forwarded-proto': if (trusted) proto = value; break;
-        case 'x-forwarded-host': if (trusted) fhost = value; break;
-        case 'x-forwarded-port': if (trusted) fport = value; break;
-        case 'x-real-ip': if (trusted) realIp = value; break;
-        case 'cookie': if (this.cookieIndex < 0) this.cookieIndex = i; out.push(name, value); break;
-        case 'keep-alive': case 'proxy-connection': case 'te': case 'trailer': case 'expect': case 'http2-settings': break;
-        default: out.push(name, value);
-      }
-    }
-    this.requestId = requestId !== null && validRequestId(requestId) ? requestId : newRequestId();
+    const p = this.prepare(inspectHeaders(this.request.rawHeaders, out));
+    out.push('x-forwarded-for', this.forwardedFor, 'x-forwarded-proto', this.forwardedProto, 'x-forwarded-port', this.forwardedPort,
+      'x-real-ip', this.realIp, 'x-request-id', this.requestId);
+    if (this.forwardedHost !== null) out.push('x-forwarded-host', this.forwardedHost);
+    return p;
+  }
+
+  /** prepare checks the request's framing, sets the forwarding headers' values and routes it. */
+  protected prepare(f: HeaderFacts): Prepared {
+    this.host = f.host;
+    this.contentLength = f.contentLength;
+    this.chunked = f.chunked;
+    this.upgradeProtocol = f.upgrade;
+    this.cookieIndex = f.cookieIndex;
+    this.requestId = f.requestId !== null && validRequestId(f.requestId) ? f.requestId : newRequestId();
     // Framing the parser let through but a proxy must not forward (RFC 9112 §6.1, §6.3).
-    if (hosts > 1) return { kind: 'error', status: 400, detail: 'more than one Host header' };
-    if (lengths > 1) return { kind: 'error', status: 400, detail: 'more than one Content-Length header' };
-    if (this.chunked && (lengths > 0 || this.versionMinor === 0)) return { kind: 'error', status: 400, detail: 'Transfer-Encoding with Content-Length or on HTTP/1.0' };
+    if (f.hosts > 1) return { kind: 'error', status: 400, detail: 'more than one Host header' };
+    if (f.lengths > 1) return { kind: 'error', status: 400, detail: 'more than one Content-Length header' };
+    if (this.chunked && (f.lengths > 0 || this.versionMinor === 0)) return { kind: 'error', status: 400, detail: 'Transfer-Encoding with Content-Length or on HTTP/1.0' };
     this.hasBody = this.chunked || this.contentLength > 0;
 
-    const nominated = nominatedHeaders(connection);
-    if (nominated !== null) {
-      let w = 0;
-      for (let r = 0; r < out.length; r += 2) {
-        if (nominated.has(out[r]!.toLowerCase())) continue;
-        out[w++] = out[r]!; out[w++] = out[r + 1]!;
-      }
-      out.length = w;
-    }
+    // Incoming forwarding headers count only from trusted proxies.
     const addr = this.client.address;
-    out.push(
-      'x-forwarded-for', xff !== null ? `${xff}, ${addr}` : addr,
-      'x-forwarded-proto', proto ?? this.scheme,
-      'x-forwarded-port', fport ?? this.client.port,
-      'x-real-ip', realIp ?? addr,
-      'x-request-id', this.requestId,
-    );
-    if (fhost !== null || this.host !== undefined) out.push('x-forwarded-host', fhost ?? this.host!);
+    if (this.client.trusted) {
+      this.forwardedFor = f.forwardedFor !== null ? f.forwardedFor + ', ' + addr : addr;
+      this.forwardedProto = f.forwardedProto ?? this.scheme;
+      this.forwardedPort = f.forwardedPort ?? this.client.port;
+      this.realIp = f.realIp ?? addr;
+      this.forwardedHost = f.forwardedHost ?? f.host ?? null;
+    } else {
+      this.forwardedFor = addr;
+      this.forwardedProto = this.scheme;
+      this.forwardedPort = this.client.port;
+      this.realIp = addr;
+      this.forwardedHost = f.host ?? null;
+    }
 
     if (this.cookieIndex >= 0) {
       const sticky = this.cookie(STICKY_COOKIE);
@@ -325,7 +315,7 @@ export class Exchange extends BaseExchange implements Dispatcher.DispatchHandler
     this.ctx.begin();
     (this.res as unknown as Record<symbol, Exchange>)[kExchange] = this;
     this.res.once('close', onResponseClose);
-    const p = this.prepare();
+    const p = this.prepareRaw();
     if (p.kind === 'error') { this.reply(p.status, p.detail); return; }
     if (p.kind === 'redirect') { this.redirect(p.location); return; }
     const route = this.decision!.route!;
@@ -462,7 +452,7 @@ export class UpgradeExchange extends BaseExchange implements Dispatcher.Dispatch
     this.ctx.begin();
     this.socket.on('error', () => { this.clientGone = true; });
     this.socket.once('close', () => { if (!this.done) { this.clientGone = true; this.controller?.abort(new Error('client went away')); } });
-    const p = this.prepare();
+    const p = this.prepareRaw();
     if (p.kind === 'error') { this.fail(p.status, p.detail); return; }
     if (p.kind === 'redirect') {
       this.socket.end(`HTTP/1.1 308 Permanent Redirect\r\nLocation: ${p.location}\r\nContent-Length: 0\r\nX-Request-Id: ${this.requestId}\r\nConnection: close\r\n\r\n`);

@@ -26,6 +26,77 @@ export function nominatedHeaders(connection: string | null): Set<string> | null 
   return out;
 }
 
+/**
+ * HeaderFacts is what routing and forwarding read from a request's headers, whichever parser
+ * read them: node:http's raw headers (inspectHeaders) or the fast path's (http1/request-head).
+ */
+export interface HeaderFacts {
+  /** The first Host value. */
+  host: string | undefined;
+  hosts: number;
+  /** Content-Length lines; contentLength is the last one's value, -1 without one. */
+  lengths: number;
+  contentLength: number;
+  chunked: boolean;
+  /** Every Connection value, joined with ", ". */
+  connection: string | null;
+  upgrade: string | null;
+  requestId: string | null;
+  /** Every X-Forwarded-For value, joined with ", ". */
+  forwardedFor: string | null;
+  forwardedProto: string | null;
+  forwardedHost: string | null;
+  forwardedPort: string | null;
+  realIp: string | null;
+  /** Index in rawHeaders of the first Cookie name, -1 without one. */
+  cookieIndex: number;
+}
+
+/**
+ * inspectHeaders reads node's raw headers: it returns their facts and appends to `out` the
+ * headers the upstream gets unchanged — all but the hop-by-hop ones (and those Connection
+ * names, Host and Content-Length aside), the forwarding headers the proxy sets, X-Request-Id
+ * and a Content-Length of 0.
+ */
+export function inspectHeaders(raw: readonly string[], out: string[]): HeaderFacts {
+  const f: HeaderFacts = {
+    host: undefined, hosts: 0, lengths: 0, contentLength: -1, chunked: false, connection: null, upgrade: null, requestId: null,
+    forwardedFor: null, forwardedProto: null, forwardedHost: null, forwardedPort: null, realIp: null, cookieIndex: -1,
+  };
+  const first = out.length;
+  for (let i = 0; i < raw.length; i += 2) {
+    const name = raw[i]!;
+    const value = raw[i + 1]!;
+    switch (name.toLowerCase()) {
+      case 'host': if (f.hosts++ === 0) f.host = value; out.push(name, value); break;
+      case 'content-length': f.lengths++; f.contentLength = Number(value); if (f.contentLength !== 0) out.push(name, value); break;
+      case 'transfer-encoding': f.chunked = true; break;
+      case 'connection': f.connection = f.connection === null ? value : `${f.connection}, ${value}`; break;
+      case 'upgrade': f.upgrade = value; break;
+      case 'x-request-id': f.requestId = value; break;
+      case 'x-forwarded-for': f.forwardedFor = f.forwardedFor === null ? value : `${f.forwardedFor}, ${value}`; break;
+      case 'x-forwarded-proto': f.forwardedProto = value; break;
+      case 'x-forwarded-host': f.forwardedHost = value; break;
+      case 'x-forwarded-port': f.forwardedPort = value; break;
+      case 'x-real-ip': f.realIp = value; break;
+      case 'cookie': if (f.cookieIndex < 0) f.cookieIndex = i; out.push(name, value); break;
+      case 'keep-alive': case 'proxy-connection': case 'te': case 'trailer': case 'expect': case 'http2-settings': break;
+      default: out.push(name, value);
+    }
+  }
+  const nominated = nominatedHeaders(f.connection);
+  if (nominated !== null) {
+    let w = first;
+    for (let r = first; r < out.length; r += 2) {
+      const lower = out[r]!.toLowerCase();
+      if (nominated.has(lower) && lower !== 'host' && lower !== 'content-length') continue;
+      out[w++] = out[r]!; out[w++] = out[r + 1]!;
+    }
+    out.length = w;
+  }
+  return f;
+}
+
 export function isHopByHop(lower: string): boolean {
   return HOP_BY_HOP.has(lower);
 }

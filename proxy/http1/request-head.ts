@@ -11,19 +11,70 @@
  * CRLF line ends, exactly one Host, at most one Content-Length of plain digits, no
  * Transfer-Encoding, Upgrade, Expect or Proxy-Connection, at most MAX_FIELDS header lines.
  */
+import { nominatedHeaders, type HeaderFacts } from '../headers.ts';
 
-export interface RequestHead {
-  method: string;
-  url: string;
-  httpVersionMinor: number;
-  /** Names as sent, values trimmed: the shape of node's IncomingMessage.rawHeaders. */
-  rawHeaders: string[];
+/**
+ * RequestHead is a parsed request head. Routing needs few of its headers and the upstream gets
+ * most of them unchanged, so it keeps the head's text: `forwardLines` are the client's own
+ * header lines, copied in runs, and `rawHeaders` is split from the text only when asked for
+ * (a canary header or cookie rule).
+ */
+export class RequestHead implements HeaderFacts {
+  readonly method: string;
+  readonly url: string;
+  readonly httpVersionMinor = 1;
   /** -1 without a Content-Length header. */
-  contentLength: number;
+  contentLength = -1;
   /** The client asked to close the connection after this exchange. */
-  close: boolean;
+  close = false;
   /** Bytes of the head, final CRLFCRLF included. */
-  size: number;
+  size = 0;
+  /**
+   * forwardLines are the header lines the upstream gets as the client sent them, each with its
+   * CRLF: all but the hop-by-hop ones (and those Connection names), the forwarding headers the
+   * proxy sets itself, X-Request-Id and a Content-Length of 0 (as the general path drops them).
+   */
+  forwardLines = '';
+  host: string | undefined = undefined;
+  hosts = 0;
+  lengths = 0;
+  readonly chunked = false;
+  connection: string | null = null;
+  readonly upgrade = null;
+  requestId: string | null = null;
+  forwardedFor: string | null = null;
+  forwardedProto: string | null = null;
+  forwardedHost: string | null = null;
+  forwardedPort: string | null = null;
+  realIp: string | null = null;
+  cookieIndex = -1;
+  /** The header lines, each ending in CRLF. */
+  private readonly lines: string;
+  private raw: string[] | null = null;
+
+  constructor(method: string, url: string, lines: string) {
+    this.method = method;
+    this.url = url;
+    this.lines = lines;
+  }
+
+  /** rawHeaders: names as sent, values trimmed, the shape of node's IncomingMessage.rawHeaders. */
+  get rawHeaders(): string[] {
+    if (this.raw !== null) return this.raw;
+    const t = this.lines;
+    const raw: string[] = [];
+    for (let pos = 0; pos < t.length;) {
+      const next = t.indexOf('\r\n', pos);
+      const colon = t.indexOf(':', pos);
+      let vs = colon + 1;
+      let ve = next;
+      while (vs < ve && isOws(t.charCodeAt(vs))) vs++;
+      while (ve > vs && isOws(t.charCodeAt(ve - 1))) ve--;
+      raw.push(t.slice(pos, colon), t.slice(vs, ve));
+      pos = next + 2;
+    }
+    return (this.raw = raw);
+  }
 }
 
 export const INCOMPLETE = 0;
@@ -45,6 +96,60 @@ for (let c = 0x30; c <= 0x39; c++) TCHAR[c] = 1;
 for (let c = 0x41; c <= 0x5a; c++) TCHAR[c] = 1;
 for (let c = 0x61; c <= 0x7a; c++) TCHAR[c] = 1;
 
+/** What a header line is to the parser: forwarded unchanged, or one it reads (and most of those it drops). */
+const H_OTHER = 0;
+const H_HOST = 1;
+const H_LENGTH = 2;
+const H_CONNECTION = 3;
+const H_COOKIE = 4;
+const H_DROP = 5;
+const H_REQUEST_ID = 6;
+const H_FOR = 7;
+const H_PROTO = 8;
+const H_FHOST = 9;
+const H_FPORT = 10;
+const H_REAL_IP = 11;
+/** Never on the fast path: Expect, Upgrade, Transfer-Encoding, Proxy-Connection. */
+const H_HANDOFF = 12;
+
+/** nameIs compares t[start, start + name.length) with a lower-case name, ignoring ASCII case. */
+function nameIs(t: string, start: number, name: string): boolean {
+  for (let i = 0; i < name.length; i++) if ((t.charCodeAt(start + i) | 0x20) !== name.charCodeAt(i)) return false;
+  return true;
+}
+
+/** headerKind classifies a header name by length first, so most names cost one switch and no string. */
+function headerKind(t: string, start: number, length: number): number {
+  switch (length) {
+    case 2: return nameIs(t, start, 'te') ? H_DROP : H_OTHER;
+    case 4: return nameIs(t, start, 'host') ? H_HOST : H_OTHER;
+    case 6:
+      if (nameIs(t, start, 'cookie')) return H_COOKIE;
+      return nameIs(t, start, 'expect') ? H_HANDOFF : H_OTHER;
+    case 7:
+      if (nameIs(t, start, 'trailer')) return H_DROP;
+      return nameIs(t, start, 'upgrade') ? H_HANDOFF : H_OTHER;
+    case 9: return nameIs(t, start, 'x-real-ip') ? H_REAL_IP : H_OTHER;
+    case 10:
+      if (nameIs(t, start, 'connection')) return H_CONNECTION;
+      return nameIs(t, start, 'keep-alive') ? H_DROP : H_OTHER;
+    case 12: return nameIs(t, start, 'x-request-id') ? H_REQUEST_ID : H_OTHER;
+    case 14:
+      if (nameIs(t, start, 'content-length')) return H_LENGTH;
+      return nameIs(t, start, 'http2-settings') ? H_DROP : H_OTHER;
+    case 15: return nameIs(t, start, 'x-forwarded-for') ? H_FOR : H_OTHER;
+    case 16:
+      if (nameIs(t, start, 'x-forwarded-host')) return H_FHOST;
+      if (nameIs(t, start, 'x-forwarded-port')) return H_FPORT;
+      // node reads Proxy-Connection as Connection; rare enough to leave to it.
+      return nameIs(t, start, 'proxy-connection') ? H_HANDOFF : H_OTHER;
+    case 17:
+      if (nameIs(t, start, 'x-forwarded-proto')) return H_PROTO;
+      return nameIs(t, start, 'transfer-encoding') ? H_HANDOFF : H_OTHER;
+    default: return H_OTHER;
+  }
+}
+
 /**
  * parseRequestHead reads the head at the start of `buf`. INCOMPLETE: more bytes are needed
  * (and fewer than maxBytes arrived); HANDOFF: not for the fast path.
@@ -53,35 +158,37 @@ export function parseRequestHead(buf: Buffer, maxBytes: number): RequestHeadResu
   const end = buf.indexOf(TERMINATOR);
   if (end < 0) return buf.length >= maxBytes || bareLf(buf) ? HANDOFF : INCOMPLETE;
   if (end + 4 > maxBytes) return HANDOFF;
-  const text = buf.toString('latin1', 0, end);
+  // Through the last header line's CRLF, so that every line ends in one.
+  const text = buf.toString('latin1', 0, end + 2);
 
   const lineEnd = text.indexOf('\r\n');
-  const requestLine = lineEnd < 0 ? text : text.slice(0, lineEnd);
-  const sp1 = requestLine.indexOf(' ');
-  const sp2 = requestLine.indexOf(' ', sp1 + 1);
-  if (sp1 <= 0 || sp2 < 0) return HANDOFF;
-  const method = requestLine.slice(0, sp1);
+  const sp1 = text.indexOf(' ');
+  const sp2 = text.indexOf(' ', sp1 + 1);
+  if (sp1 <= 0 || sp2 < 0 || sp2 > lineEnd) return HANDOFF;
+  const method = text.slice(0, sp1);
   if (!METHODS.has(method)) return HANDOFF;
-  if (requestLine.length - sp2 !== 9 || !requestLine.endsWith('HTTP/1.1')) return HANDOFF;
-  const url = requestLine.slice(sp1 + 1, sp2);
-  if (url.length === 0) return HANDOFF;
-  for (let i = 0; i < url.length; i++) {
-    const c = url.charCodeAt(i);
-    if (c < 0x21 || c > 0x7e) return HANDOFF;
-  }
+  if (lineEnd - sp2 !== 9 || !text.startsWith('HTTP/1.1', sp2 + 1)) return HANDOFF;
+  if (sp2 === sp1 + 1) return HANDOFF;
   // Origin form only: llhttp checks an absolute form's authority more strictly than this
   // parser would, and the asterisk form belongs to OPTIONS.
-  if (url.charCodeAt(0) !== 0x2f) return HANDOFF;
+  if (text.charCodeAt(sp1 + 1) !== 0x2f) return HANDOFF;
+  for (let i = sp1 + 1; i < sp2; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x21 || c > 0x7e) return HANDOFF;
+  }
+  const headersStart = lineEnd + 2;
+  const lines = headersStart < text.length ? text.slice(headersStart) : '';
+  const head = new RequestHead(method, text.slice(sp1 + 1, sp2), lines);
 
-  const rawHeaders: string[] = [];
-  let contentLength = -1;
-  let hosts = 0;
-  let close = false;
-  let pos = lineEnd < 0 ? text.length : lineEnd + 2;
+  let fields = 0;
+  let forward = '';
+  /** Start of the run of forwarded lines not yet added to `forward`. */
+  let run = headersStart;
+  let nominates = false;
+  let pos = headersStart;
   while (pos < text.length) {
-    if (rawHeaders.length >= MAX_FIELDS * 2) return HANDOFF;
-    let next = text.indexOf('\r\n', pos);
-    if (next < 0) next = text.length;
+    if (fields >= MAX_FIELDS) return HANDOFF;
+    const next = text.indexOf('\r\n', pos);
     let colon = -1;
     for (let i = pos; i < next; i++) {
       const c = text.charCodeAt(i);
@@ -98,48 +205,77 @@ export function parseRequestHead(buf: Buffer, maxBytes: number): RequestHeadResu
       const c = text.charCodeAt(i);
       if ((c < 0x20 && c !== 0x09) || c === 0x7f) return HANDOFF;
     }
-    const name = text.slice(pos, colon);
-    const value = text.slice(vs, ve);
-    switch (name.length) {
-      case 4:
-        if (name.toLowerCase() === 'host') hosts++;
+    let drop = true;
+    switch (headerKind(text, pos, colon - pos)) {
+      case H_OTHER: drop = false; break;
+      case H_HOST:
+        if (++head.hosts > 1) return HANDOFF;
+        head.host = text.slice(vs, ve);
+        drop = false;
         break;
-      case 6:
-        if (name.toLowerCase() === 'expect') return HANDOFF;
-        break;
-      case 7:
-        if (name.toLowerCase() === 'upgrade') return HANDOFF;
-        break;
-      case 10:
-        if (name.toLowerCase() === 'connection') {
-          const v = value.toLowerCase();
-          if (v.includes('upgrade')) return HANDOFF;
-          if (v === 'close' || hasToken(v, 'close')) close = true;
+      case H_LENGTH: {
+        if (head.lengths++ > 0 || ve === vs || ve - vs > MAX_LENGTH_DIGITS) return HANDOFF;
+        let n = 0;
+        for (let i = vs; i < ve; i++) {
+          const c = text.charCodeAt(i) - 0x30;
+          if (c < 0 || c > 9) return HANDOFF;
+          n = n * 10 + c;
         }
+        head.contentLength = n;
+        drop = n === 0;
         break;
-      case 14:
-        if (name.toLowerCase() === 'content-length') {
-          if (contentLength >= 0 || value.length === 0 || value.length > MAX_LENGTH_DIGITS) return HANDOFF;
-          for (let i = 0; i < value.length; i++) {
-            const c = value.charCodeAt(i);
-            if (c < 0x30 || c > 0x39) return HANDOFF;
-          }
-          contentLength = Number(value);
-        }
+      }
+      case H_CONNECTION: {
+        const v = text.slice(vs, ve).toLowerCase();
+        if (v.includes('upgrade')) return HANDOFF;
+        if (v === 'close' || hasToken(v, 'close')) head.close = true;
+        if (v !== 'close' && v !== 'keep-alive') nominates = true;
+        head.connection = head.connection === null ? text.slice(vs, ve) : head.connection + ', ' + text.slice(vs, ve);
         break;
-      case 16:
-        // node reads Proxy-Connection as Connection; rare enough to leave to it.
-        if (name.toLowerCase() === 'proxy-connection') return HANDOFF;
+      }
+      case H_COOKIE:
+        if (head.cookieIndex < 0) head.cookieIndex = fields * 2;
+        drop = false;
         break;
-      case 17:
-        if (name.toLowerCase() === 'transfer-encoding') return HANDOFF;
-        break;
+      case H_DROP: break;
+      case H_REQUEST_ID: head.requestId = text.slice(vs, ve); break;
+      case H_FOR: head.forwardedFor = head.forwardedFor === null ? text.slice(vs, ve) : head.forwardedFor + ', ' + text.slice(vs, ve); break;
+      case H_PROTO: head.forwardedProto = text.slice(vs, ve); break;
+      case H_FHOST: head.forwardedHost = text.slice(vs, ve); break;
+      case H_FPORT: head.forwardedPort = text.slice(vs, ve); break;
+      case H_REAL_IP: head.realIp = text.slice(vs, ve); break;
+      default: return HANDOFF;
     }
-    rawHeaders.push(name, value);
+    fields++;
+    if (drop) {
+      if (run < pos) forward += text.slice(run, pos);
+      run = next + 2;
+    }
     pos = next + 2;
   }
-  if (hosts !== 1) return HANDOFF;
-  return { method, url, httpVersionMinor: 1, rawHeaders, contentLength, close, size: end + 4 };
+  if (head.hosts !== 1) return HANDOFF;
+  if (run < text.length) forward += run === headersStart ? lines : text.slice(run);
+  head.forwardLines = nominates ? withoutNominated(forward, head.connection!) : forward;
+  head.size = end + 4;
+  return head;
+}
+
+/**
+ * withoutNominated drops the lines whose names a Connection header lists (RFC 9110 §7.6.1),
+ * except Host and Content-Length: the upstream needs those to route the request and to find
+ * where its body ends.
+ */
+function withoutNominated(lines: string, connection: string): string {
+  const nominated = nominatedHeaders(connection);
+  if (nominated === null) return lines;
+  let out = '';
+  for (let pos = 0; pos < lines.length;) {
+    const next = lines.indexOf('\r\n', pos) + 2;
+    const name = lines.slice(pos, lines.indexOf(':', pos)).toLowerCase();
+    if (!nominated.has(name) || name === 'host' || name === 'content-length') out += lines.slice(pos, next);
+    pos = next;
+  }
+  return out;
 }
 
 /** bareLf: a line ends without CR, so the head would never end for this parser. */

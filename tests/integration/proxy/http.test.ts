@@ -118,6 +118,13 @@ test('hop-by-hop headers and those named in Connection are removed; forwarding h
   assert.equal(e.headers['x-forwarded-port'], String(proxy.http));
 });
 
+test('a Connection header that names Host or Content-Length cannot strip them: the body and the next request stay apart', async () => {
+  const r = await raw(proxy.http, 'POST /first HTTP/1.1\r\nHost: app.test\r\nConnection: Content-Length, Host\r\nContent-Length: 5\r\n\r\nhello'
+    + 'GET /second HTTP/1.1\r\nHost: app.test\r\nConnection: close\r\n\r\n');
+  const bodies = r.split('HTTP/1.1 ').slice(1).map((resp) => echoOf(resp.slice(resp.indexOf('\r\n\r\n') + 4)));
+  assert.deepEqual(bodies.map((e) => [e.method, e.url, e.headers.host, e.bodyBytes]), [['POST', '/first', 'app.test', 5], ['GET', '/second', 'app.test', 0]]);
+});
+
 test('keep-alive on both sides: one client connection, pooled upstream connections', async () => {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const before = app.connections;

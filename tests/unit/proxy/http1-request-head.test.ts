@@ -8,7 +8,8 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
-import { HANDOFF, INCOMPLETE, parseRequestHead, type RequestHead, type RequestHeadResult } from '../../../proxy/http1/request-head.ts';
+import { HANDOFF, INCOMPLETE, parseRequestHead, RequestHead, type RequestHeadResult } from '../../../proxy/http1/request-head.ts';
+import { inspectHeaders } from '../../../proxy/headers.ts';
 import { prng } from '../../support/prng.ts';
 
 const MAX = 16_384;
@@ -21,8 +22,13 @@ function parse(s: string, maxBytes = MAX): RequestHeadResult {
   return parseRequestHead(bytes(s), maxBytes);
 }
 
+/** summary is what node:http would report of a head, for comparisons. */
+function summary(r: RequestHead): Record<string, unknown> {
+  return { method: r.method, url: r.url, httpVersionMinor: r.httpVersionMinor, rawHeaders: r.rawHeaders, contentLength: r.contentLength, close: r.close, size: r.size };
+}
+
 function show(r: RequestHeadResult): string {
-  return r === HANDOFF ? 'HANDOFF' : r === INCOMPLETE ? 'INCOMPLETE' : JSON.stringify(r);
+  return r === HANDOFF ? 'HANDOFF' : r === INCOMPLETE ? 'INCOMPLETE' : JSON.stringify(summary(r));
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -124,7 +130,8 @@ const ACCEPTED: AcceptCase[] = [
 for (const c of ACCEPTED) {
   test(`accepts: ${c.name}`, () => {
     const r = parseRequestHead(bytes(c.head + (c.rest ?? '')), MAX);
-    const want: RequestHead = {
+    assert.ok(r instanceof RequestHead, show(r));
+    assert.deepEqual(summary(r), {
       method: c.method,
       url: c.url,
       httpVersionMinor: 1,
@@ -132,8 +139,7 @@ for (const c of ACCEPTED) {
       contentLength: c.contentLength ?? -1,
       close: c.close ?? false,
       size: Buffer.byteLength(c.head, 'latin1'),
-    };
-    assert.deepEqual(r, want);
+    });
   });
 }
 
@@ -165,6 +171,67 @@ test('accepts: 100 header lines; 101 hand off', () => {
   assert.ok(typeof ok === 'object', show(ok));
   assert.equal(ok.rawHeaders.length, 200);
   assert.equal(parse(`GET / HTTP/1.1\r\nHost: a\r\n${lines(101)}\r\n`), HANDOFF);
+});
+
+// ---------------------------------------------------------------------------------------------
+// What the upstream gets: forwardLines and the header facts
+// ---------------------------------------------------------------------------------------------
+
+function accepted(s: string): RequestHead {
+  const r = parse(s);
+  assert.ok(r instanceof RequestHead, show(r));
+  return r;
+}
+
+test('forwardLines: the client\'s lines byte for byte, white space and case kept, dropped lines left out', () => {
+  const r = accepted('GET / HTTP/1.1\r\nConnection: keep-alive\r\nHost:  Example.COM \r\nX-Forwarded-For: 1.2.3.4\r\n'
+    + 'user-agent:\tcurl/8\t\r\nX-Request-Id: abc\r\nAccept: */*\r\nKeep-Alive: timeout=5\r\nTE: trailers\r\n\r\n');
+  assert.equal(r.forwardLines, 'Host:  Example.COM \r\nuser-agent:\tcurl/8\t\r\nAccept: */*\r\n');
+  assert.equal(r.host, 'Example.COM');
+  assert.equal(r.forwardedFor, '1.2.3.4');
+  assert.equal(r.requestId, 'abc');
+  assert.equal(r.connection, 'keep-alive');
+});
+
+test('forwardLines: a head with nothing to drop is its header lines as they are', () => {
+  const lines = 'Host: a\r\nAccept: */*\r\nCookie: a=1\r\n';
+  assert.equal(accepted(`GET / HTTP/1.1\r\n${lines}\r\n`).forwardLines, lines);
+});
+
+test('forwardLines: drops at the first and the last line, and a Content-Length of 0', () => {
+  assert.equal(accepted('POST / HTTP/1.1\r\nTE: x\r\nHost: a\r\nContent-Length: 0\r\n\r\n').forwardLines, 'Host: a\r\n');
+  assert.equal(accepted('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 00\r\nX: 1\r\n\r\n').forwardLines, 'Host: a\r\nX: 1\r\n');
+  assert.equal(accepted('POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\n').forwardLines, 'Host: a\r\nContent-Length: 5\r\n');
+});
+
+test('forwardLines: headers a Connection header names are dropped, Host and Content-Length never', () => {
+  const r = accepted('POST / HTTP/1.1\r\nHost: a\r\nX-Secret: s\r\nContent-Length: 3\r\nConnection: x-secret, host, Content-Length, close\r\nx-secret: t\r\nY: 1\r\n\r\n');
+  assert.equal(r.forwardLines, 'Host: a\r\nContent-Length: 3\r\nY: 1\r\n');
+  assert.equal(r.close, true);
+});
+
+test('forwardLines and header facts agree with the general path (inspectHeaders) on every accepted head', () => {
+  const inputs = [...ACCEPTED.map((c) => c.head), ...TRICKY, ...BASES,
+    'GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\nx-forwarded-for: 2.2.2.2\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: b\r\nX-Forwarded-Port: 443\r\nX-Real-IP: 3.3.3.3\r\n\r\n',
+    'GET / HTTP/1.1\r\nX: 1\r\nCookie: a=1\r\nHost: a\r\ncookie: b=2\r\nConnection: keep-alive, X\r\n\r\n'];
+  let compared = 0;
+  for (const input of inputs) {
+    const r = parse(input);
+    if (!(r instanceof RequestHead)) continue;
+    compared++;
+    const out: string[] = [];
+    const f = inspectHeaders(r.rawHeaders, out);
+    const lines: string[] = [];
+    for (const line of r.forwardLines.split('\r\n').slice(0, -1)) {
+      const colon = line.indexOf(':');
+      lines.push(line.slice(0, colon), line.slice(colon + 1).replace(/^[ \t]+|[ \t]+$/g, ''));
+    }
+    assert.deepEqual(lines, out, JSON.stringify(input));
+    const facts = { host: r.host, hosts: r.hosts, lengths: r.lengths, contentLength: r.contentLength, chunked: r.chunked, connection: r.connection, upgrade: r.upgrade,
+      requestId: r.requestId, forwardedFor: r.forwardedFor, forwardedProto: r.forwardedProto, forwardedHost: r.forwardedHost, forwardedPort: r.forwardedPort, realIp: r.realIp, cookieIndex: r.cookieIndex };
+    assert.deepEqual(facts, f, JSON.stringify(input));
+  }
+  assert.ok(compared >= ACCEPTED.length, `compared ${compared}`);
 });
 
 // ---------------------------------------------------------------------------------------------
