@@ -125,7 +125,8 @@ export abstract class BaseExchange implements MatchRequest {
   protected chunked = false;
   protected contentLength = -1;
   protected setCookie: string | null = null;
-  private cookieIndex = -1;
+  /** Every Cookie header's value, joined with "; " (RFC 6265 §5.4's one cookie string). */
+  private cookies: string | null = null;
   private stickyFromCookie = false;
   protected upgradeProtocol: string | null = null;
 
@@ -153,26 +154,19 @@ export abstract class BaseExchange implements MatchRequest {
 
   /** cookie is core's cookie lookup over every Cookie header. */
   cookie(name: string): string | undefined {
-    if (this.cookieIndex < 0) return undefined;
-    const raw = this.request.rawHeaders;
-    for (let i = this.cookieIndex; i < raw.length; i += 2) {
-      const n = raw[i]!;
-      if (n.length !== 6 || n.toLowerCase() !== 'cookie') continue;
-      const v = raw[i + 1]!;
-      let from = 0;
-      for (;;) {
-        const at = v.indexOf(name, from);
-        if (at < 0) break;
-        const end = at + name.length;
-        const before = at === 0 ? 59 : v.charCodeAt(at - 1);
-        if ((before === 59 || before === 32) && v.charCodeAt(end) === 61) {
-          const stop = v.indexOf(';', end + 1);
-          return v.slice(end + 1, stop < 0 ? v.length : stop).trim();
-        }
-        from = end;
+    const v = this.cookies;
+    if (v === null) return undefined;
+    for (let from = 0; ;) {
+      const at = v.indexOf(name, from);
+      if (at < 0) return undefined;
+      const end = at + name.length;
+      const before = at === 0 ? 59 : v.charCodeAt(at - 1);
+      if ((before === 59 || before === 32) && v.charCodeAt(end) === 61) {
+        const stop = v.indexOf(';', end + 1);
+        return v.slice(end + 1, stop < 0 ? v.length : stop).trim();
       }
+      from = end;
     }
-    return undefined;
   }
 
   /**
@@ -194,7 +188,7 @@ export abstract class BaseExchange implements MatchRequest {
     this.contentLength = f.contentLength;
     this.chunked = f.chunked;
     this.upgradeProtocol = f.upgrade;
-    this.cookieIndex = f.cookieIndex;
+    this.cookies = f.cookies;
     this.requestId = f.requestId !== null && validRequestId(f.requestId) ? f.requestId : newRequestId();
     // Framing the parser let through but a proxy must not forward (RFC 9112 §6.1, §6.3).
     if (f.hosts > 1) return { kind: 'error', status: 400, detail: 'more than one Host header' };
@@ -218,7 +212,7 @@ export abstract class BaseExchange implements MatchRequest {
       this.forwardedHost = f.host ?? null;
     }
 
-    if (this.cookieIndex >= 0) {
+    if (this.cookies !== null) {
       const sticky = this.cookie(STICKY_COOKIE);
       const b = sticky === undefined ? NaN : Number(sticky);
       if (b >= 0 && b < 100) { this.bucket = b; this.stickyFromCookie = true; } else this.bucket = Math.random() * 100;

@@ -48,8 +48,8 @@ export interface HeaderFacts {
   forwardedHost: string | null;
   forwardedPort: string | null;
   realIp: string | null;
-  /** Index in rawHeaders of the first Cookie name, -1 without one. */
-  cookieIndex: number;
+  /** Every Cookie value, joined with "; ". */
+  cookies: string | null;
 }
 
 /**
@@ -61,7 +61,7 @@ export interface HeaderFacts {
 export function inspectHeaders(raw: readonly string[], out: string[]): HeaderFacts {
   const f: HeaderFacts = {
     host: undefined, hosts: 0, lengths: 0, contentLength: -1, chunked: false, connection: null, upgrade: null, requestId: null,
-    forwardedFor: null, forwardedProto: null, forwardedHost: null, forwardedPort: null, realIp: null, cookieIndex: -1,
+    forwardedFor: null, forwardedProto: null, forwardedHost: null, forwardedPort: null, realIp: null, cookies: null,
   };
   const first = out.length;
   for (let i = 0; i < raw.length; i += 2) {
@@ -79,7 +79,7 @@ export function inspectHeaders(raw: readonly string[], out: string[]): HeaderFac
       case 'x-forwarded-host': f.forwardedHost = value; break;
       case 'x-forwarded-port': f.forwardedPort = value; break;
       case 'x-real-ip': f.realIp = value; break;
-      case 'cookie': if (f.cookieIndex < 0) f.cookieIndex = i; out.push(name, value); break;
+      case 'cookie': f.cookies = f.cookies === null ? value : `${f.cookies}; ${value}`; out.push(name, value); break;
       case 'keep-alive': case 'proxy-connection': case 'te': case 'trailer': case 'expect': case 'http2-settings': break;
       default: out.push(name, value);
     }

@@ -17,7 +17,7 @@ import { nominatedHeaders, type HeaderFacts } from '../headers.ts';
  * RequestHead is a parsed request head. Routing needs few of its headers and the upstream gets
  * most of them unchanged, so it keeps the head's text: `forwardLines` are the client's own
  * header lines, copied in runs, and `rawHeaders` is split from the text only when asked for
- * (a canary header or cookie rule).
+ * (a canary header rule).
  */
 export class RequestHead implements HeaderFacts {
   readonly method: string;
@@ -47,7 +47,7 @@ export class RequestHead implements HeaderFacts {
   forwardedHost: string | null = null;
   forwardedPort: string | null = null;
   realIp: string | null = null;
-  cookieIndex = -1;
+  cookies: string | null = null;
   /** The header lines, each ending in CRLF. */
   private readonly lines: string;
   private raw: string[] | null = null;
@@ -234,7 +234,7 @@ export function parseRequestHead(buf: Buffer, maxBytes: number): RequestHeadResu
         break;
       }
       case H_COOKIE:
-        if (head.cookieIndex < 0) head.cookieIndex = fields * 2;
+        head.cookies = head.cookies === null ? text.slice(vs, ve) : head.cookies + '; ' + text.slice(vs, ve);
         drop = false;
         break;
       case H_DROP: break;

@@ -5,7 +5,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  startUpstream, runProxy, tempDir, writeManifests, ingress, service, INGRESS_CLASS, get, freePort, metric,
+  startUpstream, runProxy, tempDir, writeManifests, ingress, service, INGRESS_CLASS, get, raw, freePort, metric,
   type Upstream, type RunningProxy, type Echo,
 } from './harness.ts';
 
@@ -81,6 +81,17 @@ test('canary cookie rule', async () => {
     assert.equal(await who('shop.test', { cookie: 'a=b; canary=always' }), 'canary');
     assert.equal(await who('shop.test', { cookie: 'canary=never' }), 'stable');
   }
+});
+
+test('canary cookie rule: the cookie may be in any Cookie line, and a name that only ends like it does not count', async () => {
+  const side = async (cookieLines: string) => {
+    const r = await raw(proxy.http, `GET / HTTP/1.1\r\nHost: shop.test\r\n${cookieLines}Connection: close\r\n\r\n`);
+    return (JSON.parse(r.slice(r.indexOf('\r\n\r\n') + 4)) as Echo).name;
+  };
+  assert.equal(await side('Cookie: a=b\r\nCookie: x=y; canary=always\r\n'), 'canary');
+  assert.equal(await side('Cookie: a=b\r\ncookie: canary=never\r\nCookie: canary=always\r\n'), 'stable', 'the first one wins');
+  assert.equal(await side('Cookie: xcanary=never; canary=always\r\n'), 'canary');
+  assert.equal(await side('Cookie: xcanary=always\r\nCookie: canary=never\r\n'), 'stable');
 });
 
 test('canary weight: about 30% of requests go to the canary', async () => {

@@ -228,7 +228,7 @@ test('forwardLines and header facts agree with the general path (inspectHeaders)
     }
     assert.deepEqual(lines, out, JSON.stringify(input));
     const facts = { host: r.host, hosts: r.hosts, lengths: r.lengths, contentLength: r.contentLength, chunked: r.chunked, connection: r.connection, upgrade: r.upgrade,
-      requestId: r.requestId, forwardedFor: r.forwardedFor, forwardedProto: r.forwardedProto, forwardedHost: r.forwardedHost, forwardedPort: r.forwardedPort, realIp: r.realIp, cookieIndex: r.cookieIndex };
+      requestId: r.requestId, forwardedFor: r.forwardedFor, forwardedProto: r.forwardedProto, forwardedHost: r.forwardedHost, forwardedPort: r.forwardedPort, realIp: r.realIp, cookies: r.cookies };
     assert.deepEqual(facts, f, JSON.stringify(input));
   }
   assert.ok(compared >= ACCEPTED.length, `compared ${compared}`);
