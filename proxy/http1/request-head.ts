@@ -85,6 +85,8 @@ const MAX_FIELDS = 100;
 /** Longest Content-Length accepted (digits): larger bodies go the general way. */
 const MAX_LENGTH_DIGITS = 15;
 const TERMINATOR = Buffer.from('\r\n\r\n', 'latin1');
+/** Reads up to this size are searched for the end of the head as a string. */
+const STRING_SEARCH_BYTES = 4_096;
 
 /** The methods llhttp knows that the fast path forwards (CONNECT and the WebDAV family go the general way). */
 const METHODS = new Set(['GET', 'HEAD', 'POST', 'PUT', 'DELETE', 'OPTIONS', 'PATCH', 'TRACE']);
@@ -155,11 +157,21 @@ function headerKind(t: string, start: number, length: number): number {
  * (and fewer than maxBytes arrived); HANDOFF: not for the fast path.
  */
 export function parseRequestHead(buf: Buffer, maxBytes: number): RequestHeadResult {
-  const end = buf.indexOf(TERMINATOR);
+  // A read of a head alone (the usual one) is searched as a string, the one conversion it needs
+  // anyway; larger reads (an upload's body with its head) are searched as bytes first.
+  let text: string;
+  let end: number;
+  if (buf.length <= STRING_SEARCH_BYTES) {
+    text = buf.toString('latin1');
+    end = text.indexOf('\r\n\r\n');
+  } else {
+    end = buf.indexOf(TERMINATOR);
+    text = end < 0 ? '' : buf.toString('latin1', 0, end + 4);
+  }
   if (end < 0) return buf.length >= maxBytes || bareLf(buf) ? HANDOFF : INCOMPLETE;
   if (end + 4 > maxBytes) return HANDOFF;
-  // Through the last header line's CRLF, so that every line ends in one.
-  const text = buf.toString('latin1', 0, end + 2);
+  /** The end of the header lines, their last CRLF included. */
+  const limit = end + 2;
 
   const lineEnd = text.indexOf('\r\n');
   const sp1 = text.indexOf(' ');
@@ -177,7 +189,7 @@ export function parseRequestHead(buf: Buffer, maxBytes: number): RequestHeadResu
     if (c < 0x21 || c > 0x7e) return HANDOFF;
   }
   const headersStart = lineEnd + 2;
-  const lines = headersStart < text.length ? text.slice(headersStart) : '';
+  const lines = headersStart < limit ? text.slice(headersStart, limit) : '';
   const head = new RequestHead(method, text.slice(sp1 + 1, sp2), lines);
 
   let fields = 0;
@@ -186,38 +198,36 @@ export function parseRequestHead(buf: Buffer, maxBytes: number): RequestHeadResu
   let run = headersStart;
   let nominates = false;
   let pos = headersStart;
-  while (pos < text.length) {
+  while (pos < limit) {
     if (fields >= MAX_FIELDS) return HANDOFF;
-    const next = text.indexOf('\r\n', pos);
-    let colon = -1;
-    for (let i = pos; i < next; i++) {
-      const c = text.charCodeAt(i);
-      if (c === 0x3a) { colon = i; break; }
+    // One pass over the line: the name up to the colon, then the value up to the CR.
+    let colon = pos;
+    for (let c = text.charCodeAt(colon); c !== 0x3a; c = text.charCodeAt(++colon)) {
+      // Not a tchar: white space before the colon or at the start of the line (obs-fold), a
+      // separator, or the end of the line before any colon.
       if (c > 0x7f || TCHAR[c] !== 1) return HANDOFF;
     }
-    // No name (and so also obs-fold, a line that starts with white space).
-    if (colon <= pos) return HANDOFF;
-    let vs = colon + 1;
-    let ve = next;
-    while (vs < ve && isOws(text.charCodeAt(vs))) vs++;
-    while (ve > vs && isOws(text.charCodeAt(ve - 1))) ve--;
-    for (let i = vs; i < ve; i++) {
-      const c = text.charCodeAt(i);
+    if (colon === pos) return HANDOFF;
+    let next = colon + 1;
+    for (let c = text.charCodeAt(next); c !== 0x0d; c = text.charCodeAt(++next)) {
       if ((c < 0x20 && c !== 0x09) || c === 0x7f) return HANDOFF;
     }
+    // A bare CR.
+    if (text.charCodeAt(next + 1) !== 0x0a) return HANDOFF;
     let drop = true;
     switch (headerKind(text, pos, colon - pos)) {
       case H_OTHER: drop = false; break;
       case H_HOST:
         if (++head.hosts > 1) return HANDOFF;
-        head.host = text.slice(vs, ve);
+        head.host = valueOf(text, colon, next);
         drop = false;
         break;
       case H_LENGTH: {
-        if (head.lengths++ > 0 || ve === vs || ve - vs > MAX_LENGTH_DIGITS) return HANDOFF;
+        const v = valueOf(text, colon, next);
+        if (head.lengths++ > 0 || v.length === 0 || v.length > MAX_LENGTH_DIGITS) return HANDOFF;
         let n = 0;
-        for (let i = vs; i < ve; i++) {
-          const c = text.charCodeAt(i) - 0x30;
+        for (let i = 0; i < v.length; i++) {
+          const c = v.charCodeAt(i) - 0x30;
           if (c < 0 || c > 9) return HANDOFF;
           n = n * 10 + c;
         }
@@ -226,24 +236,31 @@ export function parseRequestHead(buf: Buffer, maxBytes: number): RequestHeadResu
         break;
       }
       case H_CONNECTION: {
-        const v = text.slice(vs, ve).toLowerCase();
+        const value = valueOf(text, colon, next);
+        const v = value.toLowerCase();
         if (v.includes('upgrade')) return HANDOFF;
         if (v === 'close' || hasToken(v, 'close')) head.close = true;
         if (v !== 'close' && v !== 'keep-alive') nominates = true;
-        head.connection = head.connection === null ? text.slice(vs, ve) : head.connection + ', ' + text.slice(vs, ve);
+        head.connection = head.connection === null ? value : head.connection + ', ' + value;
         break;
       }
-      case H_COOKIE:
-        head.cookies = head.cookies === null ? text.slice(vs, ve) : head.cookies + '; ' + text.slice(vs, ve);
+      case H_COOKIE: {
+        const v = valueOf(text, colon, next);
+        head.cookies = head.cookies === null ? v : head.cookies + '; ' + v;
         drop = false;
         break;
+      }
       case H_DROP: break;
-      case H_REQUEST_ID: head.requestId = text.slice(vs, ve); break;
-      case H_FOR: head.forwardedFor = head.forwardedFor === null ? text.slice(vs, ve) : head.forwardedFor + ', ' + text.slice(vs, ve); break;
-      case H_PROTO: head.forwardedProto = text.slice(vs, ve); break;
-      case H_FHOST: head.forwardedHost = text.slice(vs, ve); break;
-      case H_FPORT: head.forwardedPort = text.slice(vs, ve); break;
-      case H_REAL_IP: head.realIp = text.slice(vs, ve); break;
+      case H_REQUEST_ID: head.requestId = valueOf(text, colon, next); break;
+      case H_FOR: {
+        const v = valueOf(text, colon, next);
+        head.forwardedFor = head.forwardedFor === null ? v : head.forwardedFor + ', ' + v;
+        break;
+      }
+      case H_PROTO: head.forwardedProto = valueOf(text, colon, next); break;
+      case H_FHOST: head.forwardedHost = valueOf(text, colon, next); break;
+      case H_FPORT: head.forwardedPort = valueOf(text, colon, next); break;
+      case H_REAL_IP: head.realIp = valueOf(text, colon, next); break;
       default: return HANDOFF;
     }
     fields++;
@@ -254,10 +271,19 @@ export function parseRequestHead(buf: Buffer, maxBytes: number): RequestHeadResu
     pos = next + 2;
   }
   if (head.hosts !== 1) return HANDOFF;
-  if (run < text.length) forward += run === headersStart ? lines : text.slice(run);
+  if (run < limit) forward += run === headersStart ? lines : text.slice(run, limit);
   head.forwardLines = nominates ? withoutNominated(forward, head.connection!) : forward;
   head.size = end + 4;
   return head;
+}
+
+/** valueOf is the value of the header line whose colon is at `colon` and whose CR is at `next`, without OWS around it. */
+function valueOf(t: string, colon: number, next: number): string {
+  let vs = colon + 1;
+  let ve = next;
+  while (vs < ve && isOws(t.charCodeAt(vs))) vs++;
+  while (ve > vs && isOws(t.charCodeAt(ve - 1))) ve--;
+  return t.slice(vs, ve);
 }
 
 /**
