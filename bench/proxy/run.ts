@@ -102,17 +102,22 @@ function nginxConf(dir: string, body: string): string {
 
 interface WrkResult { rps: number; p50Ms: number; p99Ms: number; errors: number; busy: [number, number] }
 
-/** cpuTimes reads the busy and total jiffies of CPU 0 and CPU 1 from /proc/stat. */
-function cpuTimes(): [number, number][] {
+/** cpuTimes reads the busy, total and stolen jiffies of CPU 0 and CPU 1 from /proc/stat. */
+function cpuTimes(): [number, number, number][] {
   return readFileSync('/proc/stat', 'utf8').split('\n').filter((l) => /^cpu[01] /.test(l)).map((l) => {
     const [user, nice, system, idle, iowait, irq, softirq, steal] = l.trim().split(/\s+/).slice(1).map(Number) as number[];
-    return [user! + nice! + system! + irq! + softirq! + steal!, user! + nice! + system! + idle! + iowait! + irq! + softirq! + steal!];
+    return [user! + nice! + system! + irq! + softirq! + steal!, user! + nice! + system! + idle! + iowait! + irq! + softirq! + steal!, steal!];
   });
 }
 
-function busyShare(before: [number, number][], after: [number, number][]): [number, number] {
+function busyShare(before: [number, number, number][], after: [number, number, number][]): [number, number] {
   const share = (i: number): number => (after[i]![0] - before[i]![0]) / Math.max(1, after[i]![1] - before[i]![1]);
   return [share(0), share(1)];
+}
+
+/** stealShare is the share of CPU 0's time the hypervisor gave to other guests: the proxy waited, through no fault of its own. */
+function stealShare(before: [number, number, number][], after: [number, number, number][]): number {
+  return (after[0]![2] - before[0]![2]) / Math.max(1, after[0]![1] - before[0]![1]);
 }
 
 function ms(text: string): number {
@@ -136,7 +141,7 @@ function wrk(port: number, seconds: number): WrkResult {
   return { rps, p50Ms: p50, p99Ms: p99, errors, busy };
 }
 
-interface FixedResult { completed: number; errors: number; p50Ms: number; p99Ms: number; p999Ms: number; maxMs: number; warmupP99Ms: number }
+interface FixedResult { completed: number; errors: number; p50Ms: number; p99Ms: number; p999Ms: number; maxMs: number; warmupP99Ms: number; busy0: number; steal0: number }
 
 /** loadgenPath is the fixed-rate generator's binary, built by buildLoadgen. */
 let loadgenPath = '';
@@ -157,13 +162,18 @@ function buildLoadgen(dir: string): void {
 
 /** fixedRate runs the generator for warmup + seconds; the percentiles cover the last `seconds`. */
 function fixedRate(port: number, rate: number, seconds: number, warmup = 0): Promise<FixedResult> {
+  const before = cpuTimes();
   return new Promise((resolve, reject) => {
     const child = spawn('taskset', ['-c', '1', loadgenPath, '-port', String(port), '-host', HOST, '-rate', String(Math.round(rate)), '-seconds', String(seconds + warmup),
       '-warmup', String(warmup), '-connections', '50'],
       { stdio: ['ignore', 'pipe', 'inherit'] });
     let out = '';
     child.stdout!.on('data', (c: Buffer) => { out += c; });
-    child.on('exit', (code) => (code === 0 ? resolve(JSON.parse(out) as FixedResult) : reject(new Error(`loadgen exited ${code}`))));
+    child.on('exit', (code) => {
+      if (code !== 0) { reject(new Error(`loadgen exited ${code}`)); return; }
+      const after = cpuTimes();
+      resolve({ ...(JSON.parse(out) as FixedResult), busy0: busyShare(before, after)[0], steal0: stealShare(before, after) });
+    });
   });
 }
 
@@ -292,6 +302,9 @@ async function main(): Promise<void> {
   for (const [name] of proxies) { const r = fixed[name]!; console.log(`${name.padEnd(8)}${pad(r.p50Ms.toFixed(2), 9)}${pad(r.p99Ms.toFixed(2), 9)}${pad(r.p999Ms.toFixed(2), 9)}${pad(r.maxMs.toFixed(1), 9)}${pad(r.completed, 9)}${pad(r.errors, 8)}`); }
   console.log(`ratio vane/nginx p99 at fixed rate: ${(fixed.vane!.p99Ms / fixed.nginx!.p99Ms).toFixed(2)}×`);
   for (const [name] of proxies) console.log(`  ${name} p99 ms by round: ${fixed[`${name}Rounds`]!.map((r) => r.p99Ms.toFixed(2)).join(', ')}; in the warm-up: ${fixed[`${name}Rounds`]!.map((r) => r.warmupP99Ms.toFixed(2)).join(', ')}`);
+  // CPU 0 runs only the proxy: how busy it was says how much headroom the proxy had, and steal
+  // says whether the host took the core away (a round to discount, whichever proxy it hit).
+  for (const [name] of proxies) console.log(`  ${name} CPU 0 by round: ${fixed[`${name}Rounds`]!.map((r) => `${percent(r.busy0)} (steal ${percent(r.steal0)})`).join(', ')}`);
   console.log(`\nfixed rate ${ownRps.toFixed(0)} req/s (half vane's max, for context)`);
   for (const [name] of proxies) { const r = own[name]!; console.log(`${name.padEnd(8)}${pad(r.p50Ms.toFixed(2), 9)}${pad(r.p99Ms.toFixed(2), 9)}${pad(r.p999Ms.toFixed(2), 9)}${pad(r.maxMs.toFixed(1), 9)}${pad(r.completed, 9)}${pad(r.errors, 8)}`); }
   console.log(`ratio vane/nginx p99 at half vane's max: ${(own.vane!.p99Ms / own.nginx!.p99Ms).toFixed(2)}×`);
