@@ -22,6 +22,8 @@ import { nominatedHeaders, type HeaderFacts } from '../headers.ts';
 export class RequestHead implements HeaderFacts {
   readonly method: string;
   readonly url: string;
+  /** The request line as sent, CRLF included: the upstream's when the path it gets is `url`. */
+  readonly requestLine: string;
   readonly httpVersionMinor = 1;
   /** -1 without a Content-Length header. */
   contentLength = -1;
@@ -52,9 +54,10 @@ export class RequestHead implements HeaderFacts {
   private readonly lines: string;
   private raw: string[] | null = null;
 
-  constructor(method: string, url: string, lines: string) {
+  constructor(method: string, url: string, requestLine: string, lines: string) {
     this.method = method;
     this.url = url;
+    this.requestLine = requestLine;
     this.lines = lines;
   }
 
@@ -190,7 +193,7 @@ export function parseRequestHead(buf: Buffer, maxBytes: number): RequestHeadResu
   }
   const headersStart = lineEnd + 2;
   const lines = headersStart < limit ? text.slice(headersStart, limit) : '';
-  const head = new RequestHead(method, text.slice(sp1 + 1, sp2), lines);
+  const head = new RequestHead(method, text.slice(sp1 + 1, sp2), text.slice(0, headersStart), lines);
 
   let fields = 0;
   let forward = '';
