@@ -62,7 +62,11 @@ export class ClientConnection implements IdleWatched, ReadSink {
   private halfClosed = false;
   /** Reads come from a shared buffer (onRead), not 'data' events: see http1/shared-reads.ts. */
   private readonly sharedReads: boolean;
-  private forwarding: string | null = null;
+  /**
+   * forwarding holds the forwarding header lines of an untrusted client's requests, made by the
+   * first: prepare derives them from the connection alone, so they are the same for all.
+   */
+  forwarding: string | null = null;
   private readonly onDataBound = (d: Buffer) => this.onData(d);
   private readonly onEndBound = () => this.onEnd();
   private readonly onCloseBound = () => this.onClose();
@@ -76,17 +80,6 @@ export class ClientConnection implements IdleWatched, ReadSink {
     socket.on('end', this.onEndBound);
     socket.on('close', this.onCloseBound);
     idleSweeper.watch(this, host.clientHeaderTimeoutMs);
-  }
-
-  /**
-   * forwardingLines are the forwarding headers an untrusted client's requests get (all but
-   * X-Request-Id and X-Forwarded-Host): the same for every request on the connection, so built
-   * once, as one flat string (join), not a concatenation to flatten at every write.
-   */
-  get forwardingLines(): string {
-    const c = this.client;
-    return this.forwarding ??= ['x-forwarded-for: ', c.address, '\r\nx-forwarded-proto: ', c.scheme, '\r\nx-forwarded-port: ', c.port,
-      '\r\nx-real-ip: ', c.address, '\r\n'].join('');
   }
 
   /** idle: no exchange and nothing buffered, so closing loses nothing. */
@@ -308,12 +301,12 @@ export class FastExchange extends BaseExchange implements UpstreamExchange {
     if (this.clientGone) { conn.giveBack(); return; }
     this.upstream = conn;
     // The client's own request line (when the path is unchanged) and header lines, then the
-    // forwarding headers: for a client not trusted those are the connection's, built once.
-    // Plain concatenation: a template literal calls ToString on every part.
+    // forwarding headers (an untrusted client's are its connection's, made once). Few parts:
+    // V8 flattens the concatenation at the write, one node at a time.
     const path = this.decision!.path;
+    const forwarding = this.client.trusted ? this.forwardingLines() : (this.conn.forwarding ??= this.forwardingLines());
     const head = (path === this.target ? this.head.requestLine : this.method + ' ' + path + ' HTTP/1.1\r\n') + this.head.forwardLines
-      + (this.client.trusted ? this.forwardingLines() : this.conn.forwardingLines)
-      + 'x-request-id: ' + this.requestId + '\r\nx-forwarded-host: ' + this.forwardedHost! + '\r\n\r\n';
+      + forwarding + 'x-request-id: ' + this.requestId + '\r\nx-forwarded-host: ' + this.forwardedHost! + '\r\n\r\n';
     this.requestSent = true;
     const noBody = this.method === 'HEAD';
     const pending = this.pendingBody;
@@ -331,10 +324,13 @@ export class FastExchange extends BaseExchange implements UpstreamExchange {
     if (conn.socket.writableNeedDrain) this.waitUpstreamDrain(); else this.conn.resume();
   }
 
-  /** forwardingLines are the forwarding headers but X-Request-Id and X-Forwarded-Host, from prepare's values. */
+  /**
+   * forwardingLines are the forwarding headers but X-Request-Id and X-Forwarded-Host, from
+   * prepare's values, as one flat string (join) rather than a concatenation to flatten.
+   */
   private forwardingLines(): string {
-    return 'x-forwarded-for: ' + this.forwardedFor + '\r\nx-forwarded-proto: ' + this.forwardedProto + '\r\nx-forwarded-port: ' + this.forwardedPort
-      + '\r\nx-real-ip: ' + this.realIp + '\r\n';
+    return ['x-forwarded-for: ', this.forwardedFor, '\r\nx-forwarded-proto: ', this.forwardedProto, '\r\nx-forwarded-port: ', this.forwardedPort,
+      '\r\nx-real-ip: ', this.realIp, '\r\n'].join('');
   }
 
   /** clientBody takes request body bytes as they arrive; `last` marks the end of the body. */

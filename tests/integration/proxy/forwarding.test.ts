@@ -70,6 +70,16 @@ test('PROXY v1 from a trusted proxy: the chain is kept and extended', async () =
   assert.equal(e!.headers['x-forwarded-port'], '443');
 });
 
+test('on one keep-alive connection, a trusted proxy\'s requests each keep their own chain; an untrusted client\'s never carry one', async () => {
+  const trusted = echoes(await raw(proxy.http, `PROXY TCP4 10.9.9.9 192.0.2.1 50000 443\r\n${request('X-Forwarded-For: 1.1.1.1\r\n', false)}`
+    + `${request('X-Forwarded-For: 2.2.2.2\r\nX-Forwarded-Proto: https\r\n', false)}${request()}`));
+  assert.deepEqual(trusted.map((e) => [e.headers['x-forwarded-for'], e.headers['x-forwarded-proto']]),
+    [['1.1.1.1, 10.9.9.9', 'http'], ['2.2.2.2, 10.9.9.9', 'https'], ['10.9.9.9', 'http']]);
+  const untrusted = echoes(await raw(proxy.http, `PROXY TCP4 203.0.113.8 192.0.2.1 50000 80\r\n${request('', false)}${request(SPOOF, false)}${request()}`));
+  assert.deepEqual(untrusted.map((e) => [e.headers['x-forwarded-for'], e.headers['x-forwarded-proto'], e.headers['x-forwarded-host']]),
+    [['203.0.113.8', 'http', 'app.test'], ['203.0.113.8', 'http', 'app.test'], ['203.0.113.8', 'http', 'app.test']]);
+});
+
 test('PROXY v2 (binary), IPv4 and IPv6, on a keep-alive connection', async () => {
   const four = echoes(await raw(proxy.http, Buffer.concat([v2('ipv4', [198, 51, 100, 9], 8080), Buffer.from(request('', false) + request())])));
   assert.equal(four.length, 2, 'two requests answered on one connection');
