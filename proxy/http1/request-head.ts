@@ -69,11 +69,7 @@ export class RequestHead implements HeaderFacts {
     for (let pos = 0; pos < t.length;) {
       const next = t.indexOf('\r\n', pos);
       const colon = t.indexOf(':', pos);
-      let vs = colon + 1;
-      let ve = next;
-      while (vs < ve && isOws(t.charCodeAt(vs))) vs++;
-      while (ve > vs && isOws(t.charCodeAt(ve - 1))) ve--;
-      raw.push(t.slice(pos, colon), t.slice(vs, ve));
+      raw.push(t.slice(pos, colon), valueOf(t, colon, next));
       pos = next + 2;
     }
     return (this.raw = raw);
