@@ -221,8 +221,8 @@ function forwardPath(route: CompiledRoute, path: string, groups: string[] | null
   return (joined === '' ? '/' : joined) + query;
 }
 
-function routed(route: CompiledRoute, req: MatchRequest, path: string, groups: string[] | null, query: string, reasons: string[] | null, why: string): Decision {
-  reasons?.push(why);
+/** routed is the decision for `route`; the caller has already pushed why it matched (when explaining). */
+function routed(route: CompiledRoute, req: MatchRequest, path: string, groups: string[] | null, query: string, reasons: string[] | null): Decision {
   const canary = route.canary ? chooseSide(route.canary, req, reasons) : null;
   const backend = canary === 'canary' ? route.canary!.spec.backend : route.spec.backend;
   reasons?.push(`backend ${backend}`);
@@ -255,7 +255,10 @@ export function match(table: RouteTable, req: MatchRequest): Decision {
       return d;
     }
     const exact = vhost.exact.get(path);
-    if (exact) return routed(exact, req, path, null, query, reasons, `Exact ${exact.spec.path} (Ingress ${exact.spec.ingress})`);
+    if (exact) {
+      reasons?.push(`Exact ${exact.spec.path} (Ingress ${exact.spec.ingress})`);
+      return routed(exact, req, path, null, query, reasons);
+    }
     let best: CompiledRoute | null = null;
     if (vhost.prefix.size > 0) {
       let key = prefixKey(path);
@@ -270,15 +273,27 @@ export function match(table: RouteTable, req: MatchRequest): Decision {
     for (const r of vhost.regexes) {
       if (r.matchLength <= bestLength) break;
       const groups = matchPrefixGroups(r.regex!, path);
-      if (groups) return routed(r, req, path, groups, query, reasons, `Regex ${r.spec.path} (Ingress ${r.spec.ingress})`);
+      if (groups) {
+        reasons?.push(`Regex ${r.spec.path} (Ingress ${r.spec.ingress})`);
+        return routed(r, req, path, groups, query, reasons);
+      }
     }
-    if (best) return routed(best, req, path, null, query, reasons, `Prefix ${best.spec.path} (Ingress ${best.spec.ingress})`);
-    if (vhost.fallback) return routed(vhost.fallback, req, path, null, query, reasons, `no path matched; defaultBackend of Ingress ${vhost.fallback.spec.ingress}`);
+    if (best) {
+      reasons?.push(`Prefix ${best.spec.path} (Ingress ${best.spec.ingress})`);
+      return routed(best, req, path, null, query, reasons);
+    }
+    if (vhost.fallback) {
+      reasons?.push(`no path matched; defaultBackend of Ingress ${vhost.fallback.spec.ingress}`);
+      return routed(vhost.fallback, req, path, null, query, reasons);
+    }
     reasons?.push('no path of this virtual host matches');
   } else {
     reasons?.push(`no virtual host for "${host}"`);
   }
-  if (table.defaultRoute) return routed(table.defaultRoute, req, path, null, query, reasons, `default backend of Ingress ${table.defaultRoute.spec.ingress}`);
+  if (table.defaultRoute) {
+    reasons?.push(`default backend of Ingress ${table.defaultRoute.spec.ingress}`);
+    return routed(table.defaultRoute, req, path, null, query, reasons);
+  }
   reasons?.push('no default backend: 404');
   return decide('not-found', path + query, reasons ?? NO_REASONS);
 }

@@ -87,6 +87,11 @@ export interface RequestLine {
 }
 
 export type Prepared = { kind: 'error'; status: number; detail: string; extra?: string[] } | { kind: 'redirect'; location: string } | { kind: 'forward' };
+/** FORWARD is the one 'forward' answer, not an object per request. */
+const FORWARD: Prepared = Object.freeze({ kind: 'forward' });
+
+/** The fast path sends the client's own header lines and never fills `headers`. */
+const NO_HEADERS = Object.freeze([]) as unknown as string[];
 
 /** BaseExchange holds what plain and upgrade exchanges share: request inspection and routing. */
 export abstract class BaseExchange implements MatchRequest {
@@ -107,8 +112,8 @@ export abstract class BaseExchange implements MatchRequest {
   protected cluster: Cluster | null = null;
   protected endpoint: Endpoint | null = null;
   protected stats: RequestStats;
-  /** The general path's upstream headers, flat `[name, value, …]` for undici (prepareRaw). */
-  protected headers: string[] = [];
+  /** The general path's upstream headers, flat `[name, value, …]` for undici (set by prepareRaw). */
+  protected headers: string[] = NO_HEADERS;
   /** The forwarding headers' values the upstream gets (prepare). */
   protected forwardedFor = '';
   protected forwardedProto = '';
@@ -174,7 +179,8 @@ export abstract class BaseExchange implements MatchRequest {
    * upstream's headers, forwarding headers last, in `headers`.
    */
   protected prepareRaw(): Prepared {
-    const out = this.headers;
+    const out: string[] = [];
+    this.headers = out;
     const p = this.prepare(inspectHeaders(this.request.rawHeaders, out));
     out.push('x-forwarded-for', this.forwardedFor, 'x-forwarded-proto', this.forwardedProto, 'x-forwarded-port', this.forwardedPort,
       'x-real-ip', this.realIp, 'x-request-id', this.requestId);
@@ -241,7 +247,7 @@ export abstract class BaseExchange implements MatchRequest {
     if (d.compiled?.canary?.spec.sticky && !this.stickyFromCookie) {
       this.setCookie = `${STICKY_COOKIE}=${this.bucket.toFixed(3)}; Path=/; Max-Age=${STICKY_MAX_AGE_SEC}; SameSite=Lax; HttpOnly`;
     }
-    return { kind: 'forward' };
+    return FORWARD;
   }
 
   /** replayable: an idempotent request without a body, safe to send again. */

@@ -255,8 +255,9 @@ export class FastExchange extends BaseExchange implements UpstreamExchange {
   private status = 0;
   private closeAfter = false;
   private staleRetried = false;
-  private readonly onClientDrainBound = () => this.upstream?.resume();
-  private readonly onUpstreamDrainBound = () => this.conn.resume();
+  /** Drain listeners, made the first time a side is slow (most exchanges never need them). */
+  private onClientDrainBound: (() => void) | null = null;
+  private onUpstreamDrainBound: (() => void) | null = null;
 
   constructor(ctx: FastPathHost, conn: ClientConnection, head: RequestHead, client: ClientInfo) {
     super(ctx, head, client);
@@ -286,7 +287,8 @@ export class FastExchange extends BaseExchange implements UpstreamExchange {
 
   private dispatch(avoid: Endpoint | null, fresh: boolean): void {
     const route = this.decision!.route!;
-    const ep = fresh ? this.endpoint! : this.cluster!.pick(route.loadBalance === 'least-request', performance.now(), avoid);
+    // A first attempt's clock is the exchange's start, microseconds ago; a retry reads it anew.
+    const ep = fresh ? this.endpoint! : this.cluster!.pick(route.loadBalance === 'least-request', this.attempts === 0 ? this.startMs : performance.now(), avoid);
     if (ep === null) { this.reply(503, 'no ready endpoints'); return; }
     this.endpoint = ep;
     this.requestSent = false;
@@ -349,7 +351,7 @@ export class FastExchange extends BaseExchange implements UpstreamExchange {
 
   private waitUpstreamDrain(): void {
     this.conn.pause();
-    this.upstream!.socket.once('drain', this.onUpstreamDrainBound);
+    this.upstream!.socket.once('drain', this.onUpstreamDrainBound ??= () => this.conn.resume());
   }
 
   onResponseHead(h: ResponseHead): void {
@@ -393,7 +395,7 @@ export class FastExchange extends BaseExchange implements UpstreamExchange {
     }
     if (!ok) {
       this.upstream!.pause();
-      this.conn.socket.once('drain', this.onClientDrainBound);
+      this.conn.socket.once('drain', this.onClientDrainBound ??= () => this.upstream?.resume());
     }
   }
 

@@ -11,7 +11,7 @@ import { performance } from 'node:perf_hooks';
 export interface IdleWatched {
   /** Set by the owner on activity (a read, a write); the sweep clears it. */
   active: boolean;
-  /** Owned by the sweeper. */
+  /** Owned by the sweeper; 0 (the initial value) while not watched. */
   idleLimitMs: number;
   idleDeadline: number;
   /** Nothing happened for the limit; the item is no longer watched. */
@@ -52,15 +52,17 @@ export class IdleSweeper {
       this.now = this.clock.now();
       this.stop = this.clock.every(this.tickMs, () => this.sweep());
     }
+    // Connections are re-watched after every request: the set is touched only when they join it.
+    if (item.idleLimitMs === 0) this.watched.add(item);
     item.idleLimitMs = limitMs;
     // Counted from the last sweep plus a tick, so never early wherever in the tick this runs,
     // and without reading the clock on the request path.
     item.idleDeadline = this.now + this.tickMs + limitMs;
     item.active = false;
-    this.watched.add(item);
   }
 
   unwatch(item: IdleWatched): void {
+    item.idleLimitMs = 0;
     if (this.watched.delete(item) && this.watched.size === 0) this.halt();
   }
 
@@ -75,6 +77,7 @@ export class IdleSweeper {
         item.idleDeadline = now + item.idleLimitMs;
       } else if (now >= item.idleDeadline) {
         this.watched.delete(item);
+        item.idleLimitMs = 0;
         item.idleTimedOut();
       }
     }
