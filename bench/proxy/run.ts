@@ -301,6 +301,10 @@ async function main(): Promise<void> {
   console.log(`${'proxy'.padEnd(8)}${pad('p50 ms', 9)}${pad('p99 ms', 9)}${pad('p99.9', 9)}${pad('max', 9)}${pad('done', 9)}${pad('errors', 8)}`);
   for (const [name] of proxies) { const r = fixed[name]!; console.log(`${name.padEnd(8)}${pad(r.p50Ms.toFixed(2), 9)}${pad(r.p99Ms.toFixed(2), 9)}${pad(r.p999Ms.toFixed(2), 9)}${pad(r.maxMs.toFixed(1), 9)}${pad(r.completed, 9)}${pad(r.errors, 8)}`); }
   console.log(`ratio vane/nginx p99 at fixed rate: ${(fixed.vane!.p99Ms / fixed.nginx!.p99Ms).toFixed(2)}×`);
+  // Each pair of rounds ran back to back, so a pair's ratio compares the proxies under much the
+  // same host conditions; its median is a second view of the figure above, less moved by drift.
+  const pairRatios = fixed.vaneRounds!.map((r, i) => r.p99Ms / fixed.nginxRounds![i]!.p99Ms);
+  console.log(`  p99 ratio by pair of rounds: ${pairRatios.map((x) => x.toFixed(2)).join(', ')}; median ${medianBy(pairRatios, (x) => x).toFixed(2)}×`);
   for (const [name] of proxies) console.log(`  ${name} p99 ms by round: ${fixed[`${name}Rounds`]!.map((r) => r.p99Ms.toFixed(2)).join(', ')}; in the warm-up: ${fixed[`${name}Rounds`]!.map((r) => r.warmupP99Ms.toFixed(2)).join(', ')}`);
   // CPU 0 runs only the proxy: how busy it was says how much headroom the proxy had, and steal
   // says whether the host took the core away (a round to discount, whichever proxy it hit).
