@@ -23,6 +23,7 @@ import type { PrimaryMessage, WorkerMessage } from './ipc.ts';
 import { StatsReporter } from './fleet-stats.ts';
 import type { BackendStats } from '../core/index.ts';
 import type { WorkerInit } from './worker.ts';
+import { workerExecArgv } from './worker-flags.ts';
 
 const METRICS_TIMEOUT_MS = 2_000;
 /** Crash-looping workers are restarted at most this often. */
@@ -70,7 +71,7 @@ export async function startProxy(options: ProxyOptions, source: RoutingSource, l
   let resolveDone!: () => void;
   const done = new Promise<void>((r) => { resolveDone = r; });
 
-  cluster.setupPrimary({ exec: workerEntry(), args: [], serialization: 'advanced' });
+  cluster.setupPrimary({ exec: workerEntry(), args: [], execArgv: workerExecArgv(process.execArgv, process.env.NODE_OPTIONS), serialization: 'advanced' });
 
   const send = (w: WorkerState, msg: PrimaryMessage) => { if (w.worker.isConnected()) w.worker.send(msg); };
 
