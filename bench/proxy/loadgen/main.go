@@ -7,11 +7,13 @@
 // a few percent instead of half of it: a Node generator's own pauses showed up as tens of
 // milliseconds of p99 against an idle nginx.
 //
-// Usage: loadgen -port P -host H -rate R -seconds S [-connections C] [-warmup W]
+// Usage: loadgen -port P -host H -rate R -seconds S [-connections C] [-warmup W] [-windows MS]
 // Prints one JSON line: {sent, completed, errors, rate, p50Ms, p90Ms, p99Ms, p999Ms, maxMs,
 // warmupP99Ms}. Requests scheduled in the first W seconds are sent and checked like the others
 // but left out of the percentiles (wrk2 likewise keeps its calibration period out of them):
-// their p99 is reported alone as warmupP99Ms, so a slow start stays visible.
+// their p99 is reported alone as warmupP99Ms, so a slow start stays visible. With -windows,
+// stderr also gets one line per window of MS milliseconds of scheduled time (warm-up included):
+// its start, requests, p50, p99 and max, to see when in a run the slow requests were due.
 package main
 
 import (
@@ -138,8 +140,9 @@ func main() {
 	seconds := flag.Float64("seconds", 0, "duration (at most 120)")
 	connections := flag.Int("connections", 50, "keep-alive connections")
 	warmup := flag.Float64("warmup", 0, "seconds at the start left out of the percentiles")
+	windowMs := flag.Int("windows", 0, "also print latency per window of this many milliseconds to stderr")
 	flag.Parse()
-	if *port <= 0 || *host == "" || *rate <= 0 || *seconds <= 0 || *seconds > 120 || *connections <= 0 || *warmup < 0 || *warmup >= *seconds {
+	if *port <= 0 || *host == "" || *rate <= 0 || *seconds <= 0 || *seconds > 120 || *connections <= 0 || *warmup < 0 || *warmup >= *seconds || *windowMs < 0 {
 		flag.Usage()
 		os.Exit(2)
 	}
@@ -150,6 +153,12 @@ func main() {
 	var errors atomic.Int64
 	latencies := make([][]time.Duration, *connections)
 	warmupLatencies := make([][]time.Duration, *connections)
+	// Per connection, each request's scheduled time and latency, kept only for -windows.
+	type timed struct {
+		at      time.Time
+		latency time.Duration
+	}
+	windowed := make([][]timed, *connections)
 	// Set before the first request is due; workers read it only after receiving one.
 	var measureFrom time.Time
 	var wg sync.WaitGroup
@@ -175,10 +184,14 @@ func main() {
 				if !ok {
 					errors.Add(1)
 				}
+				latency := time.Since(at)
+				if *windowMs > 0 {
+					windowed[i] = append(windowed[i], timed{at, latency})
+				}
 				if at.Before(measureFrom) {
-					warmupLatencies[i] = append(warmupLatencies[i], time.Since(at))
+					warmupLatencies[i] = append(warmupLatencies[i], latency)
 				} else {
-					latencies[i] = append(latencies[i], time.Since(at))
+					latencies[i] = append(latencies[i], latency)
 				}
 			}
 		}(i)
@@ -217,6 +230,23 @@ func main() {
 	}
 	if len(all) > 0 {
 		r.MaxMs = quantile(all, 1)
+	}
+	if *windowMs > 0 {
+		width := time.Duration(*windowMs) * time.Millisecond
+		byWindow := map[int][]time.Duration{}
+		last := 0
+		for _, list := range windowed {
+			for _, t := range list {
+				w := int(t.at.Sub(start) / width)
+				byWindow[w] = append(byWindow[w], t.latency)
+				last = max(last, w)
+			}
+		}
+		for w := 0; w <= last; w++ {
+			l := sorted([][]time.Duration{byWindow[w]})
+			fmt.Fprintf(os.Stderr, "window %6d ms: %6d requests, p50 %7.2f ms, p99 %7.2f ms, max %7.2f ms\n",
+				w*(*windowMs), len(l), quantile(l, 0.5), quantile(l, 0.99), quantile(l, 1))
+		}
 	}
 	out, _ := json.Marshal(r)
 	fmt.Println(string(out))
