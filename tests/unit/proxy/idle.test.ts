@@ -106,3 +106,27 @@ test('the sweep runs only while something is watched', () => {
   clock.advance(400);
   assert.notEqual(c.firedAt, -1);
 });
+
+test('an item is watched again after it timed out or was unwatched (keep-alive connections come back)', () => {
+  const clock = new ManualClock();
+  const sweeper = new IdleSweeper(TICK, clock);
+  const item = new Item(clock);
+  sweeper.watch(item, 100);
+  sweeper.watch(item, 100);
+  assert.equal(sweeper.size, 1, 'watching twice is one entry');
+  clock.advance(400);
+  assert.notEqual(item.firedAt, -1);
+  assert.equal(sweeper.size, 0);
+  item.firedAt = -1;
+  sweeper.watch(item, 100);
+  assert.equal(sweeper.size, 1, 'back after timing out');
+  clock.advance(400);
+  assert.notEqual(item.firedAt, -1, 'and its new limit fires');
+  item.firedAt = -1;
+  sweeper.watch(item, 100);
+  sweeper.unwatch(item);
+  sweeper.watch(item, 100);
+  assert.equal(sweeper.size, 1, 'back after unwatch');
+  clock.advance(400);
+  assert.notEqual(item.firedAt, -1);
+});
