@@ -120,7 +120,6 @@ function post(port: number, path: string, body: unknown): Promise<number> {
 
 interface TimedSecond extends SecondStats { startMs: number }
 
-/** share is the canary's share of the answers in the seconds wholly inside [fromMs, toMs). */
 /** shopTraffic drives `rps` through both proxies for the scenario, once the first second is in. */
 async function shopTraffic(demo: Demo, signal: AbortSignal, rps = 40): Promise<{ seconds: TimedSecond[]; traffic: ReturnType<typeof runTraffic> }> {
   const t0 = Date.now();
@@ -133,6 +132,7 @@ async function shopTraffic(demo: Demo, signal: AbortSignal, rps = 40): Promise<{
   return { seconds, traffic };
 }
 
+/** share is the canary's share of the answers in the seconds wholly inside [fromMs, toMs). */
 function share(seconds: TimedSecond[], fromMs: number, toMs: number): { canary: number; total: number } {
   let canary = 0;
   let total = 0;
