@@ -16,6 +16,7 @@ import {
   formatCommand, withCanaryDefaults, stepWeightsOf, durationMsOf, COMMAND_ANNOTATION,
   type Canary, type CanaryCondition, type Command as CanaryCommand,
 } from '../core/index.ts';
+import { packageVersion } from '../lib/package-root.ts';
 
 const GROUP = 'vane.dev';
 const VERSION = 'v1alpha1';
@@ -304,6 +305,7 @@ function weight(value: string): number {
 export function buildKubectlVane(io: Io): Command {
   const program = new Command('kubectl vane')
     .description('Drive Vane canaries: status, promote, abort, pause, resume, retry, set-weight')
+    .version(packageVersion(), '-V, --version', 'print the version of Vane')
     .option('-n, --namespace <ns>', 'namespace (default: the context\'s, else "default")')
     .option('--kubeconfig <file>', 'kubeconfig file (default: $KUBECONFIG, else ~/.kube/config)')
     .option('--context <name>', 'kubeconfig context to use')

@@ -11,17 +11,19 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync
 import { createServer } from 'node:net';
 import { execFile } from 'node:child_process';
 import { get as httpsGet } from 'node:https';
-import { join, relative, resolve } from 'node:path';
+import { extname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, type Command } from 'commander';
 import { parseManifestText } from '../lib/manifests.ts';
+import { PACKAGE_ROOT } from '../lib/package-root.ts';
 import {
   BUILD_SCRIPT, buildTools, controlPlaneStatus, envWithoutProxies, layout, locateTools, procStart, readControlPlaneState, removeState,
   startControlPlane, startProcess, stopControlPlane, stopProcess, isAlive, isOurs, type ControlPlaneState,
 } from '../lib/controlplane/index.ts';
 
-const ROOT = fileURLToPath(new URL('../', import.meta.url));
-const CLI = join(ROOT, 'cli', 'main.ts');
+const ROOT = PACKAGE_ROOT;
+// The components run the same code as this command: cli/main.ts from a checkout, dist/cli/main.js compiled.
+const CLI = fileURLToPath(new URL(`./main${extname(fileURLToPath(import.meta.url))}`, import.meta.url));
 const CRDS = join(ROOT, 'crds');
 const LOCAL_STATE = 'local.json';
 

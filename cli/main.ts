@@ -7,6 +7,7 @@ import { registerUp } from './up.ts';
 import { registerProxy } from './proxy.ts';
 import { registerWebhook } from './webhook.ts';
 import { registerLocal } from './local.ts';
+import { packageVersion } from '../lib/package-root.ts';
 
 function collect(value: string, previous: string[]): string[] {
   return [...previous, value];
@@ -21,6 +22,7 @@ function percent(value: string): number {
 export function buildProgram(): Command {
   const program = new Command('vane')
     .description('Kubernetes ingress controller with progressive delivery built in')
+    .version(packageVersion(), '-V, --version', 'print the version of Vane')
     .showHelpAfterError()
     .exitOverride((err) => { process.exitCode = err.exitCode; throw err; });
 

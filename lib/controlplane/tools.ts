@@ -7,10 +7,11 @@ import { spawn } from 'node:child_process';
 import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
+import { packagePath } from '../package-root.ts';
 
-export const TOOLS_DIR = fileURLToPath(new URL('../../tests/e2e/tools/', import.meta.url));
+/** TOOLS_DIR is in the checkout or the installed package (which ships build.sh and versions.env), never under dist/. */
+export const TOOLS_DIR = packagePath('tests', 'e2e', 'tools');
 export const BUILD_SCRIPT = join(TOOLS_DIR, 'build.sh');
 /** REQUIRED_TOOLS are what a control plane and its tests need; helm and kube-controller-manager are optional. */
 export const REQUIRED_TOOLS = ['etcd', 'kube-apiserver', 'kubectl'] as const;
