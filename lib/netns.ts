@@ -112,6 +112,20 @@ function usedRanges(): [number, number][] {
   return out;
 }
 
+/**
+ * hostNetworkOverlap returns the first of cidrs that overlaps an address or route of this
+ * host (other than the default route), or null. Documentation ranges are not always free: a
+ * virtual machine may sit on 192.0.2.0/24 itself.
+ */
+export function hostNetworkOverlap(cidrs: readonly string[]): string | null {
+  const used = usedRanges();
+  for (const cidr of cidrs) {
+    const r = cidrRange(cidr);
+    if (r && used.some(([a, b]) => a <= r[1] && r[0] <= b)) return cidr;
+  }
+  return null;
+}
+
 function readClaim(file: string): Claim | null {
   try {
     return JSON.parse(readFileSync(file, 'utf8')) as Claim;

@@ -13,7 +13,7 @@ step "npm ci"
 npm ci --no-audit --no-fund --loglevel=error
 if [ -f tests/e2e/tools/build.sh ] && [ -d tests/e2e/suite ]; then
   step "Kubernetes test tools (cached after the first build)"
-  VANE_K8S_BIN="$(bash tests/e2e/tools/build.sh | tail -n 1)"
+  VANE_K8S_BIN="$(bash tests/e2e/tools/build.sh --node | tail -n 1)"
   export VANE_K8S_BIN
 fi
 step "npm test"

@@ -46,6 +46,30 @@ export interface ControlPlaneOptions {
   apiAudiences?: readonly string[];
   /** ports to prefer (a restarted `vane local` keeps its address when they are still free). */
   preferPorts?: Partial<ControlPlanePorts>;
+  /**
+   * node runs etcd and kube-apiserver inside a network namespace, on the node's address, for
+   * a cluster with a real kubelet (lib/controlplane/node.ts): the ServiceAccount admission
+   * plugin and the `kubernetes` Service's endpoints are on, since controllers and pods run.
+   */
+  node?: NodeNetwork;
+}
+
+/** NodeNetwork is where a control plane with a real node listens. */
+export interface NodeNetwork {
+  /** netns is the network namespace's name (under /run/netns). */
+  netns: string;
+  /** address is the node's address inside it, reachable from the host. */
+  address: string;
+  /** serviceIp is the `kubernetes` Service's ClusterIP, which pods dial. */
+  serviceIp: string;
+}
+
+/** NODE_PORTS are fixed: a namespace of its own has nothing else listening. */
+const NODE_PORTS: ControlPlanePorts = { etcdClient: 2379, etcdPeer: 2380, apiserver: 6443 };
+
+/** inNetns is how a command runs inside a network namespace: nsenter execs it, so the pid stays the daemon's. */
+export function inNetns(netns: string | undefined, command: string, args: readonly string[]): [string, string[]] {
+  return netns ? ['nsenter', [`--net=/run/netns/${netns}`, '--', command, ...args]] : [command, [...args]];
 }
 
 export interface ControlPlanePorts { etcdClient: number; etcdPeer: number; apiserver: number }
@@ -252,10 +276,12 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
   mkdirSync(L.logs, { recursive: true });
 
   let t = Date.now();
-  const { files: pki, created } = ensurePki(L.pki);
-  progress(`certificates ${created ? 'created' : 'reused'} in ${L.pki} (CA, API server for 127.0.0.1, admin in system:masters, ServiceAccount signing key)${created ? ` in ${Date.now() - t} ms` : ''}`);
+  const node = opts.node;
+  const host = node?.address ?? '127.0.0.1';
+  const { files: pki, created } = ensurePki(L.pki, node ? { servingIps: [node.address, node.serviceIp] } : {});
+  progress(`certificates ${created ? 'created' : 'reused'} in ${L.pki} (CA, API server for ${host}, admin in system:masters, ServiceAccount signing key)${created ? ` in ${Date.now() - t} ms` : ''}`);
 
-  const ports = await freePorts(opts.preferPorts ?? {});
+  const ports = node ? NODE_PORTS : await freePorts(opts.preferPorts ?? {});
   const started: number[] = [];
   const unhook = opts.detached ? () => {} : onExitSync(() => {
     for (const pid of started) killSync(pid, marker);
@@ -264,9 +290,9 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
 
   try {
     t = Date.now();
-    const etcdUrl = `http://127.0.0.1:${ports.etcdClient}`;
-    const peerUrl = `http://127.0.0.1:${ports.etcdPeer}`;
-    const etcd = await startProcess(join(bin, 'etcd'), [
+    const etcdUrl = `http://${host}:${ports.etcdClient}`;
+    const peerUrl = `http://${host}:${ports.etcdPeer}`;
+    const etcd = await startProcess(...inNetns(node?.netns, join(bin, 'etcd'), [
       `--name=${CLUSTER_NAME}`,
       `--data-dir=${L.etcdData}`,
       `--listen-client-urls=${etcdUrl}`,
@@ -278,22 +304,31 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       // Throwaway or developer data: durability is not worth an fsync per write.
       '--unsafe-no-fsync',
       '--log-level=warn',
-    ], { logFile: L.etcdLog, detached: opts.detached === true });
+    ]), { logFile: L.etcdLog, detached: opts.detached === true });
     started.push(etcd.pid);
     writePid(dir, 'etcd', etcd.pid);
     await pollUntil('etcd', opts.etcdReadyTimeoutMs ?? 20_000, etcd.pid, L.etcdLog, async () => (await httpText(`${etcdUrl}/health`, 1_000)).includes('"health":"true"'));
     progress(`etcd ${versions.etcd} healthy on ${etcdUrl} (pid ${etcd.pid}, ${Date.now() - t} ms)`);
 
     t = Date.now();
-    const server = `https://127.0.0.1:${ports.apiserver}`;
+    const server = `https://${host}:${ports.apiserver}`;
     const audiences = opts.apiAudiences ?? [SERVICE_ACCOUNT_ISSUER];
-    const apiserver = await startProcess(join(bin, 'kube-apiserver'), [
+    const apiserver = await startProcess(...inNetns(node?.netns, join(bin, 'kube-apiserver'), [
       `--etcd-servers=${etcdUrl}`,
-      '--bind-address=127.0.0.1',
+      `--bind-address=${host}`,
       `--secure-port=${ports.apiserver}`,
-      '--advertise-address=127.0.0.1',
-      // Without a default route the endpoint reconciler fails, and it has nothing to do here.
-      '--endpoint-reconciler-type=none',
+      `--advertise-address=${host}`,
+      ...(node
+        ? [
+          // Pods reach the API server through the `kubernetes` Service, whose endpoint this is.
+          '--endpoint-reconciler-type=lease',
+          // The node's name resolves nowhere; logs and exec dial its address with the admin identity.
+          '--kubelet-preferred-address-types=InternalIP',
+          `--kubelet-client-certificate=${pki.adminCert}`,
+          `--kubelet-client-key=${pki.adminKey}`,
+        ]
+        // Without a default route the endpoint reconciler fails, and it has nothing to do here.
+        : ['--endpoint-reconciler-type=none']),
       `--tls-cert-file=${pki.servingCert}`,
       `--tls-private-key-file=${pki.servingKey}`,
       `--client-ca-file=${pki.caCert}`,
@@ -302,13 +337,18 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
       `--service-account-key-file=${pki.serviceAccountPub}`,
       `--service-account-signing-key-file=${pki.serviceAccountKey}`,
       `--api-audiences=${audiences.join(',')}`,
-      '--enable-admission-plugins=NamespaceLifecycle,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy',
-      // No ServiceAccount controller runs to create the default ServiceAccount that plugin waits for.
-      '--disable-admission-plugins=ServiceAccount',
+      ...(node
+        // A controller manager runs: the default chain, ServiceAccount (tokens in pods) included.
+        ? []
+        : [
+          '--enable-admission-plugins=NamespaceLifecycle,MutatingAdmissionWebhook,ValidatingAdmissionWebhook,ValidatingAdmissionPolicy',
+          // No ServiceAccount controller runs to create the default ServiceAccount that plugin waits for.
+          '--disable-admission-plugins=ServiceAccount',
+        ]),
       `--service-cluster-ip-range=${SERVICE_CLUSTER_IP_RANGE}`,
       `--cert-dir=${L.apiserverCerts}`,
       '--profiling=false',
-    ], { logFile: L.apiserverLog, detached: opts.detached === true });
+    ]), { logFile: L.apiserverLog, detached: opts.detached === true });
     started.push(apiserver.pid);
     writePid(dir, 'kube-apiserver', apiserver.pid);
     const state: ControlPlaneState = {

@@ -40,8 +40,13 @@ export function pkiFiles(dir: string): PkiFiles {
   };
 }
 
-/** ensurePki returns DIR's certificate files, creating all of them unless every one exists. */
-export function ensurePki(dir: string, now = new Date()): { files: PkiFiles; created: boolean } {
+/**
+ * ensurePki returns DIR's certificate files, creating all of them unless every one exists.
+ * servingIps are more addresses the API server's certificate names besides 127.0.0.1 (a real
+ * node's address, the `kubernetes` Service's ClusterIP that pods dial).
+ */
+export function ensurePki(dir: string, opts: { now?: Date; servingIps?: readonly string[] } = {}): { files: PkiFiles; created: boolean } {
+  const now = opts.now ?? new Date();
   const files = pkiFiles(dir);
   const paths = Object.entries(files).filter(([k]) => k !== 'dir').map(([, v]) => v);
   if (paths.every((f) => existsSync(f))) return { files, created: false };
@@ -57,7 +62,8 @@ export function ensurePki(dir: string, now = new Date()): { files: PkiFiles; cre
   const serving = generateKeyPair();
   const servingPem = createCertificate({
     commonName: 'kube-apiserver', publicKey: serving.publicKey, notBefore, notAfter, isCA: false,
-    dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc'], ipAddresses: ['127.0.0.1'],
+    dnsNames: ['localhost', 'kubernetes', 'kubernetes.default', 'kubernetes.default.svc', 'kubernetes.default.svc.cluster.local'],
+    ipAddresses: ['127.0.0.1', ...(opts.servingIps ?? [])],
     extKeyUsage: ['serverAuth'],
   }, issuer);
 

@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  locateTools, startControlPlane, onExitSync, BUILD_SCRIPT, type ControlPlane,
+  locateTools, startControlPlane, onExitSync, reapStaleNode, BUILD_SCRIPT, type ControlPlane,
 } from '../../../lib/controlplane/index.ts';
 import { destroyRunNetnsSync, probeNetns, reapStaleNetns, releaseIfIdle } from '../../../lib/netns.ts';
 import {
@@ -72,7 +72,9 @@ export async function globalSetup(): Promise<void> {
   const t0 = Date.now();
   const reapedDirs = await reapStaleStateDirs();
   const reapedNetns = reapStaleNetns();
-  if (reapedDirs.length + reapedNetns.length > 0) say(`reaped leftovers of dead runs: ${[...reapedDirs, ...reapedNetns].join(', ')}`);
+  const reapedNode = reapStaleNode();
+  const reaped = [...reapedDirs, ...reapedNetns, ...(reapedNode ? [`node cluster ${reapedNode}`] : [])];
+  if (reaped.length > 0) say(`reaped leftovers of dead runs: ${reaped.join(', ')}`);
 
   const run = newRunId();
   const probe = probeNetns(run);
