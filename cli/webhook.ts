@@ -18,7 +18,7 @@ import { createLogger, type Logger } from '../lib/log.ts';
 import { loadManifests } from '../lib/manifests.ts';
 import { CertManager, DirCertStore, loadKeyPair, watchKeyPair, type CaBundleTarget, type CertStore } from '../lib/certs/index.ts';
 import { UsageError } from './explain.ts';
-import { MemoryObjectCache, startWebhookServer, MAX_BODY_BYTES, type ObjectCache, type WebhookServer } from '../webhook/index.ts';
+import { CONTEXT_KINDS, MemoryObjectCache, startWebhookServer, MAX_BODY_BYTES, type ObjectCache, type WebhookServer } from '../webhook/index.ts';
 
 export interface WebhookFlags {
   host: string;
@@ -95,6 +95,32 @@ async function objectCache(dir: string | undefined, log: Logger): Promise<Object
   return new MemoryObjectCache(objects);
 }
 
+export interface ClusterCache {
+  /** The objects the verdicts read; synced() turns true once every kind was listed. */
+  cache: MemoryObjectCache;
+  /** Resolves once the first full view is in the cache (rejects never: failures are logged and retried). */
+  synced: Promise<void>;
+  close(): Promise<void>;
+}
+
+/**
+ * watchCluster fills the cache `--watch-cluster` reviews with: the operator's reflectors
+ * (KubeObjectSource: list, watch, relist on 410), narrowed to the kinds contextFor reads and
+ * with Secrets read as metadata only — the webhook learns that a TLS Secret exists, never its
+ * key. RBAC: list/watch on ingressclasses, ingresses, services, canaries and secrets.
+ */
+export async function watchCluster(kc: KubeConfig, log: Logger): Promise<ClusterCache> {
+  const { KubeObjectSource } = await import('../operator/index.ts');
+  // Reviews start at once; until the first full list has arrived the cache reports itself
+  // unsynced and reviews leave cross-object warnings out rather than report false "not found".
+  const cache = new MemoryObjectCache([], { synced: false });
+  const source = new KubeObjectSource(kc, { logger: log, kinds: CONTEXT_KINDS, secretsMetadataOnly: true });
+  const synced = source.start(cache).then(() => { cache.markSynced(); log.info({}, 'object cache synced'); }, (err: unknown) => {
+    log.error({ message: (err as Error).message }, 'object cache failed; cross-object warnings stay off');
+  });
+  return { cache, synced, close: () => source.close() };
+}
+
 /** runWebhook starts the webhook as the CLI does; exported so tests can run it in-process. */
 export async function runWebhook(flags: WebhookFlags, log: Logger = createLogger('webhook')): Promise<RunningWebhook> {
   if (!(flags.reloadInterval >= 100)) throw new UsageError('--reload-interval must be at least 100ms');
@@ -151,16 +177,9 @@ export async function runWebhook(flags: WebhookFlags, log: Logger = createLogger
   }
 
   if (flags.watchCluster && kc) {
-    // Reviews start at once; until the first full list has arrived the cache reports itself
-    // unsynced and reviews leave cross-object warnings out rather than report false "not found".
-    const { KubeObjectSource } = await import('../operator/index.ts');
-    const live = new MemoryObjectCache([], { synced: false });
-    const watching = new KubeObjectSource(kc, { logger: log });
-    watching.start(live).then(() => { live.markSynced(); log.info({}, 'object cache synced'); }, (err: unknown) => {
-      log.error({ message: (err as Error).message }, 'object cache failed; cross-object warnings stay off');
-    });
+    const watching = await watchCluster(kc, log);
     source = watching;
-    cache = live;
+    cache = watching.cache;
   }
 
   const server = await startWebhookServer({
@@ -217,7 +236,7 @@ export function registerWebhook(program: Command): void {
     .option('--ingress-class <name>', 'IngressClass whose Ingresses are validated', 'vane')
     .option('--default-class', 'class-less Ingresses are Vane\'s when no IngressClass says otherwise')
     .option('--from-files <dir>', 'manifests standing in for the cluster\'s objects in cross-object warnings')
-    .option('--watch-cluster', 'watch the cluster\'s Ingresses, Services, TLS Secrets, Canaries for cross-object warnings (needs list/watch on them)')
+    .option('--watch-cluster', 'watch the cluster\'s IngressClasses, Ingresses, Services, Canaries and TLS Secrets (metadata only) for cross-object warnings (needs list/watch on them)')
     .option('--max-body-bytes <size>', 'largest AdmissionReview parsed; larger ones are denied unread', size, MAX_BODY_BYTES)
     .option('--shutdown-delay <duration>', 'readiness fails this long before the listener closes', duration, 5_000)
     .option('--resync <duration>', 'how often certificates and caBundle are checked (a blanked caBundle is back within this)', duration, 10_000)

@@ -20,7 +20,7 @@ import {
 } from './resources.ts';
 import { parseIngress, ingressOrder, type IngressFragment, type PathEntry, type BackendRef } from './ingress.ts';
 import { parseCanary, type CanaryFragment } from './canary.ts';
-import { readTlsSecret, type SecretVerdict } from './secrets.ts';
+import { checkTlsSecretMetadata, readTlsSecret, type SecretVerdict } from './secrets.ts';
 import { hashOrdered, RootAccumulator } from './canonical.ts';
 import { warning, sortProblems, type Problem } from './problems.ts';
 
@@ -36,6 +36,12 @@ export interface CompileOptions {
   defaultCertificate?: string;
   /** Merge runs of `/` in request paths before matching (default true). */
   mergeSlashes?: boolean;
+  /**
+   * The Secrets given are metadata only (the admission webhook's cache never holds keys): a TLS
+   * Secret counts as usable when it exists with type kubernetes.io/tls; its certificate and key
+   * are not checked and no secret resources are produced. For verdicts, never for serving.
+   */
+  secretsMetadataOnly?: boolean;
 }
 
 export interface ObjectStatus {
@@ -131,7 +137,12 @@ export class Compiler {
       controller: options.controller ?? INGRESS_CONTROLLER,
       defaultCertificate: options.defaultCertificate ?? null,
       mergeSlashes: options.mergeSlashes ?? true,
+      secretsMetadataOnly: options.secretsMetadataOnly ?? false,
     };
+  }
+
+  private readSecret(obj: KubeObject): SecretVerdict {
+    return this.options.secretsMetadataOnly ? checkTlsSecretMetadata(obj as Secret) : readTlsSecret(obj as Secret);
   }
 
   /** set adds or replaces an object; objects of kinds compile() does not read are ignored. */
@@ -203,7 +214,7 @@ export class Compiler {
       const obj = this.objects.Secret.get(key);
       const m = this.secretMemo.get(key);
       if (!obj) this.secretMemo.delete(key);
-      else if (!m || m.memo !== memoOf(obj)) this.secretMemo.set(key, { memo: memoOf(obj), frag: readTlsSecret(obj as Secret) });
+      else if (!m || m.memo !== memoOf(obj)) this.secretMemo.set(key, { memo: memoOf(obj), frag: this.readSecret(obj) });
       for (const owner of this.secretUsers.get(key) ?? []) this.dirtyOwner(owner);
       if (this.secretUsers.has(key)) this.secretUsageChanged(key);
       if (key === this.options.defaultCertificate) this.listenerDirty = true;
@@ -389,7 +400,7 @@ export class Compiler {
   private secretUsageChanged(key: string): void {
     const name = secretName(...splitKey(key));
     const verdict = this.secretVerdict(key);
-    if (this.secretUsers.has(key) && verdict.ok) this.put({ type: 'secret', name, spec: verdict.spec });
+    if (this.secretUsers.has(key) && verdict.ok && verdict.spec) this.put({ type: 'secret', name, spec: verdict.spec });
     else this.drop(name);
   }
 
@@ -398,7 +409,7 @@ export class Compiler {
     const obj = this.objects.Secret.get(key);
     if (!obj) return { ok: false, message: 'Secret not found' };
     if (!m || m.memo !== memoOf(obj)) {
-      m = { memo: memoOf(obj), frag: readTlsSecret(obj as Secret) };
+      m = { memo: memoOf(obj), frag: this.readSecret(obj) };
       this.secretMemo.set(key, m);
     }
     return m.frag;

@@ -7,7 +7,8 @@ import { X509Certificate, createPrivateKey } from 'node:crypto';
 import type { Secret } from './objects.ts';
 import type { SecretSpec } from './resources.ts';
 
-export type SecretVerdict = { ok: true; spec: SecretSpec } | { ok: false; message: string };
+/** spec is null when only the Secret's metadata was seen (checkTlsSecretMetadata): usable as far as anyone can tell. */
+export type SecretVerdict = { ok: true; spec: SecretSpec | null } | { ok: false; message: string };
 
 function field(secret: Secret, key: string): string | null {
   const s = secret.stringData?.[key];
@@ -17,10 +18,28 @@ function field(secret: Secret, key: string): string | null {
   return Buffer.from(d, 'base64').toString('utf8');
 }
 
+const NOT_FOUND: SecretVerdict = { ok: false, message: 'Secret not found' };
+
+function checkType(secret: Secret | undefined): SecretVerdict | null {
+  if (!secret) return NOT_FOUND;
+  if (secret.type !== 'kubernetes.io/tls') return { ok: false, message: `Secret has type ${JSON.stringify(secret.type ?? '')}, want kubernetes.io/tls` };
+  return null;
+}
+
+const METADATA_ONLY: SecretVerdict = { ok: true, spec: null };
+
+/**
+ * checkTlsSecretMetadata judges a Secret by what its metadata shows: it exists and is of type
+ * `kubernetes.io/tls`. Its data is never read, so a malformed certificate passes here.
+ */
+export function checkTlsSecretMetadata(secret: Secret | undefined): SecretVerdict {
+  return checkType(secret) ?? METADATA_ONLY;
+}
+
 /** readTlsSecret checks a `kubernetes.io/tls` Secret; the message never contains key material. */
 export function readTlsSecret(secret: Secret | undefined): SecretVerdict {
-  if (!secret) return { ok: false, message: 'Secret not found' };
-  if (secret.type !== 'kubernetes.io/tls') return { ok: false, message: `Secret has type ${JSON.stringify(secret.type ?? '')}, want kubernetes.io/tls` };
+  const wrong = checkType(secret);
+  if (wrong || !secret) return wrong ?? NOT_FOUND;
   const cert = field(secret, 'tls.crt');
   const key = field(secret, 'tls.key');
   if (!cert || !key) return { ok: false, message: 'Secret lacks tls.crt or tls.key' };

@@ -4,8 +4,15 @@
  * the whole cluster; tests/unit/webhook/context.test.ts holds the selection to the verdict
  * validate() gives with every object.
  */
-import { INGRESS_CONTROLLER, namespaceOf, type Canary, type Ingress, type IngressClass, type KubeObject } from '../core/index.ts';
+import { INGRESS_CONTROLLER, namespaceOf, type Canary, type Ingress, type IngressClass, type KubeObject, type ObjectKind } from '../core/index.ts';
 import type { ObjectCache } from './cache.ts';
+
+/**
+ * CONTEXT_KINDS: every kind contextFor reads from the cache — what `--watch-cluster` lists and
+ * watches, and nothing more (no EndpointSlices: no verdict depends on them). Secrets are read
+ * for their existence only; the watch fetches their metadata, never their data.
+ */
+export const CONTEXT_KINDS: readonly ObjectKind[] = ['IngressClass', 'Ingress', 'Service', 'Secret', 'Canary'];
 
 const LEGACY_CLASS_ANNOTATION = 'kubernetes.io/ingress.class';
 const DEFAULT_CLASS_ANNOTATION = 'ingressclass.kubernetes.io/is-default-class';

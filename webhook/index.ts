@@ -9,4 +9,4 @@ export {
   type AdmissionRequest, type AdmissionResponse, type AdmissionReviewResponse, type GroupVersionKind, type StatusCause,
 } from './admission.ts';
 export { MemoryObjectCache, type ObjectCache } from './cache.ts';
-export { contextFor, isVaneIngress, DEFAULT_CLASS_OPTIONS, type ClassOptions } from './context.ts';
+export { contextFor, isVaneIngress, CONTEXT_KINDS, DEFAULT_CLASS_OPTIONS, type ClassOptions } from './context.ts';

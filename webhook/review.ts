@@ -164,7 +164,10 @@ export function reviewRequest(request: AdmissionRequest, options: ReviewOptions 
   const synced = options.cache ? (options.cache.synced?.() ?? true) : false;
   const verdict = validate(obj, {
     ...(synced ? { objects: contextFor(kind, obj, cache, classOptions) } : {}),
-    options: { ingressClass: classOptions.ingressClass, controller: classOptions.controller },
+    // The webhook never holds private keys (`--watch-cluster` reads Secrets as metadata only),
+    // so a TLS Secret is judged by existence and type alone, whatever the cache holds: a
+    // malformed certificate is reported by the operator's status condition, not here.
+    options: { ingressClass: classOptions.ingressClass, controller: classOptions.controller, secretsMetadataOnly: true },
   });
   const fields = [...verdict.errors, ...verdict.warnings].map((p) => p.field);
 

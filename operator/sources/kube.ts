@@ -7,8 +7,13 @@
  * back-off, and turns every failure into a log line and a retry — never an exception in
  * the caller. Secrets are watched only with `type=kubernetes.io/tls`. A kind whose API is
  * missing (the Canary CRD not installed yet) is retried until it appears.
+ *
+ * Options narrow the same reflectors for the admission webhook: `kinds` picks what is listed
+ * and watched, and `secretsMetadataOnly` reads Secrets as PartialObjectMetadata, so the
+ * process never receives a private key (see metadataOnly below).
  */
-import { KubernetesObjectApi, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { HttpMethod, KubernetesObjectApi, RequestContext, Watch, type KubeConfig, type KubernetesObject } from '@kubernetes/client-node';
+import { fetch } from 'undici';
 import { kindOf, objectKey, type KubeObject, type ObjectKind } from '../../core/index.ts';
 import type { Logger } from '../../lib/log.ts';
 import type { ObjectSink, ObjectSource } from './source.ts';
@@ -37,9 +42,88 @@ export interface KubeSourceOptions {
   maxBackoffMs?: number;
   /** Called for every event, after the sink (the operator's fleet tracking reads EndpointSlices here). */
   observe?: (kind: ObjectKind, obj: KubeObject, deleted: boolean) => void;
+  /** The kinds to list and watch; default every kind compile() reads (WATCHED_KINDS). */
+  kinds?: readonly ObjectKind[];
+  /**
+   * Read Secrets as metadata only: name, namespace, uid, labels, resourceVersion — never `data`,
+   * and no annotations (kubectl's last-applied-configuration repeats a Secret's data). The
+   * objects delivered carry `type: kubernetes.io/tls`, which the field selector guarantees. For
+   * the admission webhook, which needs to know only that a TLS Secret exists; the operator,
+   * which hands keys to proxies, reads them whole.
+   */
+  secretsMetadataOnly?: boolean;
 }
 
-function strip(obj: KubernetesObject, spec: KindSpec): KubeObject {
+/**
+ * Content types of the metadata-only reads: the API server answers a list as a
+ * PartialObjectMetadataList and each watch event's object as a PartialObjectMetadata. No
+ * fallback to plain `application/json`: a server that cannot answer so refuses (406) rather
+ * than sends whole objects.
+ */
+export const METADATA_LIST_ACCEPT = 'application/json;as=PartialObjectMetadataList;g=meta.k8s.io;v=v1';
+export const METADATA_WATCH_ACCEPT = 'application/json;as=PartialObjectMetadata;g=meta.k8s.io;v=v1';
+const LIST_TIMEOUT_MS = 60_000;
+
+/** What a metadata-only object keeps: identity, order and labels — no annotations, no managedFields. */
+const KEPT_METADATA = ['name', 'namespace', 'uid', 'resourceVersion', 'generation', 'creationTimestamp', 'deletionTimestamp', 'labels'] as const;
+
+/** selectedFields: the top-level fields an equality field selector (`type=kubernetes.io/tls`) guarantees. */
+function selectedFields(selector: string | undefined): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const term of (selector ?? '').split(',')) {
+    const m = /^([A-Za-z]+)==?([^=!]*)$/.exec(term.trim());
+    if (m) out[m[1]!] = m[2]!;
+  }
+  return out;
+}
+
+/**
+ * accepting wraps kc so that every request made through it asks for `accept`. The library's
+ * Watch has no header parameter, but it (like the generated API) authenticates each request
+ * by calling the KubeConfig's applySecurityAuthentication on it; the wrapper adds the header
+ * there. Everything else — server, TLS, credentials and their refresh — is kc's own.
+ */
+function accepting(kc: KubeConfig, accept: string): KubeConfig {
+  const wrapped = Object.create(kc) as KubeConfig;
+  wrapped.applySecurityAuthentication = async (context: RequestContext) => {
+    await kc.applySecurityAuthentication(context);
+    context.setHeaderParam('Accept', accept);
+  };
+  return wrapped;
+}
+
+interface ListAnswer { items: KubernetesObject[]; metadata?: { resourceVersion?: string } }
+
+/** listMetadata lists spec's kind as PartialObjectMetadata, with kc's credentials (the request Watch makes, without `watch`). */
+async function listMetadata(kc: KubeConfig, spec: KindSpec): Promise<ListAnswer> {
+  const cluster = kc.getCurrentCluster();
+  if (!cluster) throw new Error('no current cluster in the kubeconfig');
+  const url = new URL(cluster.server + spec.path);
+  if (spec.fieldSelector) url.searchParams.set('fieldSelector', spec.fieldSelector);
+  const context = new RequestContext(url.toString(), HttpMethod.GET);
+  await accepting(kc, METADATA_LIST_ACCEPT).applySecurityAuthentication(context);
+  const response = await fetch(url, {
+    method: 'GET', headers: context.getHeaders(), dispatcher: context.getDispatcher(), signal: AbortSignal.timeout(LIST_TIMEOUT_MS),
+  });
+  const text = await response.text();
+  if (response.status !== 200) {
+    let message = text.slice(0, 200);
+    try { message = (JSON.parse(text) as { message?: string }).message ?? message; } catch { /* not a Status */ }
+    throw Object.assign(new Error(`HTTP ${response.status}: ${message}`), { statusCode: response.status });
+  }
+  const body = JSON.parse(text) as ListAnswer & { kind?: string };
+  // Never cache what was not asked for: a whole SecretList here would hold private keys.
+  if (body.kind !== 'PartialObjectMetadataList') throw new Error(`asked for PartialObjectMetadataList, got ${JSON.stringify(body.kind)}`);
+  return { items: body.items ?? [], ...(body.metadata ? { metadata: body.metadata } : {}) };
+}
+
+function strip(obj: KubernetesObject, spec: KindSpec, metadataOnly: boolean): KubeObject {
+  if (metadataOnly) {
+    const metadata: Record<string, unknown> = {};
+    const source = (obj.metadata ?? {}) as Record<string, unknown>;
+    for (const k of KEPT_METADATA) if (source[k] !== undefined) metadata[k] = source[k];
+    return { ...selectedFields(spec.fieldSelector), apiVersion: spec.apiVersion, kind: spec.kind, metadata } as KubeObject;
+  }
   const copy = { ...obj, apiVersion: obj.apiVersion ?? spec.apiVersion, kind: obj.kind ?? spec.kind } as KubeObject;
   if (copy.metadata && 'managedFields' in copy.metadata) {
     const { managedFields: _dropped, ...rest } = copy.metadata as Record<string, unknown>;
@@ -53,7 +137,10 @@ class Reflector {
   private readonly api: KubernetesObjectApi;
   private readonly watch: Watch;
   private readonly sink: ObjectSink;
-  private readonly options: Required<Omit<KubeSourceOptions, 'observe'>> & Pick<KubeSourceOptions, 'observe'>;
+  private readonly kc: KubeConfig;
+  /** The objects are read as PartialObjectMetadata: list, watch and cache hold metadata only. */
+  private readonly metadataOnly: boolean;
+  private readonly options: Required<Omit<KubeSourceOptions, 'observe' | 'kinds' | 'secretsMetadataOnly'>> & Pick<KubeSourceOptions, 'observe'>;
   /** Cached objects by uid, with their key and resourceVersion. */
   private readonly cache = new Map<string, { key: string; rv: string }>();
   private resourceVersion = '';
@@ -67,10 +154,13 @@ class Reflector {
 
   constructor(kc: KubeConfig, spec: KindSpec, sink: ObjectSink, options: KubeSourceOptions) {
     this.spec = spec;
+    this.kc = kc;
+    this.metadataOnly = spec.kind === 'Secret' && options.secretsMetadataOnly === true;
     this.api = KubernetesObjectApi.makeApiClient(kc);
-    this.watch = new Watch(kc);
+    this.watch = new Watch(this.metadataOnly ? accepting(kc, METADATA_WATCH_ACCEPT) : kc);
     this.sink = sink;
-    this.options = { relistMs: 300_000, initialBackoffMs: 500, maxBackoffMs: 30_000, ...options };
+    const { kinds: _kinds, secretsMetadataOnly: _metadataOnly, ...rest } = options;
+    this.options = { relistMs: 300_000, initialBackoffMs: 500, maxBackoffMs: 30_000, ...rest };
     this.backoffMs = this.options.initialBackoffMs;
     this.listed = new Promise((resolve) => { this.listedOnce = resolve; });
   }
@@ -94,9 +184,11 @@ class Reflector {
     if (this.closed) return;
     this.abort?.abort();
     this.abort = null;
-    let list;
+    let list: ListAnswer;
     try {
-      list = await this.api.list(this.spec.apiVersion, this.spec.kind, undefined, undefined, undefined, undefined, this.spec.fieldSelector);
+      list = this.metadataOnly
+        ? await listMetadata(this.kc, this.spec)
+        : await this.api.list(this.spec.apiVersion, this.spec.kind, undefined, undefined, undefined, undefined, this.spec.fieldSelector);
     } catch (err) {
       this.fail('list', err);
       return;
@@ -104,7 +196,7 @@ class Reflector {
     if (this.closed) return;
     const seen = new Set<string>();
     for (const item of list.items) {
-      const obj = strip(item, this.spec);
+      const obj = strip(item, this.spec, this.metadataOnly);
       const uid = obj.metadata?.uid ?? objectKey(this.spec.kind, obj);
       seen.add(uid);
       const rv = obj.metadata?.resourceVersion ?? '';
@@ -149,7 +241,7 @@ class Reflector {
     }
     if (raw.metadata?.resourceVersion) this.resourceVersion = raw.metadata.resourceVersion;
     if (phase === 'BOOKMARK') return;
-    const obj = strip(raw, this.spec);
+    const obj = strip(raw, this.spec, this.metadataOnly);
     if (!kindOf(obj)) return;
     const uid = obj.metadata?.uid ?? objectKey(this.spec.kind, obj);
     if (phase === 'DELETED') {
@@ -202,7 +294,9 @@ export class KubeObjectSource implements ObjectSource {
   }
 
   async start(sink: ObjectSink): Promise<void> {
-    this.reflectors = WATCHED_KINDS.map((spec) => new Reflector(this.kc, spec, sink, this.options));
+    const kinds = this.options.kinds;
+    this.reflectors = WATCHED_KINDS.filter((spec) => !kinds || kinds.includes(spec.kind))
+      .map((spec) => new Reflector(this.kc, spec, sink, this.options));
     for (const r of this.reflectors) r.start();
     await Promise.all(this.reflectors.map((r) => r.listed));
   }

@@ -91,12 +91,16 @@ export function webhookConfigFor(vwc: string, scope: string, url: string): Json 
   return config as unknown as Json;
 }
 
-/** WATCH_RULES: what `--watch-cluster` lists and watches (docs/webhook.md, "What is warned"). */
-const WATCH_RULES = [
-  { apiGroups: [''], resources: ['services', 'secrets'], verbs: ['list', 'watch'] },
-  { apiGroups: ['networking.k8s.io'], resources: ['ingresses', 'ingressclasses'], verbs: ['list', 'watch'] },
-  { apiGroups: ['discovery.k8s.io'], resources: ['endpointslices'], verbs: ['list', 'watch'] },
-  { apiGroups: ['vane.dev'], resources: ['canaries'], verbs: ['list', 'watch'] },
+/**
+ * WATCH_RULES: the ClusterRole rules `--watch-cluster` needs and the Helm chart grants
+ * (docs/webhook.md, "The cluster watch"): nothing on EndpointSlices, and no `get` on Secrets —
+ * the webhook lists and watches them as metadata only, `type=kubernetes.io/tls`.
+ */
+export const WATCH_RULES = [
+  { apiGroups: [''], resources: ['services'], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: ['networking.k8s.io'], resources: ['ingresses', 'ingressclasses'], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: ['vane.dev'], resources: ['canaries'], verbs: ['get', 'list', 'watch'] },
+  { apiGroups: [''], resources: ['secrets'], verbs: ['list', 'watch'] },
 ];
 
 /**

@@ -124,6 +124,31 @@ test('a missing or malformed TLS Secret: the host uses the default certificate a
   }
 });
 
+test('secretsMetadataOnly (the webhook\'s verdicts): a TLS Secret is judged by existence and type, never by its data', () => {
+  const { cert } = selfSigned('shop.test');
+  const other = selfSigned('other.test');
+  const metadataOnly = { apiVersion: 'v1', kind: 'Secret', type: 'kubernetes.io/tls', metadata: { name: 'shop-tls', namespace: 'default', uid: 'u1', resourceVersion: '7' } } as KubeObject;
+  const cases: [string, KubeObject[], RegExp | null][] = [
+    ['missing', [], /Secret default\/shop-tls: Secret not found/],
+    ['wrong type', [{ ...metadataOnly, type: 'Opaque' } as KubeObject], /want kubernetes.io\/tls/],
+    ['metadata only', [metadataOnly], null],
+    // Only the operator, which reads the data, can tell; its status condition says so.
+    ['key of another cert', [tlsSecret('shop-tls', cert, other.key)], null],
+    ['garbage cert', [tlsSecret('shop-tls', 'not a cert', other.key)], null],
+  ];
+  for (const [why, secrets, message] of cases) {
+    const objects = [service('web'), ...secrets, ingress({ name: 'shop', tls: [{ hosts: ['shop.test'], secretName: 'shop-tls' }], rules: [{ host: 'shop.test', paths: [{ service: 'web' }] }] })];
+    const result = compile(objects, { secretsMetadataOnly: true });
+    assert.equal([...result.resources.keys()].filter((n) => n.startsWith('secret/')).length, 0, `${why}: no secret resource, whatever the data`);
+    const p = result.statuses.get('Ingress/default/shop')!.problems.find((x) => x.reason === 'TLSSecretInvalid');
+    if (message) assert.ok(p && message.test(p.message), `${why}: ${JSON.stringify(p)}`);
+    else assert.equal(p, undefined, `${why}: no TLS problem`);
+  }
+  // Without the option the same garbage Secret is a problem: that is the operator's verdict.
+  const full = compile([service('web'), tlsSecret('shop-tls', 'not a cert', other.key), ingress({ name: 'shop', tls: [{ hosts: ['shop.test'], secretName: 'shop-tls' }], rules: [{ host: 'shop.test', paths: [{ service: 'web' }] }] })]);
+  assert.ok(full.statuses.get('Ingress/default/shop')!.problems.some((x) => x.reason === 'TLSSecretInvalid'));
+});
+
 test('the default certificate: operator option, else the oldest host-less spec.tls entry, else none (fake)', () => {
   const a = selfSigned('a.test');
   const b = selfSigned('b.test');

@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { validate, kindOf, type KubeObject } from '../../../core/index.ts';
-import { contextFor, MemoryObjectCache, DEFAULT_CLASS_OPTIONS, type ClassOptions } from '../../../webhook/index.ts';
+import { contextFor, CONTEXT_KINDS, MemoryObjectCache, DEFAULT_CLASS_OPTIONS, type ClassOptions } from '../../../webhook/index.ts';
 
 const NS = ['a', 'b'];
 const HOSTS = ['x.example', 'y.example', '*.example', ''];
@@ -63,6 +63,15 @@ const arbService = fc.record({ ns: fc.constantFrom(...NS), name: fc.constantFrom
 const arbSecret = fc.record({ ns: fc.constantFrom(...NS), name: fc.constantFrom('t1', 't2') })
   .map((g): KubeObject => ({ apiVersion: 'v1', kind: 'Secret', type: 'Opaque', metadata: { name: g.name, namespace: g.ns } } as KubeObject));
 
+// No verdict reads EndpointSlices, so `--watch-cluster` does not watch them: they are in the
+// cluster here and never in contextFor's selection, and the verdicts must still agree.
+const arbSlice = fc.record({ ns: fc.constantFrom(...NS), svc: fc.constantFrom(...SERVICES), ready: fc.boolean() })
+  .map((g): KubeObject => ({
+    apiVersion: 'discovery.k8s.io/v1', kind: 'EndpointSlice',
+    metadata: { name: `${g.svc}-x`, namespace: g.ns, labels: { 'kubernetes.io/service-name': g.svc } },
+    addressType: 'IPv4', ports: [{ name: 'http', port: 8080 }], endpoints: [{ addresses: ['10.0.0.1'], conditions: { ready: g.ready } }],
+  } as KubeObject));
+
 const arbClass = fc.record({ name: fc.constantFrom('vane', 'internal', 'other'), vane: fc.boolean(), isDefault: fc.boolean() })
   .map((g): KubeObject => ({
     apiVersion: 'networking.k8s.io/v1', kind: 'IngressClass',
@@ -76,6 +85,7 @@ const arbCluster = fc.tuple(
   fc.array(arbService, { maxLength: 6 }),
   fc.array(arbSecret, { maxLength: 3 }),
   fc.array(arbClass, { maxLength: 2 }),
+  fc.array(arbSlice, { maxLength: 3 }),
 ).map((parts) => parts.flat());
 
 function dedupe(objects: KubeObject[]): KubeObject[] {
@@ -95,7 +105,9 @@ test('contextFor gives validate() the same verdict as every object in the cluste
       if (kind !== 'Ingress' && kind !== 'Canary') continue;
       const compile = { ingressClass: options.ingressClass, controller: options.controller };
       const full = validate(obj, { objects, options: compile });
-      const selected = validate(obj, { objects: contextFor(kind, obj, cache, options), options: compile });
+      const context = contextFor(kind, obj, cache, options);
+      for (const o of context) assert.ok(CONTEXT_KINDS.includes(kindOf(o)!), `contextFor read a ${o.kind}, which --watch-cluster does not watch`);
+      const selected = validate(obj, { objects: context, options: compile });
       assert.deepEqual(selected, full);
       compared++;
     }

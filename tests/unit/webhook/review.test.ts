@@ -39,6 +39,19 @@ function run(input: ReviewInput, options: ReviewOptions = {}): { http: number; r
   return { http: out.httpStatus, response: out.review.response };
 }
 
+test('a TLS Secret counts by existence and type: the webhook never judges key material, even when its cache holds some', () => {
+  const tls = { ingressClassName: 'vane', tls: [{ hosts: ['shop.example.com'], secretName: 'shop-tls' }] };
+  const secret = (type: string, data?: Record<string, string>): KubeObject => ({ apiVersion: 'v1', kind: 'Secret', type, metadata: { name: 'shop-tls', namespace: 'shop' }, ...(data ? { data } : {}) } as KubeObject);
+  const warnings = (extra: KubeObject[]) => run({ object: ingress({}, tls) }, { cache: new MemoryObjectCache([service('web'), ...extra]) }).response.warnings ?? [];
+  assert.match(warnings([]).join('\n'), /^spec\.tls\[0\]\.secretName: Secret shop\/shop-tls: Secret not found/);
+  assert.match(warnings([secret('Opaque')]).join('\n'), /want kubernetes\.io\/tls/);
+  // What `--watch-cluster` caches: metadata and the type its field selector guarantees.
+  assert.deepEqual(warnings([secret('kubernetes.io/tls')]), []);
+  // A malformed pair (e.g. from --from-files) is the operator's TLSSecretInvalid condition, not a webhook warning.
+  const garbage = Buffer.from('not a certificate').toString('base64');
+  assert.deepEqual(warnings([secret('kubernetes.io/tls', { 'tls.crt': garbage, 'tls.key': garbage })]), []);
+});
+
 test('denial lists every problem as `field.path: message`, in one message, with causes and the uid', () => {
   const { http, response } = run({
     uid: 'uid-deny',
