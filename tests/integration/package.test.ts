@@ -6,15 +6,20 @@
  * `kubectl vane` goes through a real kubectl when the built tools have one ($VANE_K8S_BIN or
  * the build cache); without it the route is skipped locally and fails under CI=true.
  *
- * Takes about 25 s (build 8 s, pack, install from the local npm cache 5 s).
+ * The krew archive and manifest (scripts/krew-archive.sh, scripts/krew-manifest.sh) are made
+ * from the same tarball and installed the way krew lays a plugin out.
+ *
+ * Takes about 30 s (build 8 s, pack, install from the local npm cache 5 s, krew archive 6 s).
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync, type SpawnSyncReturns } from 'node:child_process';
-import { accessSync, constants, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { accessSync, constants, existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, renameSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { delimiter, dirname, join, relative } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parse as parseYaml } from 'yaml';
 import { defaultToolsBin } from '../../lib/controlplane/tools.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
@@ -157,4 +162,71 @@ test('kubectl finds the plugin: kubectl plugin list, kubectl vane', { skip: !hav
   const help = run(kubectl, ['vane', '--help'], { env: pathEnv });
   assert.match(ok(help, 'kubectl vane --help'), /Usage: kubectl vane/);
   assert.equal(ok(run(kubectl, ['vane', '--version'], { env: pathEnv }), 'kubectl vane --version').trim(), pkg.version);
+});
+
+interface KrewPlugin {
+  apiVersion: string; kind: string; metadata: { name: string };
+  spec: {
+    version: string; shortDescription: string; description: string; caveats?: string;
+    platforms: { selector: { matchLabels?: Record<string, string>; matchExpressions?: { key: string; operator: string; values: string[] }[] }; uri: string; sha256: string; bin: string; files?: { from: string; to: string }[] }[];
+  };
+}
+
+function assertKrewShape(m: KrewPlugin): void {
+  assert.equal(m.apiVersion, 'krew.googlecontainertools.github.com/v1alpha2');
+  assert.equal(m.kind, 'Plugin');
+  assert.equal(m.metadata.name, 'vane');
+  assert.match(m.spec.version, /^v\d+\.\d+\.\d+/);
+  assert.ok(m.spec.shortDescription.length > 0 && m.spec.shortDescription.length <= 80, 'shortDescription');
+  assert.ok(m.spec.description.trim().length > 50, 'description');
+  assert.ok(m.spec.platforms.length > 0);
+  for (const p of m.spec.platforms) {
+    assert.ok(p.selector.matchLabels || p.selector.matchExpressions, 'a platform selector');
+    assert.match(p.uri, /^https?:\/\//);
+    assert.match(p.sha256, /^[a-f0-9]{64}$/);
+    assert.ok(p.bin.length > 0);
+    for (const f of p.files ?? []) assert.ok(f.from && f.to);
+  }
+}
+
+test('the krew manifest template is valid and clearly a template', () => {
+  const template = parseYaml(readFileSync(join(root, 'plugins', 'krew', 'vane.yaml'), 'utf8')) as KrewPlugin;
+  assertKrewShape(template);
+  assert.match(template.spec.platforms[0]!.uri, /\.invalid\//);
+  assert.equal(template.spec.platforms[0]!.sha256, '0'.repeat(64));
+});
+
+test('krew archive and manifest: the real sha256, and the plugin runs as krew installs it', () => {
+  const out = join(tmp, 'krew');
+  const made = run('bash', [join(root, 'scripts', 'krew-archive.sh'), tarball, out], { timeout: 300_000 });
+  const archive = ok(made, 'krew-archive.sh').trim().split('\n').pop()!;
+  assert.equal(archive, join(out, `kubectl-vane-${pkg.version}.tar.gz`));
+  const url = `https://downloads.example.com/vane/v${pkg.version}/kubectl-vane-${pkg.version}.tar.gz`;
+  const text = ok(run('bash', [join(root, 'scripts', 'krew-manifest.sh'), archive, url]), 'krew-manifest.sh');
+  const manifest = parseYaml(text) as KrewPlugin;
+  assertKrewShape(manifest);
+  const platform = manifest.spec.platforms[0]!;
+  assert.equal(manifest.spec.version, `v${pkg.version}`);
+  assert.equal(platform.uri, url);
+  assert.equal(platform.sha256, createHash('sha256').update(readFileSync(archive)).digest('hex'));
+
+  // What krew does: unpack, move each files[].from glob to .to inside the install dir, link bin.
+  const unpacked = join(tmp, 'krew-unpacked');
+  const store = join(tmp, 'krew-store', 'vane', manifest.spec.version);
+  const krewBin = join(tmp, 'krew-bin');
+  mkdirSync(unpacked, { recursive: true });
+  mkdirSync(store, { recursive: true });
+  mkdirSync(krewBin);
+  ok(run('tar', ['-xzf', archive, '-C', unpacked]), 'tar -x krew archive');
+  for (const f of platform.files!) {
+    assert.ok(f.from.endsWith('/*') && f.to === '.', `unexpected files entry ${JSON.stringify(f)}`);
+    const from = join(unpacked, f.from.slice(0, -2));
+    for (const e of readdirSync(from)) renameSync(join(from, e), join(store, e));
+  }
+  symlinkSync(join(store, platform.bin), join(krewBin, 'kubectl-vane'));
+  const version = traced(join(krewBin, 'kubectl-vane'), ['--version']);
+  assert.equal(ok(version.r, 'krew-installed kubectl-vane --version').trim(), pkg.version);
+  const own = version.loaded.filter((f) => f.startsWith(store + '/') && !relative(store, f).startsWith('node_modules/'));
+  assert.ok(own.some((f) => relative(store, f) === 'dist/cli/kubectl-vane.js'), `ran:\n${version.loaded.join('\n')}`);
+  assert.ok(own.every((f) => f.endsWith('.js')), `ran:\n${own.join('\n')}`);
 });
