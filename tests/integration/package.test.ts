@@ -152,6 +152,7 @@ test('kubectl-vane runs from PATH, on dist/', () => {
 const kubectlDir = process.env.VANE_K8S_BIN || defaultToolsBin();
 const kubectl = join(kubectlDir, 'kubectl');
 const haveKubectl = existsSync(kubectl);
+const haveTools = ['etcd', 'kube-apiserver', 'kubectl'].every((t) => existsSync(join(kubectlDir, t)));
 
 test('kubectl finds the plugin: kubectl plugin list, kubectl vane', { skip: !haveKubectl && !ci && `no kubectl in ${kubectlDir} (bash tests/e2e/tools/build.sh builds it)` }, () => {
   if (!haveKubectl) throw new Error(`CI=true and ${kubectl} is missing: build the tools (bash tests/e2e/tools/build.sh) and export VANE_K8S_BIN`);
@@ -162,6 +163,25 @@ test('kubectl finds the plugin: kubectl plugin list, kubectl vane', { skip: !hav
   const help = run(kubectl, ['vane', '--help'], { env: pathEnv });
   assert.match(ok(help, 'kubectl vane --help'), /Usage: kubectl vane/);
   assert.equal(ok(run(kubectl, ['vane', '--version'], { env: pathEnv }), 'kubectl vane --version').trim(), pkg.version);
+});
+
+test('the installed vane local up runs the control plane and its components on dist/', { skip: !haveTools && !ci && `no built tools in ${kubectlDir}`, timeout: 180_000 }, () => {
+  if (!haveTools) throw new Error(`CI=true and the tools are missing in ${kubectlDir}: build them (bash tests/e2e/tools/build.sh) and export VANE_K8S_BIN`);
+  const dir = join(tmp, 'local');
+  const localEnv = env({ VANE_K8S_BIN: kubectlDir });
+  try {
+    const up = run('vane', ['local', 'up', '--no-build', '--dir', dir], { env: localEnv, timeout: 150_000 });
+    ok(up, 'vane local up');
+    assert.match(up.stderr, /CRDs applied and Established: canaries\.vane\.dev/);
+    const pids = [...up.stderr.matchAll(/(\S+) started \(pid (\d+)/g)].map((m) => ({ name: m[1]!, pid: Number(m[2]) }));
+    assert.ok(pids.length >= 1, up.stderr);
+    for (const { name, pid } of pids) {
+      const argv = readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0');
+      assert.equal(argv[1], join(installed, 'dist', 'cli', 'main.js'), `${name} runs ${argv.join(' ')}`);
+    }
+  } finally {
+    run('vane', ['local', 'down', '--dir', dir], { env: localEnv });
+  }
 });
 
 interface KrewPlugin {
