@@ -60,7 +60,9 @@ export interface NodeNetwork {
   netns: string;
   /** address is the node's address inside it, reachable from the host. */
   address: string;
-  /** serviceIp is the `kubernetes` Service's ClusterIP, which pods dial. */
+  /** serviceCidr is the Services' range; the host routes it to the node, so it must be one nothing else uses. */
+  serviceCidr: string;
+  /** serviceIp is the `kubernetes` Service's ClusterIP (the range's first address), which pods dial. */
   serviceIp: string;
 }
 
@@ -345,7 +347,7 @@ export async function startControlPlane(opts: ControlPlaneOptions): Promise<Cont
           // No ServiceAccount controller runs to create the default ServiceAccount that plugin waits for.
           '--disable-admission-plugins=ServiceAccount',
         ]),
-      `--service-cluster-ip-range=${SERVICE_CLUSTER_IP_RANGE}`,
+      `--service-cluster-ip-range=${node?.serviceCidr ?? SERVICE_CLUSTER_IP_RANGE}`,
       `--cert-dir=${L.apiserverCerts}`,
       '--profiling=false',
     ]), { logFile: L.apiserverLog, detached: opts.detached === true });

@@ -7,10 +7,12 @@
  *
  * Addresses come from benchmark and documentation ranges only, so nothing here can reach a
  * real network: the node is 198.19.0.1 (the host's end of the veth 198.19.0.254), CoreDNS
- * listens on 198.19.0.2, pods get 198.18.0.0/24 on a bridge and Services 203.0.113.0/24.
+ * listens on 198.19.0.2, pods get 198.18.0.0/24 on a bridge and Services 198.19.128.0/24.
  * The namespace has no default route, so pods reach only the node, each other and the host.
- * A start refuses when the host already uses any of these ranges (192.0.2.0/24 is not
- * used at all: the machines this runs on may sit on it).
+ * The host routes the pod and Service ranges to the node, so they must be free: a start
+ * refuses when the host already has an address or route in one of them. The documentation
+ * ranges are not free everywhere: machines this runs on sit on 192.0.2.0/24, and their
+ * package registries resolve into 203.0.113.0/24, so neither is used here.
  *
  * One node cluster runs on a machine at a time (fixed names and addresses): a claim file
  * names its state directory and owner, and a later start reaps a dead owner's leftovers.
@@ -24,7 +26,7 @@ import { get as httpGet } from 'node:http';
 import { join, resolve } from 'node:path';
 import { onExitSync } from './exit.ts';
 import {
-  SERVICE_CLUSTER_IP_RANGE, inNetns, layout, pidMarker, readPid, removeState, startControlPlane, stopControlPlane, writePid, type ControlPlane,
+  inNetns, layout, pidMarker, readPid, removeState, startControlPlane, stopControlPlane, writePid, type ControlPlane,
 } from './controlplane.ts';
 import { ensurePki } from './pki.ts';
 import { hostNetworkOverlap } from '../netns.ts';
@@ -40,8 +42,10 @@ export const NODE_HOST_ADDRESS = '198.19.0.254';
 /** POD_CIDR is part of 198.18.0.0/15 (RFC 2544, benchmarking): pods never collide with a real network. */
 export const POD_CIDR = '198.18.0.0/24';
 const POD_GATEWAY = '198.18.0.1';
+/** SERVICE_CIDR is the node cluster's Service range (RFC 2544 too). */
+export const SERVICE_CIDR = '198.19.128.0/24';
 /** KUBERNETES_SERVICE_IP is the `kubernetes` Service's ClusterIP: the first address of the Service range. */
-export const KUBERNETES_SERVICE_IP = '203.0.113.1';
+export const KUBERNETES_SERVICE_IP = '198.19.128.1';
 const HOST_VETH = 'vnode0';
 const NODE_VETH = 'vnode1';
 const BRIDGE = 'vanebr0';
@@ -89,8 +93,12 @@ export interface NodeClusterState {
 export interface NodeCluster {
   state: NodeClusterState;
   controlPlane: ControlPlane;
-  /** importImage loads an OCI archive into the node's containerd (namespace k8s.io), where the kubelet finds it. */
-  importImage(archive: string): Promise<void>;
+  /**
+   * importImage loads an OCI archive into the node's containerd (namespace k8s.io), where the
+   * kubelet finds it; baseName names an archive whose reference is a bare tag (`0.1.0` →
+   * `localhost/vane:0.1.0`).
+   */
+  importImage(archive: string, baseName?: string): Promise<void>;
   /** stop stops every daemon and container, unmounts, removes the namespace and cgroups; removeState also deletes what it wrote in dir. */
   stop(opts?: { removeState?: boolean }): Promise<void>;
 }
@@ -184,7 +192,7 @@ export function reapStaleNode(): string | null {
 
 function createNetwork(): void {
   teardownNetworkSync();
-  const taken = hostNetworkOverlap([NODE_LINK, POD_CIDR, SERVICE_CLUSTER_IP_RANGE]);
+  const taken = hostNetworkOverlap([NODE_LINK, POD_CIDR, SERVICE_CIDR]);
   if (taken) throw new NodeClusterError(`this host already has an address or route in ${taken}: a node cluster here would shadow it`);
   run('ip', ['netns', 'add', NODE_NETNS]);
   run('ip', ['link', 'set', 'lo', 'up'], { netns: NODE_NETNS });
@@ -194,10 +202,14 @@ function createNetwork(): void {
   run('ip', ['addr', 'add', `${NODE_ADDRESS}/24`, 'dev', NODE_VETH], { netns: NODE_NETNS });
   run('ip', ['addr', 'add', `${NODE_DNS_ADDRESS}/32`, 'dev', 'lo'], { netns: NODE_NETNS });
   run('ip', ['link', 'set', NODE_VETH, 'up'], { netns: NODE_NETNS });
+  // Connections from the node itself to a ClusterIP (the API server calling a webhook) are
+  // translated by kube-proxy after the route lookup, which fails without a route: the range is
+  // local to the node, so an address with no Service is refused here and never leaves.
+  run('ip', ['route', 'add', 'local', SERVICE_CIDR, 'dev', 'lo'], { netns: NODE_NETNS });
   // Pods answer the host through the node, and the host reaches pods and ClusterIPs the same way.
   run('sysctl', ['-qw', 'net.ipv4.ip_forward=1'], { netns: NODE_NETNS });
   run('ip', ['route', 'add', POD_CIDR, 'via', NODE_ADDRESS, 'dev', HOST_VETH]);
-  run('ip', ['route', 'add', SERVICE_CLUSTER_IP_RANGE, 'via', NODE_ADDRESS, 'dev', HOST_VETH]);
+  run('ip', ['route', 'add', SERVICE_CIDR, 'via', NODE_ADDRESS, 'dev', HOST_VETH]);
 }
 
 /** teardownNetworkSync removes the namespace and the host's veth end (its routes go with it). */
@@ -518,11 +530,11 @@ export async function startNodeCluster(opts: NodeClusterOptions): Promise<NodeCl
   try {
     let t = Date.now();
     createNetwork();
-    progress(`network namespace ${NODE_NETNS}: node ${NODE_ADDRESS}, host ${NODE_HOST_ADDRESS} (veth ${HOST_VETH}), pods ${POD_CIDR}, services ${SERVICE_CLUSTER_IP_RANGE}`);
+    progress(`network namespace ${NODE_NETNS}: node ${NODE_ADDRESS}, host ${NODE_HOST_ADDRESS} (veth ${HOST_VETH}), pods ${POD_CIDR}, services ${SERVICE_CIDR}`);
 
     const plane = await startControlPlane({
       dir, bin, detached: true, onProgress: progress,
-      node: { netns: NODE_NETNS, address: NODE_ADDRESS, serviceIp: KUBERNETES_SERVICE_IP },
+      node: { netns: NODE_NETNS, address: NODE_ADDRESS, serviceCidr: SERVICE_CIDR, serviceIp: KUBERNETES_SERVICE_IP },
     });
     const { kubeconfig, caFile } = plane.state;
     const pki = ensurePki(layout(dir).pki).files;
@@ -543,7 +555,7 @@ export async function startNodeCluster(opts: NodeClusterOptions): Promise<NodeCl
       `--kubeconfig=${kubeconfig}`, `--authentication-kubeconfig=${kubeconfig}`, `--authorization-kubeconfig=${kubeconfig}`,
       '--leader-elect=false', '--bind-address=127.0.0.1', '--secure-port=10257',
       `--root-ca-file=${caFile}`, `--service-account-private-key-file=${pki.serviceAccountKey}`,
-      '--use-service-account-credentials=false', `--service-cluster-ip-range=${SERVICE_CLUSTER_IP_RANGE}`,
+      '--use-service-account-credentials=false', `--service-cluster-ip-range=${SERVICE_CIDR}`,
       `--cert-dir=${join(L.node, 'kcm-certs')}`,
     ]);
     const scheduler = await daemon('kube-scheduler', join(bin, 'kube-scheduler'), [
@@ -571,7 +583,7 @@ export async function startNodeCluster(opts: NodeClusterOptions): Promise<NodeCl
 
     const state: NodeClusterState = {
       version: 1, dir, nodeName: NODE_NAME, nodeAddress: NODE_ADDRESS, hostAddress: NODE_HOST_ADDRESS, dnsAddress: NODE_DNS_ADDRESS,
-      podCidr: POD_CIDR, serviceCidr: SERVICE_CLUSTER_IP_RANGE, netns: NODE_NETNS, kubeconfig, server: plane.state.server,
+      podCidr: POD_CIDR, serviceCidr: SERVICE_CIDR, netns: NODE_NETNS, kubeconfig, server: plane.state.server,
       containerdSocket: L.containerdSocket, pids: { ...plane.state.pids, ...pids }, startedAt: new Date().toISOString(),
     };
     writeFileSync(L.state, `${JSON.stringify(state, null, 2)}\n`, { mode: 0o600 });
@@ -588,7 +600,9 @@ function handle(state: NodeClusterState, plane: ControlPlane, unhook: () => void
   return {
     state,
     controlPlane: plane,
-    importImage: async (archive) => { await execText('ctr', ['-a', state.containerdSocket, '-n', 'k8s.io', 'images', 'import', archive], 300_000); },
+    importImage: async (archive, baseName) => {
+      await execText('ctr', ['-a', state.containerdSocket, '-n', 'k8s.io', 'images', 'import', ...(baseName ? ['--base-name', baseName] : []), archive], 300_000);
+    },
     stop: (opts = {}) => {
       stopping ??= (async () => {
         await stopNodeCluster(state.dir, { removeState: opts.removeState === true });
