@@ -10,10 +10,10 @@
  * not part of Kubernetes; a minimal CustomResourceDefinition for it (no schema) is installed so
  * the dry run covers those objects too, and their selectors and ports are checked here.
  */
-import { test, before } from 'node:test';
+import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -85,10 +85,16 @@ async function dryRun(text: string): Promise<string[]> {
   return r.stdout.trim().split('\n').filter((l) => l.includes('(server dry run)'));
 }
 
+let home: string | undefined;
+
+after(() => {
+  if (home) rmSync(home, { recursive: true, force: true });
+});
+
 before(async () => {
   if (e2eSkip) return;
   c = await cluster();
-  const home = mkdtempSync(join(tmpdir(), 'vane-helm-'));
+  home = mkdtempSync(join(tmpdir(), 'vane-helm-'));
   helmEnv = { ...envWithoutProxies(), HELM_CACHE_HOME: join(home, 'cache'), HELM_CONFIG_HOME: join(home, 'config'), HELM_DATA_HOME: join(home, 'data'), KUBECONFIG: c.kubeconfig };
   // The Canary CRD (the chart's crds/ copy, as `helm install` would apply it) and a bare
   // ServiceMonitor CRD, Established before anything is dry-run against them.
