@@ -26,7 +26,8 @@ export interface StreamClientOptions {
   /**
    * ws:// or wss:// URL(s) of the operators' stream endpoints. With several, the client
    * moves to the next one whenever a connection ends (a follower answers 4010 "not the
-   * leader"; a dead leader refuses), so it finds the leader after a failover.
+   * leader"; a dead leader refuses), so it finds the leader after a failover. Through one
+   * Service URL over every replica, a 4010 is retried soon as well (NOT_LEADER_RETRY_*_MS).
    */
   url: string | string[];
   proxyName: string;
@@ -62,6 +63,18 @@ interface PersistedState {
 
 export const DEFAULT_MAX_STATE_AGE_MS = 24 * 3600 * 1000;
 
+/**
+ * Retry pace after a 4010 ("not the leader"), kept apart from the ordinary back-off. A 4010
+ * is not the operator failing: through one Service URL over every replica the next connection
+ * likely lands on the leader (with several URLs the client moves to the next), so waiting the
+ * ordinary back-off (up to maxBackoffMs) would only delay readiness and failover. It is still
+ * jittered and grows to a small cap, because when no replica leads (an election) every proxy
+ * in the fleet is answered 4010 and a fixed short delay would have them hammer the operators.
+ * Capped at maxBackoffMs too, so it is never slower than the ordinary back-off.
+ */
+export const NOT_LEADER_RETRY_INITIAL_MS = 100;
+export const NOT_LEADER_RETRY_MAX_MS = 1000;
+
 export class StreamSource implements RoutingSource {
   private readonly options: StreamClientOptions;
   private readonly set = new ResourceSet();
@@ -70,6 +83,7 @@ export class StreamSource implements RoutingSource {
   private ws: WebSocket | null = null;
   private closed = false;
   private backoffMs: number;
+  private notLeaderBackoffMs = NOT_LEADER_RETRY_INITIAL_MS;
   private readonly urls: string[];
   private urlIndex = 0;
   private retryTimer: NodeJS.Timeout | null = null;
@@ -140,6 +154,7 @@ export class StreamSource implements RoutingSource {
       ws.on('message', (data, isBinary) => {
         if (isBinary) return;
         this.backoffMs = this.options.initialBackoffMs ?? 250;
+        this.notLeaderBackoffMs = NOT_LEADER_RETRY_INITIAL_MS;
         this.onMessage(ws, data.toString());
       });
       ws.on('close', (code, reason) => {
@@ -148,20 +163,28 @@ export class StreamSource implements RoutingSource {
         if (this.statsTimer) { clearInterval(this.statsTimer); this.statsTimer = null; }
         if (this.closed) return;
         this.urlIndex++;
-        const notLeader = code === CLOSE.notLeader && this.urls.length > 1;
-        this.options.logger.warn({ url, code, reason: reason.toString(), retryInMs: notLeader ? 100 : this.backoffMs }, 'stream closed; serving the last verified routing meanwhile');
-        this.retry(notLeader);
+        const retryInMs = this.retry(code === CLOSE.notLeader);
+        this.options.logger.warn({ url, code, reason: reason.toString(), retryInMs }, 'stream closed; serving the last verified routing meanwhile');
       });
       ws.on('error', (err) => this.options.logger.warn({ err: err.message }, 'stream error'));
     })();
   }
 
-  private retry(now = false): void {
+  /** retry schedules the next connection (jittered 50-100 % of the current back-off) and returns its delay. */
+  private retry(notLeader: boolean): number {
     const max = this.options.maxBackoffMs ?? 10_000;
-    const delay = now ? Math.round(Math.random() * 100) : Math.round(this.backoffMs / 2 + Math.random() * this.backoffMs / 2);
-    this.backoffMs = Math.min(max, this.backoffMs * 2);
+    let delay: number;
+    if (notLeader) {
+      const bound = Math.min(this.notLeaderBackoffMs, max);
+      delay = Math.round(bound / 2 + Math.random() * bound / 2);
+      this.notLeaderBackoffMs = Math.min(NOT_LEADER_RETRY_MAX_MS, this.notLeaderBackoffMs * 2);
+    } else {
+      delay = Math.round(this.backoffMs / 2 + Math.random() * this.backoffMs / 2);
+      this.backoffMs = Math.min(max, this.backoffMs * 2);
+    }
     this.status.reconnects++;
     this.retryTimer = setTimeout(() => { this.retryTimer = null; this.connect(); }, delay);
+    return delay;
   }
 
   private send(ws: WebSocket, msg: ClientMessage): void {

@@ -10,7 +10,7 @@ import { stringify } from 'yaml';
 import { Operator, FileObjectSource, tokenFileAuthenticator } from '../../operator/index.ts';
 import { StreamSource } from '../../proxy/stream/client.ts';
 import type { RoutingUpdate } from '../../proxy/source.ts';
-import { buildRouteTable, match, compile, hashValue, SUBPROTOCOL, type KubeObject, type HashedResource } from '../../core/index.ts';
+import { buildRouteTable, match, compile, hashValue, SUBPROTOCOL, CLOSE, type KubeObject, type HashedResource } from '../../core/index.ts';
 import { ingress, service, slice, tlsSecret } from '../support/objects.ts';
 import { selfSigned } from '../support/tls.ts';
 import { createLogger } from '../../lib/log.ts';
@@ -261,4 +261,77 @@ test('a NACK or resync from a proxy is answered with a full snapshot, never anot
   assert.match(metrics, /^vane_operator_expected_proxies 2$/m);
   assert.match(metrics, /^vane_operator_propagation_seconds_count [1-9]/m, 'propagation latency is observed once the fleet converges');
   assert.match(metrics, /^vane_operator_sends_total\{kind="full"\} [1-9]/m);
+});
+
+/**
+ * An operator replica behind one Service URL: it closes the first `followerAnswers`
+ * connections with 4010 as a follower does (upgrade, then close) and serves the ones after
+ * (Infinity: no replica leads). It records when each connection arrived and when a hello came.
+ */
+async function replicasBehindOneService(followerAnswers: number): Promise<{ url: string; attempts: number[]; hellos: number[]; close: () => Promise<void> }> {
+  const world = compile([service('web'), ingress({ name: 'a', rules: [{ host: 'a.test', paths: [{ service: 'web' }] }] })]);
+  const server: Server = createServer();
+  const wss = new WebSocketServer({ server, handleProtocols: (protocols) => (protocols.has(SUBPROTOCOL) ? SUBPROTOCOL : false) });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const attempts: number[] = [];
+  const hellos: number[] = [];
+  wss.on('connection', (ws) => {
+    attempts.push(Date.now());
+    if (attempts.length <= followerAnswers) { ws.close(CLOSE.notLeader, 'not the leader; try another operator replica'); return; }
+    ws.on('message', (d) => {
+      if ((JSON.parse(d.toString()) as { type: string }).type !== 'hello') return;
+      hellos.push(Date.now());
+      ws.send(JSON.stringify({ type: 'snapshot', generation: 1, root: world.root, resources: [...world.resources.values()] }));
+    });
+  });
+  return {
+    url: `ws://127.0.0.1:${(server.address() as AddressInfo).port}/stream`,
+    attempts,
+    hellos,
+    close: async () => { for (const c of wss.clients) c.terminate(); wss.close(); server.closeAllConnections(); await new Promise<void>((r) => server.close(() => r())); },
+  };
+}
+
+test('through one Service URL, a proxy that keeps landing on the follower (4010) reaches the leader within about a second per try', async () => {
+  // Five 4010s in a row. The ordinary back-off (default 250 ms doubling, jittered 50-100 %)
+  // would spend at least 125+250+500+1000+2000 = 3875 ms before the sixth attempt, the last
+  // wait alone at least 2 s; the 4010 retry is at most 100+200+400+800+1000 = 2500 ms.
+  const op = await replicasBehindOneService(5);
+  const c = new StreamSource({ url: op.url, proxyName: 'p', logger });
+  try {
+    void c.start(() => undefined);
+    await eventually('the first connection', () => op.attempts.length > 0);
+    const first = op.attempts[0]!;
+    await eventually('the hello after five 4010s', () => op.hellos.length > 0, first + 3500 - Date.now());
+    assert.equal(op.attempts.length, 6);
+    const gaps = op.attempts.slice(1).map((t, i) => t - op.attempts[i]!);
+    assert.ok(Math.max(...gaps) < 1500, `no wait after a 4010 is longer than ~1 s: ${gaps.join(', ')} ms`);
+    await eventually('connected', () => c.status.connected && c.status.version !== null);
+  } finally {
+    await c.close();
+    await op.close();
+  }
+});
+
+test('when no replica leads (every connection answered 4010), retries stay bounded: one URL or several', async () => {
+  const single = await replicasBehindOneService(Infinity);
+  const pair = [await replicasBehindOneService(Infinity), await replicasBehindOneService(Infinity)];
+  const a = new StreamSource({ url: single.url, proxyName: 'p', logger });
+  const b = new StreamSource({ url: pair.map((s) => s.url), proxyName: 'p', logger });
+  try {
+    void a.start(() => undefined);
+    void b.start(() => undefined);
+    const windowMs = 3000;
+    const deadline = Date.now() + windowMs;
+    await eventually('the window to pass', () => Date.now() >= deadline, windowMs + 1000);
+    const pairAttempts = pair[0]!.attempts.length + pair[1]!.attempts.length;
+    assert.ok(single.attempts.length >= 3, `keeps retrying: ${single.attempts.length} attempts in ${windowMs} ms`);
+    assert.ok(single.attempts.length <= 15, `one URL: ${single.attempts.length} attempts in ${windowMs} ms`);
+    assert.ok(pairAttempts <= 15, `two URLs: ${pairAttempts} attempts in ${windowMs} ms`);
+  } finally {
+    await a.close();
+    await b.close();
+    await single.close();
+    for (const s of pair) await s.close();
+  }
 });
