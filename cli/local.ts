@@ -16,6 +16,7 @@ import { fileURLToPath } from 'node:url';
 import { InvalidArgumentError, type Command } from 'commander';
 import { parseManifestText } from '../lib/manifests.ts';
 import { PACKAGE_ROOT } from '../lib/package-root.ts';
+import { localDownNode, localUpNode, nodeStatus } from './local-node.ts';
 import {
   BUILD_SCRIPT, buildTools, controlPlaneStatus, envWithoutProxies, layout, locateTools, procStart, readControlPlaneState, removeState,
   startControlPlane, startProcess, stopControlPlane, stopProcess, isAlive, isOurs, type ControlPlaneState,
@@ -297,7 +298,7 @@ function display(path: string): string {
   return rel.startsWith('..') ? path : rel || '.';
 }
 
-export interface LocalOptions { dir: string; proxies: number; build: boolean }
+export interface LocalOptions { dir: string; proxies: number; build: boolean; node?: boolean }
 
 type Say = (message: string) => void;
 
@@ -376,6 +377,8 @@ function whatNow(dir: string, state: ControlPlaneState, components: ComponentRec
 export async function localUp(opts: LocalOptions): Promise<number> {
   const dir = resolve(opts.dir);
   const say = progress();
+  if (opts.node) return localUpNode({ dir, build: opts.build }, say);
+  if (nodeStatus(dir)) throw new Error(`${display(dir)} holds a node cluster: use vane local up --node, or vane local down first`);
   const status = await controlPlaneStatus(dir);
   let state: ControlPlaneState;
   if (status.ready && status.state && status.etcd !== null && status.apiserver !== null) {
@@ -421,6 +424,22 @@ export async function localUp(opts: LocalOptions): Promise<number> {
 /** localStatus prints what runs; resolves to 0 when the control plane is ready, 3 when it is not (as `systemctl status`). */
 export async function localStatus(opts: { dir: string; json: boolean }): Promise<number> {
   const dir = resolve(opts.dir);
+  const node = nodeStatus(dir);
+  if (node) {
+    const plane = await controlPlaneStatus(dir);
+    const ready = plane.ready && node.ready;
+    if (opts.json) {
+      console.log(JSON.stringify({ dir, node: true, ready, server: node.state.server, kubeconfig: node.state.kubeconfig, etcd: plane.etcd, apiserver: plane.apiserver }, null, 2));
+    } else {
+      console.log([
+        `${'etcd'.padEnd(24)}${plane.etcd !== null ? `running (pid ${plane.etcd})` : 'not running'}`,
+        `${'kube-apiserver'.padEnd(24)}${plane.apiserver !== null ? `running (pid ${plane.apiserver}${plane.ready ? ', ready' : ', NOT ready'}) at ${node.state.server}` : 'not running'}`,
+        ...node.lines,
+        `${'kubeconfig'.padEnd(24)}${node.state.kubeconfig}`,
+      ].join('\n'));
+    }
+    return ready ? 0 : 3;
+  }
   const status = await controlPlaneStatus(dir);
   const components = readLocalState(dir).components.map((c) => ({ ...c, running: running(c) }));
   if (opts.json) {
@@ -446,6 +465,11 @@ export async function localStatus(opts: { dir: string; json: boolean }): Promise
 export async function localDown(opts: { dir: string }): Promise<number> {
   const dir = resolve(opts.dir);
   const say = progress();
+  if (nodeStatus(dir)) {
+    await localDownNode(dir, say);
+    say(`removed the state in ${display(dir)}`);
+    return 0;
+  }
   if (!readControlPlaneState(dir) && !existsSync(join(dir, LOCAL_STATE)) && !existsSync(layout(dir).pids)) {
     say(`nothing to stop: no vane local state in ${display(dir)}`);
     return 0;
@@ -480,7 +504,8 @@ export function registerLocal(program: Command): void {
     .option('--dir <dir>', 'state directory: certificates, etcd data, logs, pid files, kubeconfig', '.vane')
     .option('--proxies <n>', 'proxy processes to run', count, 1)
     .option('--no-build', 'do not run tests/e2e/tools/build.sh; use the build cache (with $VANE_K8S_BIN set, it never runs)')
-    .action(async (opts: { dir: string; proxies: number; build: boolean }) => {
+    .option('--node', 'a real node too (kubelet, containerd, kube-proxy, CoreDNS in a network namespace), with Vane installed by its Helm chart from an image built here')
+    .action(async (opts: { dir: string; proxies: number; build: boolean; node?: boolean }) => {
       process.exitCode = await localUp(opts);
     });
 

@@ -59,12 +59,13 @@ export function locateTools(env: NodeJS.ProcessEnv = process.env): { bin: string
 
 /**
  * buildTools runs build.sh (a no-op in milliseconds when the cache is warm; about 12 minutes
- * cold on 2 cores), passing each progress line to onLine, and resolves to the bin directory.
+ * cold on 2 cores, plus about 4 with `node` for the real node's tools), passing each progress
+ * line to onLine, and resolves to the bin directory.
  */
-export function buildTools(onLine: (line: string) => void): Promise<string> {
+export function buildTools(onLine: (line: string) => void, opts: { node?: boolean } = {}): Promise<string> {
   if (!existsSync(BUILD_SCRIPT)) return Promise.reject(new Error(`${BUILD_SCRIPT} is missing: building the tools needs a source checkout of Vane`));
   return new Promise((resolve, reject) => {
-    const child = spawn('bash', [BUILD_SCRIPT], { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn('bash', [BUILD_SCRIPT, ...(opts.node ? ['--node'] : [])], { stdio: ['ignore', 'pipe', 'pipe'] });
     let last = '';
     createInterface({ input: child.stdout }).on('line', (l) => { if (l.trim()) last = l.trim(); });
     createInterface({ input: child.stderr }).on('line', onLine);
