@@ -1,5 +1,13 @@
-// Lint rules, including the layering rule of DESIGN.md: core/ is pure and imports
-// nothing that does I/O and nothing from the adapters around it.
+// Lint rules, including the layering of DESIGN.md, one rule per line of its table:
+// - core/ is pure: no I/O module, no other part;
+// - proxy/ never imports operator/ or webhook/; webhook/ never imports proxy/ or operator/;
+//   operator/ never imports proxy/ or webhook/ (they meet only in core/ and on the wire);
+// - lib/ is product I/O shared by the binaries and knows no component;
+// - devtools/ (the local control plane, the real node, test backends) is used only by the
+//   CLI's dev commands and the tests, never by a component;
+// - outside a part, it is entered through its index.ts (lib/ through a module file or a
+//   folder's index.ts).
+// tests/unit/layering.test.ts checks that each rule fails on a violation.
 import tseslint from 'typescript-eslint';
 
 const ioModules = [
@@ -10,6 +18,27 @@ const ioModules = [
   'cluster', 'worker_threads', 'process', 'os',
   'ws', 'undici', '@kubernetes/client-node', 'kubernetes-fluent-client', 'prom-client', 'pino',
 ];
+
+const PARTS = ['core', 'proxy', 'operator', 'webhook', 'lib', 'devtools', 'cli'];
+
+/** forbid(...parts): import patterns that reach into those parts. */
+function forbid(...parts) {
+  return parts.map((p) => `**/${p}/**`);
+}
+
+/** INDEX_ONLY: reaching past a part's index.ts (lib/: past a folder's index.ts) from outside it. */
+const INDEX_ONLY = [
+  ...['core', 'proxy', 'operator', 'webhook'].flatMap((p) => [`**/${p}/**`, `!**/${p}/index.ts`]),
+  '**/lib/*/**', '!**/lib/*/index.ts',
+  '**/devtools/*/**', '!**/devtools/*/index.ts',
+];
+
+/** layer(part, banned, message): one layering rule as an ESLint config block for part's files. */
+function layer(part, banned, message) {
+  const patterns = [{ group: INDEX_ONLY.filter((g) => !g.includes(`/${part}/`)), message: 'enter another part through its index.ts (DESIGN.md).' }];
+  if (banned.length > 0) patterns.unshift({ group: forbid(...banned), message });
+  return { files: [`${part}/**/*.ts`], rules: { 'no-restricted-imports': ['error', { patterns }] } };
+}
 
 export default tseslint.config(
   { ignores: ['node_modules/**', 'dist/**', '.vane/**', 'bench/results/**'] },
@@ -22,13 +51,19 @@ export default tseslint.config(
       'no-console': 'off',
     },
   },
+  layer('proxy', ['operator', 'webhook', 'cli', 'devtools'], 'proxy/ never imports operator/, webhook/, cli/ or devtools/ (DESIGN.md).'),
+  layer('webhook', ['proxy', 'operator', 'cli', 'devtools'], 'webhook/ never imports proxy/, operator/, cli/ or devtools/ (DESIGN.md).'),
+  layer('operator', ['proxy', 'webhook', 'cli', 'devtools'], 'operator/ never imports proxy/, webhook/, cli/ or devtools/ (DESIGN.md).'),
+  layer('lib', ['proxy', 'operator', 'webhook', 'cli', 'devtools'], 'lib/ knows no component (DESIGN.md).'),
+  layer('devtools', ['proxy', 'operator', 'webhook', 'cli'], 'devtools/ builds on lib/ and core/ only (DESIGN.md).'),
+  layer('cli', [], ''),
   {
     files: ['core/**/*.ts'],
     rules: {
       'no-restricted-imports': ['error', {
         paths: ioModules.map((name) => ({ name, message: 'core/ is pure: I/O belongs in an adapter (DESIGN.md).' })),
         patterns: [
-          { group: ['**/operator/**', '**/proxy/**', '**/webhook/**', '**/cli/**'], message: 'core/ must not depend on adapters.' },
+          { group: forbid(...PARTS.filter((p) => p !== 'core')), message: 'core/ imports no other part (DESIGN.md).' },
         ],
       }],
       'no-restricted-globals': ['error',

@@ -1,5 +1,5 @@
 /**
- * `vane local up --node`: a one-node cluster with a real kubelet (lib/controlplane/node.ts)
+ * `vane local up --node`: a one-node cluster with a real kubelet (devtools/controlplane/node.ts)
  * and Vane installed into it the way a user installs it — the image built here
  * (scripts/build-image.sh) loaded into the node's containerd, then `helm upgrade --install` of
  * charts/vane. Needs a source checkout (the chart, the image script and the tools recipe).
@@ -12,7 +12,7 @@ import { PACKAGE_ROOT } from '../lib/package-root.ts';
 import {
   buildTools, envWithoutProxies, locateTools, nodeDaemonsRunning, readNodeClusterState, startNodeCluster, stopNodeCluster,
   NODE_ADDRESS, type NodeClusterState,
-} from '../lib/controlplane/index.ts';
+} from '../devtools/controlplane/index.ts';
 
 const CHART = join(PACKAGE_ROOT, 'charts', 'vane');
 const IMAGE_SCRIPT = join(PACKAGE_ROOT, 'scripts', 'build-image.sh');

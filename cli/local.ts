@@ -20,7 +20,7 @@ import { localDownNode, localUpNode, nodeStatus } from './local-node.ts';
 import {
   BUILD_SCRIPT, buildTools, controlPlaneStatus, envWithoutProxies, layout, locateTools, procStart, readControlPlaneState, removeState,
   startControlPlane, startProcess, stopControlPlane, stopProcess, isAlive, isOurs, type ControlPlaneState,
-} from '../lib/controlplane/index.ts';
+} from '../devtools/controlplane/index.ts';
 
 const ROOT = PACKAGE_ROOT;
 // The components run the same code as this command: cli/main.ts from a checkout, dist/cli/main.js compiled.

@@ -13,7 +13,7 @@ import { kindOf, SERVICE_NAME_LABEL, type EndpointSlice } from '../core/index.ts
 import type { Operator } from '../operator/index.ts';
 import { CertManager, DirCertStore } from '../lib/certs/index.ts';
 import { loadManifests } from '../lib/manifests.ts';
-import { startEcho, type EchoServer } from '../lib/echo.ts';
+import { startEcho, type EchoServer } from '../devtools/echo.ts';
 import { createLogger } from '../lib/log.ts';
 
 export interface UpOptions {

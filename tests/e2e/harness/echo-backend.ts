@@ -1,5 +1,5 @@
 /**
- * Echo backends in network namespaces: each runs lib/echo.ts on its namespace's own address
+ * Echo backends in network namespaces: each runs devtools/echo.ts on its namespace's own address
  * (198.51.100.0/24, one /30 each), reachable from the host, so Services and EndpointSlices
  * can name it as a controller would name a pod. Every backend is removed by close(), by the
  * exit hook of the process that made it, and by the global teardown (all of the run's).
@@ -7,11 +7,11 @@
 import { request } from 'node:http';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { onExitSync } from '../../../lib/controlplane/index.ts';
-import { createNetns, destroyAllNetnsSync, releaseIfIdle, type Netns } from '../../../lib/netns.ts';
+import { onExitSync } from '../../../devtools/controlplane/index.ts';
+import { createNetns, destroyAllNetnsSync, releaseIfIdle, type Netns } from '../../../devtools/netns.ts';
 import { runId } from './run.ts';
 
-const ECHO = fileURLToPath(new URL('../../../lib/echo.ts', import.meta.url));
+const ECHO = fileURLToPath(new URL('../../../devtools/echo.ts', import.meta.url));
 const READY_TIMEOUT_MS = 10_000;
 
 export interface HttpResult<T = unknown> { status: number; headers: Record<string, string | string[] | undefined>; body: T; text: string }
@@ -60,7 +60,7 @@ export interface EchoBackend {
   /** url is http://ADDRESS:PORT, reachable from the host. */
   url: string;
   netns: Netns;
-  /** fail makes `ratio` of later requests answer `status` (lib/echo.ts's failure switch). */
+  /** fail makes `ratio` of later requests answer `status` (devtools/echo.ts's failure switch). */
   fail(status: number, ratio?: number): Promise<void>;
   /** ok ends the failure switch. */
   ok(): Promise<void>;

@@ -14,8 +14,8 @@ import { join, relative, resolve, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
   locateTools, startControlPlane, onExitSync, reapStaleNode, BUILD_SCRIPT, type ControlPlane,
-} from '../../../lib/controlplane/index.ts';
-import { destroyRunNetnsSync, probeNetns, reapStaleNetns, releaseIfIdle } from '../../../lib/netns.ts';
+} from '../../../devtools/controlplane/index.ts';
+import { destroyRunNetnsSync, probeNetns, reapStaleNetns, releaseIfIdle } from '../../../devtools/netns.ts';
 import {
   RUN_FILE_ENV, SKIP_ENV, STATE_PREFIX, currentOwner, newRunId, ownerFile, reapStaleStateDirs, type RunInfo,
 } from './run.ts';

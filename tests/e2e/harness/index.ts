@@ -18,8 +18,8 @@ import { basename, join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import {
   attachControlPlane, envWithoutProxies, layout, locateTools, startControlPlane, type ApiRequestOptions, type ApiResponse, type ControlPlane,
-} from '../../../lib/controlplane/index.ts';
-import { probeNetns } from '../../../lib/netns.ts';
+} from '../../../devtools/controlplane/index.ts';
+import { probeNetns } from '../../../devtools/netns.ts';
 import { SKIP_ENV, STATE_PREFIX, currentOwner, ownerFile, readRunInfo, runId, type RunInfo } from './run.ts';
 
 export { runId };

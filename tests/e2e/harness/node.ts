@@ -1,6 +1,6 @@
 /**
  * The node tier of the e2e harness: a one-node cluster with a real kubelet, containerd,
- * kube-proxy and CoreDNS (lib/controlplane/node.ts), for tests that install Vane with its
+ * kube-proxy and CoreDNS (devtools/controlplane/node.ts), for tests that install Vane with its
  * Helm chart and send traffic to pods. A file starts one in `before` and stops it in `after`:
  *
  *   const node = await startNode(import.meta.url);
@@ -15,7 +15,7 @@ import { existsSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { checkNodeHost, envWithoutProxies, layout, locateTools, startNodeCluster, type NodeCluster } from '../../../lib/controlplane/index.ts';
+import { checkNodeHost, envWithoutProxies, layout, locateTools, startNodeCluster, type NodeCluster } from '../../../devtools/controlplane/index.ts';
 import { e2eSkip, type KubectlResult } from './index.ts';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));

@@ -6,7 +6,7 @@ import { readFileSync, readdirSync, rmSync, existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
-import { procStart, stopControlPlane } from '../../../lib/controlplane/index.ts';
+import { procStart, stopControlPlane } from '../../../devtools/controlplane/index.ts';
 
 export const RUN_FILE_ENV = 'VANE_E2E_RUN_FILE';
 /** SKIP_ENV carries why the e2e tier is skipped (tools missing, locally only). */
@@ -16,7 +16,7 @@ export const STATE_PREFIX = 'vane-e2e-';
 export interface RunInfo {
   /** run is the id in every network namespace and veth name of this run. */
   run: string;
-  /** dir is the control plane's state directory (see lib/controlplane layout). */
+  /** dir is the control plane's state directory (see devtools/controlplane layout). */
   dir: string;
   kubeconfig: string;
   bin: string;

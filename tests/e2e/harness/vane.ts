@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { envWithoutProxies } from '../../../lib/controlplane/index.ts';
+import { envWithoutProxies } from '../../../devtools/controlplane/index.ts';
 import type { Cluster } from './index.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));

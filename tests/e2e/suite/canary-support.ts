@@ -11,7 +11,7 @@ import { request, Agent } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { envWithoutProxies } from '../../../lib/controlplane/index.ts';
+import { envWithoutProxies } from '../../../devtools/controlplane/index.ts';
 import { cluster, fileNamespace, startEchoBackend, type Cluster, type EchoBackend, type KubectlResult } from '../harness/index.ts';
 import { setupFleet, startOperator, startProxy, type Fleet, type OperatorProcess, type ProxyProcess } from '../harness/vane.ts';
 import type { Canary, CanarySpec } from '../../../core/index.ts';

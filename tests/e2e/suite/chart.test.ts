@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseAllDocuments } from 'yaml';
-import { envWithoutProxies } from '../../../lib/controlplane/index.ts';
+import { envWithoutProxies } from '../../../devtools/controlplane/index.ts';
 import { buildProgram } from '../../../cli/main.ts';
 import { cluster, e2eSkip, type Cluster } from '../harness/index.ts';
 

@@ -16,7 +16,7 @@ import { execFile } from 'node:child_process';
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
-import { envWithoutProxies } from '../../../lib/controlplane/index.ts';
+import { envWithoutProxies } from '../../../devtools/controlplane/index.ts';
 import { cluster, e2eSkip, fileNamespace, type Cluster } from '../harness/index.ts';
 import { ROOT, installCrds, waitFor } from './webhook-support.ts';
 

@@ -1,10 +1,10 @@
 /**
- * lib/echo.ts on loopback (no cluster needed): what it reports, and its failure switch,
+ * devtools/echo.ts on loopback (no cluster needed): what it reports, and its failure switch,
  * which canary demos and tests rely on to be exact.
  */
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { parseFailure, startEcho } from '../../../lib/echo.ts';
+import { parseFailure, startEcho } from '../../../devtools/echo.ts';
 import { httpJson } from '../harness/echo-backend.ts';
 
 const echo = await startEcho({ name: 'stable' });

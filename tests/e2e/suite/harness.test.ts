@@ -9,7 +9,7 @@ import { X509Certificate } from 'node:crypto';
 import { createServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { createCertificate, generateKeyPair, privateKeyPem } from '../../../lib/certs/index.ts';
-import { STREAM_AUDIENCE, toolVersions } from '../../../lib/controlplane/index.ts';
+import { STREAM_AUDIENCE, toolVersions } from '../../../devtools/controlplane/index.ts';
 import { cluster, e2eSkip, fileNamespace, httpJson, netnsSkip, startEchoBackend, type Cluster } from '../harness/index.ts';
 
 let c: Cluster;

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node
 import { request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { NODE_ADDRESS, isAlive, readPid } from '../../../lib/controlplane/index.ts';
+import { NODE_ADDRESS, isAlive, readPid } from '../../../devtools/controlplane/index.ts';
 import { ROOT, nodeSkip } from '../harness/node.ts';
 
 let dir = '';

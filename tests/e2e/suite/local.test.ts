@@ -9,7 +9,7 @@ import { mkdtempSync, existsSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { controlPlaneStatus, envWithoutProxies, isAlive } from '../../../lib/controlplane/index.ts';
+import { controlPlaneStatus, envWithoutProxies, isAlive } from '../../../devtools/controlplane/index.ts';
 import { e2eSkip, cluster } from '../harness/index.ts';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));

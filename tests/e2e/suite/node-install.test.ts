@@ -15,7 +15,8 @@ import { execFile } from 'node:child_process';
 import { request } from 'node:http';
 import { join } from 'node:path';
 import { CHART, ROOT, nodeSkip, startNode, type NodeEnv } from '../harness/node.ts';
-import { NODE_ADDRESS } from '../../../lib/controlplane/index.ts';
+import { eventually } from '../../support/wait.ts';
+import { NODE_ADDRESS } from '../../../devtools/controlplane/index.ts';
 
 const skip = nodeSkip;
 const NS = 'vane-system';
@@ -77,21 +78,6 @@ function get(path: string, headers: Record<string, string> = {}, timeoutMs = 5_0
     req.on('error', (err) => done({ status: 0, body: '', error: err.message }));
     req.end();
   });
-}
-
-async function until<T>(what: string, timeoutMs: number, probe: () => Promise<T | undefined>): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v !== undefined) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`${what}: not within ${timeoutMs} ms${last ? ` (last error: ${(last as Error).message})` : ''}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
 }
 
 interface Load { stop(): Promise<{ sent: number; failed: Reply[]; byBackend: Record<string, number>; byPod: Record<string, number> }> }
@@ -169,15 +155,15 @@ test('helm install --wait brings the operator, proxies and webhook up in a names
   const pods = JSON.parse(await node.kubectlOk(['-n', NS, 'get', 'pods', '-o', 'json'])) as { items: { spec: { nodeName?: string }; status: { phase: string } }[] };
   assert.equal(pods.items.length, 6);
   assert.ok(pods.items.every((p) => p.spec.nodeName === 'vane-node' && p.status.phase === 'Running'), 'every pod runs on the real node');
-  // The stream is served by the leader; /fleet on the admin Service says which proxies it expects and how many converged.
-  const fleet = await until('both proxies converged', 60_000, async () => {
-    const ip = await node.kubectlOk(['-n', NS, 'get', 'service', 'vane-operator-admin', '-o', 'jsonpath={.spec.clusterIP}']);
+  // The leader serves the stream: its /fleet (through the admin Service, which also reaches the
+  // follower) expects the two ready proxy pods and sees both on the current version.
+  const ip = await node.kubectlOk(['-n', NS, 'get', 'service', 'vane-operator-admin', '-o', 'jsonpath={.spec.clusterIP}']);
+  const fleet = await eventually('the leader seeing both proxies converged', async () => {
     const r = await fetch(`http://${ip}:7901/fleet`).catch(() => null);
-    if (!r?.ok) return undefined;
-    const body = await r.json() as { expected?: string[]; converged?: number } & Record<string, unknown>;
-    return JSON.stringify(body).includes('vane-proxy-') ? body : undefined;
-  });
-  assert.ok(fleet);
+    const body = r?.ok ? await r.json() as { convergence: { expected: number; converged: number } | null; connected: { proxy: string }[] } : null;
+    return body?.connected.length === 2 && body.convergence?.expected === 2 && body.convergence.converged === 2 ? body : undefined;
+  }, 60_000, 250);
+  assert.ok(fleet.connected.every((c) => c.proxy.startsWith('vane-proxy-')), JSON.stringify(fleet.connected));
 });
 
 test('an echo Deployment behind an Ingress answers through the proxy Service, spread over its pods', { skip, timeout: 120_000 }, async () => {
@@ -190,17 +176,16 @@ test('an echo Deployment behind an Ingress answers through the proxy Service, sp
     },
   ]) });
   await node.kubectlOk(['-n', APP, 'rollout', 'status', 'deployment/checkout', '--timeout=60s'], { timeoutMs: 70_000 });
-  await until('the route through the proxies', 60_000, async () => {
+  await eventually('the route through the proxies', async () => {
     const r = await get('/hello');
     return r.status === 200 && r.backend === 'checkout' ? r : undefined;
-  });
+  }, 60_000, 250);
   const l = load(20, 3_000);
   await new Promise((r) => setTimeout(r, 3_000));
   const res = await l.stop();
   assert.deepEqual(res.failed, []);
   assert.deepEqual(Object.keys(res.byBackend), ['checkout']);
   assert.equal(Object.keys(res.byPod).length, 2, `both echo pods answered: ${JSON.stringify(res.byPod)}`);
-  // The operator wrote the proxies' address into the Ingress status? Not for NodePort without --publish-address: just the route.
   const unknown = await get('/', { host: 'nobody.example.com' });
   assert.equal(unknown.status, 404);
 });
@@ -236,10 +221,10 @@ test('a Canary progresses and promotes with pods as backends', { skip, timeout: 
     },
   }) });
   // Ten in a row through the Service: both proxies serve the header rule (one alone would be missed 1 in 1,024 times).
-  await until('the header rule served by both proxies', 30_000, async () => {
+  await eventually('the header rule served by both proxies', async () => {
     for (let i = 0; i < 10; i++) if ((await get('/', { 'x-canary': 'always' })).backend !== 'checkout-v2') return undefined;
     return true;
-  });
+  }, 30_000, 250);
   const plain = load(10, 150_000);
   const forced = load(10, 150_000, { 'x-canary': 'always' });
   try {
@@ -268,10 +253,10 @@ test('helm upgrade to a changed value rolls every proxy with zero failed request
   try {
     await node.helmOk(['upgrade', 'vane', CHART, '-n', NS, ...INSTALL_VALUES, '--set', 'proxy.workers=2', '--wait', '--timeout', '3m'], { timeoutMs: 200_000 });
     // helm --wait returns when the new pods are ready; the old ones drain after that.
-    await until('the old proxies gone', 90_000, async () => {
+    await eventually('the old proxies gone', async () => {
       const names = (await node.kubectlOk(['-n', NS, 'get', 'pods', '-l', 'app.kubernetes.io/component=proxy', '-o', 'jsonpath={.items[*].metadata.name}'])).split(' ').filter(Boolean);
       return names.length === 2 && names.every((n) => !before.includes(n)) ? names : undefined;
-    });
+    }, 90_000, 250);
   } finally {
     res = await traffic.stop();
   }
@@ -290,10 +275,10 @@ test('helm test passes', { skip, timeout: 180_000 }, async () => {
 
 test('helm uninstall leaves only what the chart documents: the CRD, and the Secrets, ConfigMap and Lease the components wrote', { skip, timeout: 180_000 }, async () => {
   await node.helmOk(['uninstall', 'vane', '-n', NS, '--wait', '--timeout', '2m'], { timeoutMs: 150_000 });
-  await until('the release\'s pods gone', 90_000, async () => {
+  await eventually('the release\'s pods gone', async () => {
     const left = await node.kubectlOk(['-n', NS, 'get', 'pods', '-o', 'name']);
     return left.trim() === '' ? true : undefined;
-  });
+  }, 90_000, 250);
   const namespaced = (await node.kubectlOk(['-n', NS, 'get',
     'deployments,replicasets,services,serviceaccounts,roles,rolebindings,configmaps,secrets,leases,networkpolicies,poddisruptionbudgets,horizontalpodautoscalers',
     '-o', 'name'])).split('\n').filter(Boolean).sort();

@@ -12,7 +12,7 @@ import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto'
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { createCertificate, generateKeyPair, privateKeyPem, splitPemCertificates } from '../../../lib/certs/index.ts';
-import { envWithoutProxies } from '../../../lib/controlplane/index.ts';
+import { envWithoutProxies } from '../../../devtools/controlplane/index.ts';
 import { cluster, e2eSkip, type Cluster } from '../harness/index.ts';
 import {
   PLACEHOLDER_URL, SNIPPET_DENIAL, awaitAdmission, cleanup, fingerprint, metric, pointAt, prepareWebhook, readConfig, readSecret,

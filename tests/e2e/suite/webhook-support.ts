@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stringify } from 'yaml';
-import { envWithoutProxies } from '../../../lib/controlplane/index.ts';
+import { envWithoutProxies } from '../../../devtools/controlplane/index.ts';
 import { parseManifestText } from '../../../lib/manifests.ts';
 import { call } from '../../integration/webhook/client.ts';
 import { fileNamespace, type Cluster } from '../harness/index.ts';

@@ -48,7 +48,7 @@ export interface ControlPlaneOptions {
   preferPorts?: Partial<ControlPlanePorts>;
   /**
    * node runs etcd and kube-apiserver inside a network namespace, on the node's address, for
-   * a cluster with a real kubelet (lib/controlplane/node.ts): the ServiceAccount admission
+   * a cluster with a real kubelet (devtools/controlplane/node.ts): the ServiceAccount admission
    * plugin and the `kubernetes` Service's endpoints are on, since controllers and pods run.
    */
   node?: NodeNetwork;
@@ -171,12 +171,15 @@ function httpText(url: string, timeoutMs: number): Promise<string> {
   });
 }
 
-/** pollUntil calls check until it returns true, the process dies, or the deadline passes. */
-async function pollUntil(what: string, timeoutMs: number, pid: number, logFile: string, check: () => Promise<boolean>): Promise<void> {
+/**
+ * pollUntil calls check until it returns true, the process (when a pid is given) dies, or the
+ * deadline passes; the error carries the last lines of the process's log.
+ */
+export async function pollUntil(what: string, timeoutMs: number, pid: number | null, logFile: string, check: () => Promise<boolean>): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   let delay = 50;
   for (;;) {
-    if (!isAlive(pid)) throw new ControlPlaneError(`${what}: the process exited; last lines of ${logFile}:\n${logTail(logFile)}`);
+    if (pid !== null && !isAlive(pid)) throw new ControlPlaneError(`${what}: the process exited; last lines of ${logFile}:\n${logTail(logFile)}`);
     if (await check().catch(() => false)) return;
     if (Date.now() >= deadline) throw new ControlPlaneError(`${what}: not ready after ${timeoutMs} ms; last lines of ${logFile}:\n${logTail(logFile)}`);
     await new Promise((r) => setTimeout(r, delay));

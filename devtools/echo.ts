@@ -7,7 +7,7 @@
  * makes that share of later requests fail with that status (deterministically: every
  * 1/ratio-th request, not at random); `POST /__echo/ok` ends it; `GET /__echo/state` reports.
  *
- *   node lib/echo.ts --name storefront [--host 0.0.0.0] [--port 8080]
+ *   node devtools/echo.ts --name storefront [--host 0.0.0.0] [--port 8080]
  *
  * prints one JSON line {"listening": {"address", "port"}, "backend"} on stdout when ready.
  */
@@ -148,7 +148,7 @@ async function main(argv: string[]): Promise<void> {
   });
   const port = Number(values.port);
   if (!values.name || !Number.isInteger(port) || port < 0 || port > 65535) {
-    console.error('usage: node lib/echo.ts --name NAME [--host ADDRESS] [--port PORT]');
+    console.error('usage: node devtools/echo.ts --name NAME [--host ADDRESS] [--port PORT]');
     process.exit(2);
   }
   const echo = await startEcho({ name: values.name, host: values.host, port });

@@ -1,5 +1,5 @@
 /**
- * lib/controlplane: a real etcd + kube-apiserver on loopback, for the e2e tests (attached, one
+ * devtools/controlplane: a real etcd + kube-apiserver on loopback, for the e2e tests (attached, one
  * per run) and `vane local` (detached, pid files). Tools come from tests/e2e/tools/build.sh.
  */
 export {

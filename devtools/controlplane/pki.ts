@@ -8,7 +8,7 @@
 import { X509Certificate } from 'node:crypto';
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createCertificate, generateKeyPair, privateKeyPem } from '../certs/index.ts';
+import { createCertificate, generateKeyPair, privateKeyPem } from '../../lib/certs/index.ts';
 
 export interface PkiFiles {
   dir: string;

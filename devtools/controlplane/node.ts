@@ -17,7 +17,7 @@
  * One node cluster runs on a machine at a time (fixed names and addresses): a claim file
  * names its state directory and owner, and a later start reaps a dead owner's leftovers.
  *
- * DIR layout: the control plane's (lib/controlplane/controlplane.ts) plus node/ (containerd,
+ * DIR layout: the control plane's (devtools/controlplane/controlplane.ts) plus node/ (containerd,
  * runc, CNI, kubelet root, configs), node.json; logs/*.log for every daemon.
  */
 import { execFile, spawnSync } from 'node:child_process';
@@ -26,11 +26,11 @@ import { get as httpGet } from 'node:http';
 import { join, resolve } from 'node:path';
 import { onExitSync } from './exit.ts';
 import {
-  inNetns, layout, pidMarker, readPid, removeState, startControlPlane, stopControlPlane, writePid, type ControlPlane,
+  inNetns, layout, pidMarker, pollUntil, readPid, removeState, startControlPlane, stopControlPlane, writePid, type ControlPlane,
 } from './controlplane.ts';
 import { ensurePki } from './pki.ts';
 import { hostNetworkOverlap } from '../netns.ts';
-import { isAlive, isOurs, killSync, logTail, procStart, startProcess, stopProcess } from './processes.ts';
+import { isOurs, killSync, procStart, startProcess, stopProcess } from './processes.ts';
 
 export const NODE_NAME = 'vane-node';
 export const NODE_NETNS = 'vane-node';
@@ -456,18 +456,6 @@ function httpStatus(url: string, timeoutMs: number): Promise<number> {
     req.on('timeout', () => req.destroy(new Error('timeout')));
     req.on('error', fail);
   });
-}
-
-async function pollUntil(what: string, timeoutMs: number, pid: number | null, logFile: string, check: () => Promise<boolean>): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  let delay = 100;
-  for (;;) {
-    if (pid !== null && !isAlive(pid)) throw new NodeClusterError(`${what}: the process exited; last lines of ${logFile}:\n${logTail(logFile)}`);
-    if (await check().catch(() => false)) return;
-    if (Date.now() >= deadline) throw new NodeClusterError(`${what}: not ready after ${timeoutMs} ms; last lines of ${logFile}:\n${logTail(logFile)}`);
-    await new Promise((r) => setTimeout(r, delay));
-    delay = Math.min(delay * 2, 500);
-  }
 }
 
 function execText(command: string, args: readonly string[], timeoutMs: number): Promise<string> {

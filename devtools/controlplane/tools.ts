@@ -8,7 +8,7 @@ import { accessSync, constants, existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { packagePath } from '../package-root.ts';
+import { packagePath } from '../../lib/package-root.ts';
 
 /** TOOLS_DIR is in the checkout or the installed package (which ships build.sh and versions.env), never under dist/. */
 export const TOOLS_DIR = packagePath('tests', 'e2e', 'tools');
