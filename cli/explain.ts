@@ -1,5 +1,5 @@
 /** `vane explain`: where one request would go, and why, from a directory of manifests. */
-import { compile, buildRouteTable, match, type Decision } from '../core/index.ts';
+import { compile, buildRouteTable, match, VaneError, type Decision } from '../core/index.ts';
 import { loadManifests } from '../lib/manifests.ts';
 
 export interface ExplainInput {
@@ -21,8 +21,12 @@ export interface ExplainOutput {
   manifestErrors: string[];
 }
 
-export class UsageError extends Error {
-  readonly code = 'EUSAGE';
+/** UsageError: the command line asks for something that cannot work (code EUSAGE, exit 2). */
+export class UsageError extends VaneError<'EUSAGE'> {
+  override name = 'UsageError';
+  constructor(message: string) {
+    super('EUSAGE', message);
+  }
 }
 
 function parseBackend(name: string | null): ExplainOutput['backend'] {

@@ -13,7 +13,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { stringify } from 'yaml';
 import type { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
 import {
-  formatCommand, withCanaryDefaults, stepWeightsOf, durationMsOf, COMMAND_ANNOTATION,
+  VaneError, formatCommand, withCanaryDefaults, stepWeightsOf, durationMsOf, COMMAND_ANNOTATION,
   type Canary, type CanaryCondition, type Command as CanaryCommand,
 } from '../core/index.ts';
 import { packageVersion } from '../lib/package-root.ts';
@@ -23,16 +23,12 @@ const VERSION = 'v1alpha1';
 const PLURAL = 'canaries';
 
 /** PluginError is a failure the user can act on: printed as `error: message`, exit code 1. */
-export class PluginError extends Error {
+export class PluginError extends VaneError<PluginErrorCode> {
   override readonly name = 'PluginError';
-  /** Machine-readable: NotFound (no such Canary), and otherwise what went wrong in one word. */
-  readonly code: 'NotFound' | 'NoCRD' | 'Unreachable' | 'Config' | 'Server' | 'Rejected' | 'NoAnswer';
-
-  constructor(code: PluginError['code'], message: string) {
-    super(message);
-    this.code = code;
-  }
 }
+
+/** PluginErrorCode: NotFound (no such Canary), and otherwise what went wrong in one word. */
+export type PluginErrorCode = 'NotFound' | 'NoCRD' | 'Unreachable' | 'Config' | 'Server' | 'Rejected' | 'NoAnswer';
 
 interface GlobalFlags {
   namespace?: string;

@@ -9,6 +9,7 @@ export type {
 } from './resources.ts';
 export { LISTENER_NAME, endpointsName } from './resources.ts';
 export { canonicalJson, hashValue, sha256Hex, RootAccumulator } from './canonical.ts';
+export { VaneError, isVaneError } from './errors.ts';
 export { Compiler, compile, COMPILER_VERSION, type CompileOptions, type CompileResult, type ObjectStatus } from './compile.ts';
 export { diff, apply, deltaFromHashes, hashesOf, rootOf, ResourceSet, type Delta, type ApplyResult } from './delta.ts';
 export {

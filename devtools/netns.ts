@@ -17,6 +17,7 @@
 import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { mkdirSync, openSync, readFileSync, readdirSync, rmdirSync, unlinkSync, writeSync, closeSync } from 'node:fs';
 import { join } from 'node:path';
+import { VaneError } from '../core/index.ts';
 import { procStart } from './controlplane/processes.ts';
 
 export const NETNS_RANGE = '198.51.100.0/24';
@@ -27,13 +28,8 @@ const KILL_GRACE_MS = 2_000;
 
 export type NetnsErrorCode = 'ENETNS_UNAVAILABLE' | 'ENETNS_EXHAUSTED' | 'ENETNS_FAILED';
 
-export class NetnsError extends Error {
-  readonly code: NetnsErrorCode;
-  constructor(code: NetnsErrorCode, message: string) {
-    super(message);
-    this.name = 'NetnsError';
-    this.code = code;
-  }
+export class NetnsError extends VaneError<NetnsErrorCode> {
+  override name = 'NetnsError';
 }
 
 interface Claim {

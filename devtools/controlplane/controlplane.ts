@@ -12,6 +12,7 @@ import { existsSync, mkdirSync, readFileSync, rmSync, rmdirSync, writeFileSync }
 import { createServer } from 'node:net';
 import { get as httpGet } from 'node:http';
 import { join, resolve } from 'node:path';
+import { VaneError } from '../../core/index.ts';
 import { apiRequest, type ApiCredentials, type ApiRequestOptions, type ApiResponse } from './client.ts';
 import { onExitSync } from './exit.ts';
 import { ensurePki, ADMIN_USER } from './pki.ts';
@@ -101,8 +102,12 @@ export interface ControlPlane {
   stop(opts?: { removeState?: boolean }): Promise<void>;
 }
 
-export class ControlPlaneError extends Error {
+/** ControlPlaneError: a control plane process would not start, answer or stop (code ECONTROLPLANE). */
+export class ControlPlaneError extends VaneError<'ECONTROLPLANE'> {
   override name = 'ControlPlaneError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ECONTROLPLANE', message, options);
+  }
 }
 
 const STATE_FILE = 'controlplane.json';

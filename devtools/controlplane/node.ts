@@ -24,6 +24,7 @@ import { execFile, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, readdirSync, rmSync, rmdirSync, statSync, unlinkSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { join, resolve } from 'node:path';
+import { VaneError } from '../../core/index.ts';
 import { onExitSync } from './exit.ts';
 import {
   inNetns, layout, pidMarker, pollUntil, readPid, removeState, startControlPlane, stopControlPlane, writePid, type ControlPlane,
@@ -103,8 +104,12 @@ export interface NodeCluster {
   stop(opts?: { removeState?: boolean }): Promise<void>;
 }
 
-export class NodeClusterError extends Error {
+/** NodeClusterError: the machine cannot run a node, or a node daemon failed (code ENODE). */
+export class NodeClusterError extends VaneError<'ENODE'> {
   override name = 'NodeClusterError';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super('ENODE', message, options);
+  }
 }
 
 interface Claim { dir: string; owner: { pid: number; start: string } | null }

@@ -1,4 +1,6 @@
 /** CertError: the one error class of lib/certs, with a stable `code` callers branch on. */
+import { VaneError } from '../../core/index.ts';
+
 export type CertErrorCode =
   /** create lost to another writer: re-read and adopt what it wrote. */
   | 'EEXIST'
@@ -11,14 +13,8 @@ export type CertErrorCode =
   /** the API server or filesystem refused or failed. */
   | 'EAPI';
 
-export class CertError extends Error {
-  readonly code: CertErrorCode;
-
-  constructor(code: CertErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'CertError';
-    this.code = code;
-  }
+export class CertError extends VaneError<CertErrorCode> {
+  override name = 'CertError';
 }
 
 export function isCertError(err: unknown, ...codes: CertErrorCode[]): err is CertError {
