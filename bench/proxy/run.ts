@@ -23,6 +23,9 @@
  * - A full routing update (every Ingress changed) under fixed-rate load with 10k routes: p99 with and without.
  *
  * Usage: node bench/proxy/run.ts   (needs nginx and wrk: bash scripts/install-system-deps.sh; and Go)
+ * Quick mode, VANE_BENCH_QUICK=1 (about 2 minutes): rounds of 5 s, 5 fixed-rate rounds, and only
+ * the ratios against nginx (no run at half vane's maximum, no memory or routing-update figures).
+ * Per-request CPU of two builds, paired: bench/proxy/ab.ts.
  * VANE_BENCH_PROFILE=DIR writes CPU profiles of the vane processes (--cpu-prof) to DIR.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
@@ -36,9 +39,10 @@ import { fileURLToPath } from 'node:url';
 import { buildWorld } from '../support/world.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
-const SECONDS = Number(process.env.VANE_BENCH_SECONDS ?? 10);
+const QUICK = process.env.VANE_BENCH_QUICK === '1';
+const SECONDS = Number(process.env.VANE_BENCH_SECONDS ?? (QUICK ? 5 : 10));
 const ROUNDS = Number(process.env.VANE_BENCH_ROUNDS ?? 3);
-const FIXED_ROUNDS = Number(process.env.VANE_BENCH_FIXED_ROUNDS ?? 7);
+const FIXED_ROUNDS = Number(process.env.VANE_BENCH_FIXED_ROUNDS ?? (QUICK ? 5 : 7));
 const FIXED_SECONDS = Number(process.env.VANE_BENCH_FIXED_SECONDS ?? 6);
 const FIXED_WARMUP = Number(process.env.VANE_BENCH_FIXED_WARMUP ?? 1);
 const PROFILE = process.env.VANE_BENCH_PROFILE;
@@ -282,7 +286,7 @@ async function main(): Promise<void> {
   const fixed = await fixedRounds(proxies, fixedRps);
   // Context for the figure above: both proxies at half of vane's own maximum.
   const ownRps = results.vane!.rps / 2;
-  const own = await fixedRounds(proxies, ownRps);
+  const own = QUICK ? null : await fixedRounds(proxies, ownRps);
   const vanePid = await workerPid(vane.admin);
   const rssUnderLoad = await rssKb(vanePid);
   await stopChild(vane.child);
@@ -309,6 +313,12 @@ async function main(): Promise<void> {
   // CPU 0 runs only the proxy: how busy it was says how much headroom the proxy had, and steal
   // says whether the host took the core away (a round to discount, whichever proxy it hit).
   for (const [name] of proxies) console.log(`  ${name} CPU 0 by round: ${fixed[`${name}Rounds`]!.map((r) => `${percent(r.busy0)} (steal ${percent(r.steal0)})`).join(', ')}`);
+  if (own === null) {
+    await stopChild(ngx, 'SIGQUIT');
+    await stopChild(upstream, 'SIGQUIT');
+    await rm(work, { recursive: true, force: true });
+    return;
+  }
   console.log(`\nfixed rate ${ownRps.toFixed(0)} req/s (half vane's max, for context)`);
   for (const [name] of proxies) { const r = own[name]!; console.log(`${name.padEnd(8)}${pad(r.p50Ms.toFixed(2), 9)}${pad(r.p99Ms.toFixed(2), 9)}${pad(r.p999Ms.toFixed(2), 9)}${pad(r.maxMs.toFixed(1), 9)}${pad(r.completed, 9)}${pad(r.errors, 8)}`); }
   console.log(`ratio vane/nginx p99 at half vane's max: ${(own.vane!.p99Ms / own.nginx!.p99Ms).toFixed(2)}×`);
