@@ -8,9 +8,12 @@
  *   npm run golden:update
  *
  * Secrets never appear in golden files: a `secret/…` resource is recorded by name only (no
- * spec, no hash), and every file is checked for PEM before it is written or compared. The
- * sets with TLS Secrets generate their key pairs per run (test.vane.dev/self-signed), so
- * their root hash, which covers the secret resources' hashes, is not recorded.
+ * spec, no hash), and every file is checked for PEM before it is written or compared. Test
+ * key pairs are never committed either: a set's TLS Secrets are generated per run
+ * (TEST_SECRETS), so its root hash, which covers the secret resources' hashes, is not recorded.
+ *
+ * The inputs under tests/fixtures/golden/ are also one cluster to the webhook agreement
+ * test (tests/unit/webhook/agreement.test.ts): sets there must not share hosts.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -19,11 +22,11 @@ import { join } from 'node:path';
 import { compile, type KubeObject, type CompileResult } from '../../../core/index.ts';
 import { loadManifests } from '../../../lib/manifests.ts';
 import { selfSigned } from '../../support/tls.ts';
+import { tlsSecret } from '../../support/objects.ts';
 
 const ROOT = new URL('../../../', import.meta.url).pathname;
 const GOLDEN_DIR = join(ROOT, 'tests/fixtures/golden');
 const UPDATE = process.env.VANE_GOLDEN_UPDATE === '1';
-const SELF_SIGNED_ANNOTATION = 'test.vane.dev/self-signed';
 
 /** GOLDEN_SETS names each set and the manifests (files or directories) it compiles. */
 const GOLDEN_SETS: Record<string, string[]> = {
@@ -35,13 +38,25 @@ const GOLDEN_SETS: Record<string, string[]> = {
   tls: ['tests/fixtures/golden/tls/objects.yaml'],
 };
 
-/** withGeneratedKeys fills Secrets annotated test.vane.dev/self-signed with a fresh pair: test keys are never committed. */
-function withGeneratedKeys(obj: KubeObject): { object: KubeObject; generated: boolean } {
-  const names = obj.kind === 'Secret' ? obj.metadata?.annotations?.[SELF_SIGNED_ANNOTATION] : undefined;
-  if (!names) return { object: obj, generated: false };
-  const { cert, key } = selfSigned(...names.split(','));
-  return { object: { ...obj, stringData: { 'tls.crt': cert, 'tls.key': key } } as KubeObject, generated: true };
-}
+/**
+ * TEST_SECRETS: the TLS Secrets a set gets at test time, with fresh self-signed pairs (test
+ * keys are never committed) or data that does not parse (which the webhook, seeing no Secret
+ * data, would judge differently from `vane validate` in the agreement test).
+ */
+const TEST_SECRETS: Record<string, () => KubeObject[]> = {
+  tls: () => {
+    const pair = (name: string, dnsName: string) => {
+      const { cert, key } = selfSigned(dnsName);
+      return tlsSecret(name, cert, key, 'shop');
+    };
+    return [
+      pair('secure-tls', 'secure.example.com'),
+      pair('wild-tls', '*.apps.example.com'),
+      pair('fallback-tls', 'fallback.example.com'),
+      tlsSecret('garbage', 'not a certificate', 'not a key', 'shop'),
+    ];
+  },
+};
 
 function sortedKeys(value: unknown): unknown {
   if (Array.isArray(value)) return value.map(sortedKeys);
@@ -71,13 +86,9 @@ for (const [name, inputs] of Object.entries(GOLDEN_SETS)) {
   test(`golden: ${name} (${inputs.join(', ')}) compiles to tests/fixtures/golden/${name}/expected.json`, async () => {
     const manifests = await loadManifests(inputs.map((p) => join(ROOT, p)));
     assert.deepEqual(manifests.errors, [], 'the set loads without errors');
-    let generated = false;
-    const objects = manifests.objects.map(({ object }) => {
-      const filled = withGeneratedKeys(object);
-      generated ||= filled.generated;
-      return filled.object;
-    });
-    const actual = goldenOf(inputs, compile(objects), !generated);
+    const secrets = TEST_SECRETS[name]?.() ?? [];
+    const objects = [...manifests.objects.map(({ object }) => object), ...secrets];
+    const actual = goldenOf(inputs, compile(objects), secrets.length === 0);
     assert.doesNotMatch(actual, /-----BEGIN|PRIVATE KEY/, 'no key material in a golden file');
     const file = join(GOLDEN_DIR, name, 'expected.json');
     if (UPDATE) {
