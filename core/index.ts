@@ -2,7 +2,13 @@
 export type {
   KubeObject, ObjectMeta, Ingress, IngressClass, Service, EndpointSlice, Secret, Canary, CanarySpec, CanaryStatus, ObjectKind,
 } from './objects.ts';
-export { kindOf, objectKey, namespaceOf, memoKey, OBJECT_KINDS, INGRESS_CONTROLLER, SERVICE_NAME_LABEL } from './objects.ts';
+export {
+  kindOf, objectKey, namespaceOf, memoKey, OBJECT_KINDS, INGRESS_CONTROLLER, SERVICE_NAME_LABEL, DEFAULT_CLASS_ANNOTATION,
+} from './objects.ts';
+export {
+  classIsVane, hostsOfIngress, servicesOfIngress, secretsOfIngress, ingressOfCanary, serviceOfCanary,
+  type ClassSelection, type IngressClassLookup,
+} from './selectors.ts';
 export type {
   Resource, ResourceType, HashedResource, ResourceMap, RouteSpec, VirtualHostSpec, BackendSpec, EndpointsSpec, EndpointAddress,
   SecretSpec, ListenerSpec, CanarySplit, HeaderRule, RouteTimeouts, PathMatchType,

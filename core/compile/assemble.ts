@@ -1,0 +1,314 @@
+/**
+ * Resource assembly: fragments and raw Services and EndpointSlices → the routing resources
+ * of core/resources.ts, rebuilt only where Pending says.
+ *
+ * It runs in dependency order: virtual hosts and the listener first, because what they
+ * refer to decides which secret, backend and endpoints resources exist at all; then those.
+ *
+ * Invariants:
+ * - A `vhost/<host>` exists exactly when a valid Vane Ingress has a path on that host. Its
+ *   routes are sorted (Exact, then longer paths, then by path text) and each is a pure
+ *   function of the Ingresses on the host, the Canaries on them and the Secrets they name.
+ * - On each host, a host + path + match claimed by several Ingresses goes to the oldest
+ *   (creationTimestamp, then namespace/name: ingressOrder); the others' claims are dropped
+ *   and become problems, kept per host in `hostProblems` for the status stage.
+ * - A `backend/…` and its `endpoints/…` exist exactly while a host or the listener routes to
+ *   it (Indexes.backendUsers); a `secret/…` exactly while one reads it (Indexes.secretUsers)
+ *   and its verdict is usable with key material. ExternalName backends have no endpoints.
+ * - Every resource is built with its keys in canonical (sorted) order: Snapshot.put hashes
+ *   it without sorting.
+ */
+import {
+  LISTENER_NAME, vhostName, backendName, endpointsName, secretName,
+  type RouteSpec, type VirtualHostSpec, type BackendSpec, type EndpointAddress, type ListenerSpec, type CanarySplit,
+} from '../resources.ts';
+import type { Service, EndpointSlice } from '../objects.ts';
+import { ingressOrder, type IngressFragment, type PathEntry, type BackendRef } from '../ingress.ts';
+import type { CanaryFragment } from '../canary.ts';
+import type { SecretVerdict } from '../secrets.ts';
+import { warning, type Problem } from '../problems.ts';
+import type { Snapshot } from './snapshot.ts';
+import type { StageContext } from './processor.ts';
+
+/** The fragments assembly reads, as the processors keep them. */
+export interface Fragments {
+  /** Vane's Ingresses (IngressProcessor.vane). */
+  readonly ingresses: ReadonlyMap<string, IngressFragment>;
+  canary(key: string): CanaryFragment | undefined;
+  secretVerdict(key: string): SecretVerdict;
+}
+
+const MATCH_RANK = { Exact: 0, Prefix: 1, Regex: 2 } as const;
+
+function byText(a: string, b: string): number { return a < b ? -1 : a > b ? 1 : 0; }
+
+function routeOrder(a: RouteSpec, b: RouteSpec): number {
+  return MATCH_RANK[a.match] - MATCH_RANK[b.match] || b.path.length - a.path.length || byText(a.path, b.path);
+}
+
+export class Assembler {
+  /** Problems each host's build found, by host, then by Ingress key (conflicts lost, TLS Secret trouble). */
+  readonly hostProblems = new Map<string, Map<string, Problem[]>>();
+  private readonly c: StageContext;
+  private readonly fragments: Fragments;
+  private readonly snapshot: Snapshot;
+
+  constructor(context: StageContext, fragments: Fragments, snapshot: Snapshot) {
+    this.c = context;
+    this.fragments = fragments;
+    this.snapshot = snapshot;
+  }
+
+  run(): void {
+    const { pending, indexes } = this.c;
+    for (const host of pending.hosts) {
+      // Statuses of whoever had or has a problem on this host, or a route on it.
+      for (const ingress of indexes.ingressHosts.to(host)) pending.ingressStatuses.add(ingress);
+      for (const ingress of this.hostProblems.get(host)?.keys() ?? []) pending.ingressStatuses.add(ingress);
+      this.buildHost(host);
+      for (const ingress of this.hostProblems.get(host)?.keys() ?? []) pending.ingressStatuses.add(ingress);
+    }
+    pending.hosts.clear();
+    if (pending.listener) { pending.listener = false; this.buildListener(); }
+    for (const key of pending.secretResources) this.buildSecret(key);
+    pending.secretResources.clear();
+    for (const backend of pending.backends) this.buildBackend(backend);
+    pending.backends.clear();
+    for (const backend of pending.endpoints) this.buildEndpoints(backend);
+    pending.endpoints.clear();
+  }
+
+  /** setRefs records what an owner (vhost, listener) refers to; newly (un)referenced resources become pending. */
+  private setRefs(owner: string, backends: Set<string>, secrets: Set<string>): void {
+    const { indexes, pending } = this.c;
+    indexes.backendUsers.set(owner, backends, (backend) => {
+      const inUse = indexes.backendUsers.to(backend).size > 0;
+      const ref = parseBackendName(backend);
+      indexes.backendService.set(backend, inUse ? [`${ref.namespace}/${ref.service}`] : []);
+      pending.backends.add(backend);
+      pending.endpoints.add(backend);
+    });
+    indexes.secretUsers.set(owner, secrets, (secret) => pending.secretResources.add(secret));
+  }
+
+  /** route builds a RouteSpec with its keys in canonical order. */
+  private route(frag: IngressFragment, entry: { path: string; match: RouteSpec['match']; backend: BackendRef }, canary?: CanarySplit): RouteSpec {
+    const s = frag.settings;
+    return {
+      backend: backendName(frag.namespace, entry.backend.service, entry.backend.port),
+      ...(canary ? { canary } : {}),
+      ingress: frag.key,
+      loadBalance: s.loadBalance,
+      match: entry.match,
+      maxBodyBytes: s.maxBodyBytes,
+      path: entry.path,
+      ...(s.rewriteTarget ? { rewriteTarget: s.rewriteTarget } : {}),
+      timeouts: s.timeouts,
+    };
+  }
+
+  /** canarySplit is the split of the oldest valid Canary on this Ingress and stable service, if any. */
+  private canarySplit(ingressKey: string, backend: BackendRef): CanarySplit | undefined {
+    let best: CanaryFragment | undefined;
+    for (const key of this.c.indexes.canaryIngress.to(ingressKey)) {
+      const c = this.fragments.canary(key);
+      if (!c || !c.valid || c.service !== backend.service) continue;
+      if (!best || ingressOrder(c, best) < 0) best = c;
+    }
+    if (!best || best.failed) return undefined;
+    return {
+      backend: backendName(best.namespace, best.canaryService, best.canaryPort ?? backend.port),
+      canary: best.key,
+      ...(best.cookie ? { cookie: best.cookie } : {}),
+      ...(best.header ? { header: best.header } : {}),
+      sticky: best.sticky,
+      weight: best.weight,
+    };
+  }
+
+  private buildHost(host: string): void {
+    const name = vhostName(host);
+    const frags: IngressFragment[] = [];
+    for (const key of this.c.indexes.ingressHosts.to(host)) {
+      const frag = this.fragments.ingresses.get(key)!;
+      if (frag.entries.some((e) => e.host === host)) frags.push(frag);
+    }
+    frags.sort(ingressOrder);
+    const problems = new Map<string, Problem[]>();
+    const note = (ing: string, p: Problem) => { const list = problems.get(ing) ?? []; list.push(p); problems.set(ing, list); };
+    const claimed = new Map<string, { ingress: string; field: string }>();
+    const routes: RouteSpec[] = [];
+    const backends = new Set<string>();
+    const secrets = new Set<string>();
+    let fallback: RouteSpec | undefined;
+    let tls: VirtualHostSpec['tls'];
+    let passthrough: VirtualHostSpec['passthrough'];
+
+    for (const frag of frags) {
+      const mine: PathEntry[] = frag.entries.filter((e) => e.host === host);
+      for (const entry of mine) {
+        const claimKey = `${entry.match} ${entry.path}`;
+        const winner = claimed.get(claimKey);
+        if (winner) {
+          note(frag.key, warning('HostConflict', entry.field,
+            `host "${host}" path "${entry.path}" (${entry.match}) is already served by Ingress ${winner.ingress} (${winner.field}), which is older; this path is ignored`));
+          continue;
+        }
+        claimed.set(claimKey, { ingress: frag.key, field: entry.field });
+        routes.push(this.route(frag, entry, this.canarySplit(frag.key, entry.backend)));
+      }
+      if (!fallback && frag.defaultBackend) fallback = this.route(frag, { path: '/', match: 'Prefix', backend: frag.defaultBackend });
+      if (!tls && host !== '*') {
+        const entry = frag.tls.find((t) => t.hosts.includes(host));
+        if (entry) {
+          let secret: string | null = null;
+          if (entry.secret) {
+            const secretKey = `${frag.namespace}/${entry.secret}`;
+            secrets.add(secretKey);
+            const verdict = this.fragments.secretVerdict(secretKey);
+            if (verdict.ok) secret = secretName(frag.namespace, entry.secret);
+            else note(frag.key, warning('TLSSecretInvalid', `${entry.field}.secretName`, `Secret ${secretKey}: ${verdict.message}; host "${host}" uses the default certificate`));
+          }
+          tls = { secret, sslRedirect: frag.settings.sslRedirect };
+        }
+      }
+      if (!passthrough && frag.settings.sslPassthrough && host !== '*') {
+        const root = mine.find((e) => e.path === '/') ?? mine[0]!;
+        passthrough = { backend: backendName(frag.namespace, root.backend.service, root.backend.port), ingress: frag.key };
+      }
+    }
+
+    if (frags.length === 0) this.snapshot.drop(name);
+    else {
+      routes.sort(routeOrder);
+      for (const r of routes) { backends.add(r.backend); if (r.canary) backends.add(r.canary.backend); }
+      if (fallback) backends.add(fallback.backend);
+      if (passthrough) backends.add(passthrough.backend);
+      const spec: VirtualHostSpec = {
+        ...(fallback ? { fallback } : {}),
+        host,
+        ...(passthrough ? { passthrough } : {}),
+        routes,
+        ...(tls ? { tls } : {}),
+      };
+      this.snapshot.put({ type: 'vhost', name, spec });
+    }
+    this.setRefs(name, backends, secrets);
+    if (problems.size) this.hostProblems.set(host, problems); else this.hostProblems.delete(host);
+  }
+
+  private buildListener(): void {
+    const { options, indexes } = this.c;
+    const vane = this.fragments.ingresses;
+    const backends = new Set<string>();
+    const secrets = new Set<string>();
+    const spec: ListenerSpec = { defaultCertificate: null, mergeSlashes: options.mergeSlashes };
+    const configured = options.defaultCertificate;
+    if (configured) {
+      secrets.add(configured);
+      if (this.fragments.secretVerdict(configured).ok) spec.defaultCertificate = secretName(...splitKey(configured));
+    }
+    if (!spec.defaultCertificate) {
+      const oldest = [...indexes.withHostlessTls].map((k) => vane.get(k)!).sort(ingressOrder);
+      for (const frag of oldest) {
+        const entry = frag.tls.find((t) => t.hosts.length === 0 && t.secret);
+        const key = `${frag.namespace}/${entry!.secret}`;
+        secrets.add(key);
+        if (this.fragments.secretVerdict(key).ok) { spec.defaultCertificate = secretName(frag.namespace, entry!.secret!); break; }
+      }
+    }
+    const withDefault = [...indexes.withDefaultBackend].map((k) => vane.get(k)!).sort(ingressOrder);
+    const first = withDefault[0];
+    if (first?.defaultBackend) {
+      spec.defaultRoute = this.route(first, { path: '/', match: 'Prefix', backend: first.defaultBackend });
+      backends.add(spec.defaultRoute.backend);
+    }
+    this.snapshot.put({ type: 'listener', name: LISTENER_NAME, spec: { defaultCertificate: spec.defaultCertificate, ...(spec.defaultRoute ? { defaultRoute: spec.defaultRoute } : {}), mergeSlashes: spec.mergeSlashes } });
+    this.setRefs(LISTENER_NAME, backends, secrets);
+  }
+
+  private buildSecret(key: string): void {
+    const name = secretName(...splitKey(key));
+    const verdict = this.fragments.secretVerdict(key);
+    if (this.c.indexes.secretUsers.to(key).size > 0 && verdict.ok && verdict.spec) this.snapshot.put({ type: 'secret', name, spec: verdict.spec });
+    else this.snapshot.drop(name);
+  }
+
+  private buildBackend(name: string): void {
+    if (this.c.indexes.backendUsers.to(name).size === 0) { this.snapshot.drop(name); return; }
+    const ref = parseBackendName(name);
+    const svc = this.c.store.get<Service>('Service', `${ref.namespace}/${ref.service}`);
+    const port = svc ? servicePort(svc, ref.port) : undefined;
+    const protocol: BackendSpec['protocol'] = port?.appProtocol === 'https' || port?.name === 'https' ? 'https' : 'http';
+    const external = svc?.spec?.type === 'ExternalName' && typeof svc.spec.externalName === 'string' ? svc.spec.externalName : undefined;
+    const externalPort = external ? (typeof ref.port === 'number' ? ref.port : port?.port) : undefined;
+    const spec: BackendSpec = {
+      ...(external ? { externalName: external } : {}),
+      ...(externalPort ? { externalPort } : {}),
+      namespace: ref.namespace,
+      port: ref.port,
+      protocol,
+      service: ref.service,
+    };
+    this.snapshot.put({ type: 'backend', name, spec });
+  }
+
+  private buildEndpoints(backend: string): void {
+    const { store, indexes } = this.c;
+    const name = endpointsName(backend);
+    const ref = parseBackendName(backend);
+    const svcKey = `${ref.namespace}/${ref.service}`;
+    const svc = store.get<Service>('Service', svcKey);
+    if (indexes.backendUsers.to(backend).size === 0 || svc?.spec?.type === 'ExternalName') { this.snapshot.drop(name); return; }
+    const addresses: EndpointAddress[] = [];
+    const port = svc ? servicePort(svc, ref.port) : undefined;
+    if (port) {
+      const portName = port.name ?? '';
+      const seen = new Set<string>();
+      for (const sliceKey of indexes.sliceService.to(svcKey)) {
+        const slice = store.get<EndpointSlice>('EndpointSlice', sliceKey);
+        if (!slice || (slice.addressType && slice.addressType !== 'IPv4' && slice.addressType !== 'IPv6')) continue;
+        const sp = (Array.isArray(slice.ports) ? slice.ports : []).find((p) => (p?.name ?? '') === portName);
+        const targetPort = sp?.port ?? (typeof port.targetPort === 'number' ? port.targetPort : undefined);
+        if (!targetPort || !Number.isInteger(targetPort)) continue;
+        for (const ep of Array.isArray(slice.endpoints) ? slice.endpoints : []) {
+          const ready = ep?.conditions?.ready ?? true;
+          const serving = ep?.conditions?.serving ?? ready;
+          const terminating = ep?.conditions?.terminating ?? false;
+          for (const address of Array.isArray(ep?.addresses) ? ep.addresses : []) {
+            if (typeof address !== 'string' || seen.has(`${address} ${targetPort}`)) continue;
+            seen.add(`${address} ${targetPort}`);
+            const a: EndpointAddress = { address, port: targetPort, ready: ready === true, serving: serving === true, terminating: terminating === true };
+            if (typeof ep.zone === 'string') a.zone = ep.zone;
+            addresses.push(a);
+          }
+        }
+      }
+    }
+    addresses.sort((a, b) => byText(a.address, b.address) || a.port - b.port);
+    this.snapshot.put({ type: 'endpoints', name, spec: { addresses, backend } });
+  }
+}
+
+function splitKey(key: string): [string, string] {
+  const i = key.indexOf('/');
+  return [key.slice(0, i), key.slice(i + 1)];
+}
+
+/** parseBackendName inverts backendName(): `backend/ns/svc:port`. */
+function parseBackendName(name: string): { namespace: string; service: string; port: number | string } {
+  const rest = name.slice('backend/'.length);
+  const slash = rest.indexOf('/');
+  const colon = rest.lastIndexOf(':');
+  const portText = rest.slice(colon + 1);
+  return {
+    namespace: rest.slice(0, slash),
+    service: rest.slice(slash + 1, colon),
+    port: /^\d+$/.test(portText) ? Number(portText) : portText,
+  };
+}
+
+function servicePort(svc: Service, port: number | string) {
+  const ports = Array.isArray(svc.spec?.ports) ? svc.spec!.ports! : [];
+  return ports.find((p) => (typeof port === 'number' ? p?.port === port : p?.name === port));
+}

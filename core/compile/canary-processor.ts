@@ -1,0 +1,63 @@
+/**
+ * The Canary processor: Canary changes → Canary fragments, their index entries, and the
+ * hosts and statuses they reach.
+ *
+ * Invariants:
+ * - Every stored Canary has a fragment, valid or not (every Canary has a status), and an
+ *   entry in the indexes for the Ingress and canary Service it names (core/selectors.ts).
+ * - A Canary never creates a route: it changes the routes of its Ingress, so a changed
+ *   fragment makes pending every host of the Ingress it named before and names now, and the
+ *   statuses of every Canary on those Ingresses (which of them wins a conflict may change).
+ */
+import { namespaceOf, type Canary } from '../objects.ts';
+import { parseCanary, type CanaryFragment } from '../canary.ts';
+import { ingressOfCanary, serviceOfCanary } from '../selectors.ts';
+import { FragmentMemo, type Processor, type StageContext } from './processor.ts';
+
+export class CanaryProcessor implements Processor {
+  private readonly memo = new FragmentMemo<CanaryFragment>();
+  private readonly c: StageContext;
+
+  constructor(context: StageContext) {
+    this.c = context;
+  }
+
+  /** fragment is the Canary's fragment, current once the processor has run. */
+  fragment(key: string): CanaryFragment | undefined {
+    return this.memo.get(key);
+  }
+
+  run(): void {
+    const { pending } = this.c;
+    for (const key of pending.canaries) {
+      pending.canaryStatuses.add(key);
+      this.refresh(key);
+    }
+    pending.canaries.clear();
+  }
+
+  private refresh(key: string): void {
+    const { store, indexes } = this.c;
+    const obj = store.get<Canary>('Canary', key);
+    const old = this.memo.get(key);
+    let frag: CanaryFragment | undefined;
+    if (obj) frag = this.memo.of(key, obj, parseCanary);
+    else this.memo.delete(key);
+    if (old === frag) return;
+
+    for (const ingress of indexes.canaryIngress.of(key)) this.reachIngress(ingress);
+    const namespace = obj ? namespaceOf(obj) : '';
+    const ingress = obj ? ingressOfCanary(obj) : undefined;
+    const service = obj ? serviceOfCanary(obj) : undefined;
+    indexes.canaryIngress.set(key, ingress !== undefined ? [`${namespace}/${ingress}`] : []);
+    indexes.canaryServices.set(key, service !== undefined ? [`${namespace}/${service}`] : []);
+    for (const ingress of indexes.canaryIngress.of(key)) this.reachIngress(ingress);
+  }
+
+  /** reachIngress marks what a Canary change on an Ingress reaches: its hosts and its other Canaries. */
+  private reachIngress(ingressKey: string): void {
+    const { indexes, pending } = this.c;
+    for (const host of indexes.ingressHosts.of(ingressKey)) pending.hosts.add(host);
+    for (const canary of indexes.canaryIngress.to(ingressKey)) pending.canaryStatuses.add(canary);
+  }
+}

@@ -1,0 +1,139 @@
+/**
+ * Stage 0 of the compiler: the object store and the indexes between objects.
+ *
+ * The store holds the raw objects the compiler was given, by kind and key, exactly as given:
+ * nothing here parses or validates. The indexes answer "what does a change to X reach?"
+ * without a scan, which is what makes a build cost in proportion to the change.
+ *
+ * Invariants:
+ * - The store holds at most one object per kind and key (`namespace/name`, or `name` for an
+ *   IngressClass), the last one set; a deleted object is gone.
+ * - A Relation is always symmetric: `b ∈ of(a)` exactly when `a ∈ to(b)`, and it never keeps
+ *   an empty set, so `has`-style checks on either side mean "related to something".
+ * - The indexes are written only by the processors (core/compile/*-processor.ts) and by
+ *   assembly (core/compile/assemble.ts), each for the relations it documents, and are
+ *   complete once a build's processors have run: every relation then reflects every object
+ *   in the store.
+ */
+import type { KubeObject, ObjectKind, IngressClass } from '../objects.ts';
+import type { IngressClassLookup } from '../selectors.ts';
+
+const NOTHING: ReadonlySet<string> = new Set();
+
+/** ObjectStore keeps the raw objects by kind and key. */
+export class ObjectStore {
+  private readonly byKind: Record<ObjectKind, Map<string, KubeObject>> = {
+    Ingress: new Map(), IngressClass: new Map(), Service: new Map(), EndpointSlice: new Map(), Secret: new Map(), Canary: new Map(),
+  };
+
+  /** classes looks IngressClasses up by name, for the class selector (core/selectors.ts). */
+  readonly classes: IngressClassLookup = {
+    get: (name) => this.byKind.IngressClass.get(name) as IngressClass | undefined,
+    all: () => this.byKind.IngressClass.values() as Iterable<IngressClass>,
+  };
+
+  /** set stores obj and returns whether that changed anything (the same object again does not). */
+  set(kind: ObjectKind, key: string, obj: KubeObject): boolean {
+    const map = this.byKind[kind];
+    if (map.get(key) === obj) return false;
+    map.set(key, obj);
+    return true;
+  }
+
+  /** delete removes an object and returns whether there was one. */
+  delete(kind: ObjectKind, key: string): boolean {
+    return this.byKind[kind].delete(key);
+  }
+
+  get<T extends KubeObject = KubeObject>(kind: ObjectKind, key: string): T | undefined {
+    return this.byKind[kind].get(key) as T | undefined;
+  }
+
+  has(kind: ObjectKind, key: string): boolean {
+    return this.byKind[kind].has(key);
+  }
+
+  keys(kind: ObjectKind): Iterable<string> {
+    return this.byKind[kind].keys();
+  }
+}
+
+/**
+ * Relation is a many-to-many index kept in both directions: `of(a)` is what a relates to,
+ * `to(b)` what relates to b. set() replaces a's side in one call and reports each b gained
+ * or lost, which is how a change reaches exactly the objects it must.
+ */
+export class Relation {
+  private readonly forward = new Map<string, Set<string>>();
+  private readonly backward = new Map<string, Set<string>>();
+
+  /** set makes a relate to exactly `bs`; onChange(b) runs for every b gained or lost. */
+  set(a: string, bs: Iterable<string>, onChange?: (b: string) => void): void {
+    const before = this.forward.get(a);
+    const after = new Set(bs);
+    if (before) {
+      for (const b of before) {
+        if (after.has(b)) continue;
+        removeFrom(this.backward, b, a);
+        onChange?.(b);
+      }
+    }
+    for (const b of after) {
+      if (before?.has(b)) continue;
+      addTo(this.backward, b, a);
+      onChange?.(b);
+    }
+    if (after.size > 0) this.forward.set(a, after);
+    else this.forward.delete(a);
+  }
+
+  /** of lists what a relates to. */
+  of(a: string): ReadonlySet<string> {
+    return this.forward.get(a) ?? NOTHING;
+  }
+
+  /** to lists what relates to b. */
+  to(b: string): ReadonlySet<string> {
+    return this.backward.get(b) ?? NOTHING;
+  }
+}
+
+function addTo(map: Map<string, Set<string>>, key: string, value: string): void {
+  let set = map.get(key);
+  if (!set) { set = new Set(); map.set(key, set); }
+  set.add(value);
+}
+
+function removeFrom(map: Map<string, Set<string>>, key: string, value: string): void {
+  const set = map.get(key);
+  if (!set) return;
+  set.delete(value);
+  if (set.size === 0) map.delete(key);
+}
+
+/**
+ * Indexes are the relations between objects the compiler keeps, each named by what it
+ * answers. Keys are `namespace/name`; hosts are as Ingress rules write them, `*` for none.
+ */
+export class Indexes {
+  /** Vane's Ingresses → the hosts their rules name (core/selectors.ts hostsOfIngress). Written by the Ingress processor. */
+  readonly ingressHosts = new Relation();
+  /** Vane's Ingresses → the Services they route to: their statuses say whether each exists. Ingress processor. */
+  readonly ingressServices = new Relation();
+  /** Canaries → the Ingress they split. Canary processor. */
+  readonly canaryIngress = new Relation();
+  /** Canaries → their canary Service: their statuses say whether it exists. Canary processor. */
+  readonly canaryServices = new Relation();
+  /** EndpointSlices → their Service (label kubernetes.io/service-name). Service processor. */
+  readonly sliceService = new Relation();
+  /** Vane's Ingresses with a spec.defaultBackend: candidates for the listener's default route. Ingress processor. */
+  readonly withDefaultBackend = new Set<string>();
+  /** Vane's Ingresses with a host-less spec.tls entry naming a Secret: candidates for the default certificate. Ingress processor. */
+  readonly withHostlessTls = new Set<string>();
+  /** Owners (`vhost/…`, the listener) → the backend resources they route to. Assembly. */
+  readonly backendUsers = new Relation();
+  /** Owners → the Secret keys they read a certificate from. Assembly. */
+  readonly secretUsers = new Relation();
+  /** Backend resources in use → their Service key; `to(service)` is what a Service change reaches. Assembly. */
+  readonly backendService = new Relation();
+}
