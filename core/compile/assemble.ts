@@ -10,8 +10,9 @@
  *   routes are sorted (Exact, then longer paths, then by path text) and each is a pure
  *   function of the Ingresses on the host, the Canaries on them and the Secrets they name.
  * - On each host, a host + path + match claimed by several Ingresses goes to the oldest
- *   (creationTimestamp, then namespace/name: ingressOrder); the others' claims are dropped
- *   and become problems, kept per host in `hostProblems` for the status stage.
+ *   (creationTimestamp, then namespace/name: ingressOrder); the others' claims are dropped.
+ *   Every party, the oldest included, gets a HostConflict problem naming all of them; the
+ *   problems are kept per host in `hostProblems` for the status stage.
  * - A `backend/…` and its `endpoints/…` exist exactly while a host or the listener routes to
  *   it (Indexes.backendUsers); a `secret/…` exactly while one reads it (Indexes.secretUsers)
  *   and its verdict is usable with key material. ExternalName backends have no endpoints.
@@ -36,6 +37,13 @@ export interface Fragments {
   readonly ingresses: ReadonlyMap<string, IngressFragment>;
   canary(key: string): CanaryFragment | undefined;
   secretVerdict(key: string): SecretVerdict;
+}
+
+/** Claim: who claims one path + match on a host, oldest Ingress first (the first one serves it). */
+interface Claim {
+  path: string;
+  match: RouteSpec['match'];
+  parties: { ingress: string; field: string }[];
 }
 
 const MATCH_RANK = { Exact: 0, Prefix: 1, Regex: 2 } as const;
@@ -136,7 +144,7 @@ export class Assembler {
     frags.sort(ingressOrder);
     const problems = new Map<string, Problem[]>();
     const note = (ing: string, p: Problem) => { const list = problems.get(ing) ?? []; list.push(p); problems.set(ing, list); };
-    const claimed = new Map<string, { ingress: string; field: string }>();
+    const claims = new Map<string, Claim>();
     const routes: RouteSpec[] = [];
     const backends = new Set<string>();
     const secrets = new Set<string>();
@@ -148,13 +156,9 @@ export class Assembler {
       const mine: PathEntry[] = frag.entries.filter((e) => e.host === host);
       for (const entry of mine) {
         const claimKey = `${entry.match} ${entry.path}`;
-        const winner = claimed.get(claimKey);
-        if (winner) {
-          note(frag.key, warning('HostConflict', entry.field,
-            `host "${host}" path "${entry.path}" (${entry.match}) is already served by Ingress ${winner.ingress} (${winner.field}), which is older; this path is ignored`));
-          continue;
-        }
-        claimed.set(claimKey, { ingress: frag.key, field: entry.field });
+        const claim = claims.get(claimKey);
+        if (claim) { claim.parties.push({ ingress: frag.key, field: entry.field }); continue; }
+        claims.set(claimKey, { path: entry.path, match: entry.match, parties: [{ ingress: frag.key, field: entry.field }] });
         routes.push(this.route(frag, entry, this.canarySplit(frag.key, entry.backend)));
       }
       if (!fallback && frag.defaultBackend) fallback = this.route(frag, { path: '/', match: 'Prefix', backend: frag.defaultBackend });
@@ -177,6 +181,8 @@ export class Assembler {
         passthrough = { backend: backendName(frag.namespace, root.backend.service, root.backend.port), ingress: frag.key };
       }
     }
+
+    for (const claim of claims.values()) if (claim.parties.length > 1) noteConflict(host, claim, note);
 
     if (frags.length === 0) this.snapshot.drop(name);
     else {
@@ -287,6 +293,22 @@ export class Assembler {
     }
     addresses.sort((a, b) => byText(a.address, b.address) || a.port - b.port);
     this.snapshot.put({ type: 'endpoints', name, spec: { addresses, backend } });
+  }
+}
+
+/**
+ * noteConflict marks every party to one host + path claimed by several Ingresses, as Contour
+ * does: the winner too, so the team that owns it learns someone else claims its path. Each
+ * message names all parties, sorted.
+ */
+function noteConflict(host: string, claim: Claim, note: (ingress: string, p: Problem) => void): void {
+  const what = `host "${host}" path "${claim.path}" (${claim.match})`;
+  const names = claim.parties.map((p) => p.ingress).sort(byText).join(', ');
+  const winner = claim.parties[0]!;
+  for (const party of claim.parties) {
+    note(party.ingress, warning('HostConflict', party.field, party === winner
+      ? `${what} is claimed by Ingresses ${names}; this one is the oldest and serves it`
+      : `${what} is claimed by Ingresses ${names}; it is already served by Ingress ${winner.ingress} (${winner.field}), which is older; this path is ignored`));
   }
 }
 

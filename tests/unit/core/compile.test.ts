@@ -180,7 +180,7 @@ test('invalid objects become status problems naming the field; the rest still bu
   assert.deepEqual(result.statuses.get('Ingress/default/good')!.problems, []);
 });
 
-test('a path claimed twice: the oldest wins and the loser is told who won', () => {
+test('a path claimed twice: the oldest wins, the loser is told who won, and both are marked', () => {
   const result = compile([service('a'), service('b'),
     ingress({ name: 'young', namespace: 'team-b', created: '2024-05-01T00:00:00Z', rules: [{ host: 'h.test', paths: [{ path: '/x', service: 'b' }] }] }),
     ingress({ name: 'old', namespace: 'team-a', created: '2024-01-01T00:00:00Z', rules: [{ host: 'h.test', paths: [{ path: '/x', service: 'a' }] }] }),
@@ -190,7 +190,34 @@ test('a path claimed twice: the oldest wins and the loser is told who won', () =
   const conflict = loser.find((p) => p.reason === 'HostConflict')!;
   assert.match(conflict.message, /already served by Ingress team-a\/old/);
   assert.equal(conflict.field, 'spec.rules[0].http.paths[0]');
-  assert.equal(result.statuses.get('Ingress/team-a/old')!.problems.some((p) => p.reason === 'HostConflict'), false);
+  // Issue 17: every party to a conflict is marked, the winner too (as Contour does).
+  const winner = result.statuses.get('Ingress/team-a/old')!.problems.filter((p) => p.reason === 'HostConflict');
+  assert.deepEqual(winner.map((p) => [p.field, p.severity]), [['spec.rules[0].http.paths[0]', 'warning']]);
+  assert.match(winner[0]!.message, /claimed by Ingresses team-a\/old, team-b\/young; this one is the oldest and serves it/);
+  const route = result.resources.get('vhost/h.test')!.resource;
+  assert.ok(route.type === 'vhost' && route.spec.routes.length === 1 && route.spec.routes[0]!.ingress === 'team-a/old', 'the oldest still serves the path');
+});
+
+test('a host conflict marks every party to it, each message naming them all, sorted (regression: only the losers were marked)', () => {
+  const claim = (name: string, namespace: string, created: string, extra: { path: string; service: string }[] = []) =>
+    ingress({ name, namespace, created, rules: [{ host: 'h.test', paths: [{ path: '/x', service: 'a' }, ...extra] }] });
+  const result = compile([service('a'), service('a', 'ns-a'), service('a', 'ns-z'), service('a', 'ns-m'),
+    claim('zeta', 'ns-z', '2024-03-01T00:00:00Z'),
+    claim('alpha', 'ns-a', '2024-02-01T00:00:00Z', [{ path: '/own', service: 'a' }]),
+    claim('mid', 'ns-m', '2024-01-01T00:00:00Z'),
+    ingress({ name: 'bystander', namespace: 'ns-a', created: '2023-01-01T00:00:00Z', rules: [{ host: 'h.test', paths: [{ path: '/other', service: 'a' }] }] }),
+  ]);
+  const conflicts = (key: string) => result.statuses.get(`Ingress/${key}`)!.problems.filter((p) => p.reason === 'HostConflict');
+  for (const key of ['ns-a/alpha', 'ns-m/mid', 'ns-z/zeta']) {
+    const marked = conflicts(key);
+    assert.equal(marked.length, 1, `${key} is a party and is marked: ${JSON.stringify(marked)}`);
+    assert.equal(marked[0]!.field, 'spec.rules[0].http.paths[0]');
+    assert.match(marked[0]!.message, /^host "h\.test" path "\/x" \(Prefix\) is claimed by Ingresses ns-a\/alpha, ns-m\/mid, ns-z\/zeta; /);
+  }
+  assert.match(conflicts('ns-m/mid')[0]!.message, /this one is the oldest and serves it$/);
+  assert.match(conflicts('ns-a/alpha')[0]!.message, /already served by Ingress ns-m\/mid \(spec\.rules\[0\]\.http\.paths\[0\]\), which is older; this path is ignored$/);
+  assert.match(conflicts('ns-z/zeta')[0]!.message, /already served by Ingress ns-m\/mid/);
+  assert.deepEqual(conflicts('ns-a/bystander'), [], 'an Ingress on the host that claims nothing twice is no party');
 });
 
 test('Canary statuses report a missing Ingress, a missing canary Service and a second canary on the same service', () => {
