@@ -7,17 +7,18 @@
  * anything its strict parser is unsure of, an HTTPS backend — with the request's bytes
  * handed over untouched, so the general path sees exactly what the client sent.
  *
- * Both paths share routing, header rewriting, retries, outlier ejection and metrics
- * (BaseExchange). A client connection runs one exchange at a time; pipelined requests wait
- * in its buffer (bounded: reading pauses) until the response before them is complete.
+ * Both paths share routing, header rewriting, the request lifecycle (pick, dispatch, retry,
+ * reply), outlier ejection and metrics (Exchange). A client connection runs one exchange at a
+ * time; pipelined requests wait in its buffer (bounded: reading pauses) until the response
+ * before them is complete.
  */
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
-import { performance } from 'node:perf_hooks';
 import { newRequestId } from './request-id.ts';
-import { Cluster, type Endpoint } from './upstream.ts';
-import { BaseExchange, type ClientInfo, type ExchangeContext, type Prepared } from './exchange.ts';
-import { errorBody, rawErrorResponse, STATUS_TEXT } from './headers.ts';
+import type { RouteSpec } from '../core/index.ts';
+import type { Endpoint } from './upstream.ts';
+import { Exchange, type ClientInfo, type ExchangeContext, type Prepared } from './exchange.ts';
+import { closingErrorBytes, replyBytes, type Reply } from './replies.ts';
 import { HANDOFF, INCOMPLETE, parseRequestHead, type RequestHead } from './http1/request-head.ts';
 import type { ResponseHead } from './http1/response-head.ts';
 import type { UpstreamConnection, UpstreamExchange, UpstreamPool } from './http1/upstream-pool.ts';
@@ -191,7 +192,7 @@ export class ClientConnection implements IdleWatched, ReadSink {
     if (this.exchange !== null || this.closing) return;
     this.host.unrouted.record(408, 0);
     this.closing = true;
-    this.socket.end(rawErrorResponse(408, newRequestId(), 'request head not received in time'));
+    this.socket.end(closingErrorBytes(408, newRequestId(), 'request head not received in time'));
   }
 
   private onEnd(): void {
@@ -240,7 +241,7 @@ export class ClientConnection implements IdleWatched, ReadSink {
 }
 
 /** FastExchange is one request on the fast path. */
-export class FastExchange extends BaseExchange implements UpstreamExchange {
+export class FastExchange extends Exchange implements UpstreamExchange {
   private readonly conn: ClientConnection;
   private readonly head: RequestHead;
   private prepared: Prepared | null = null;
@@ -251,7 +252,6 @@ export class FastExchange extends BaseExchange implements UpstreamExchange {
   private bodyComplete = true;
   private response: ResponseHead | null = null;
   private extraHeaders = '';
-  private responding = false;
   private status = 0;
   private closeAfter = false;
   private staleRetried = false;
@@ -277,22 +277,14 @@ export class FastExchange extends BaseExchange implements UpstreamExchange {
 
   start(body: Buffer | null): void {
     this.ctx.begin();
-    const p = this.prepared!;
     this.bodyComplete = !this.conn.bodyPending;
-    if (p.kind === 'error') { this.reply(p.status, p.detail); return; }
-    if (p.kind === 'redirect') { this.redirect(p.location); return; }
+    if (this.answerLocally(this.prepared!)) return;
     if (body !== null) this.pendingBody = [body];
-    this.dispatch(null, false);
+    this.attempt(null);
   }
 
-  private dispatch(avoid: Endpoint | null, fresh: boolean): void {
-    const route = this.decision!.route!;
-    // A first attempt's clock is the exchange's start, microseconds ago; a retry reads it anew.
-    const ep = fresh ? this.endpoint! : this.cluster!.pick(route.loadBalance === 'least-request', this.attempts === 0 ? this.startMs : performance.now(), avoid);
-    if (ep === null) { this.reply(503, 'no ready endpoints'); return; }
-    this.endpoint = ep;
-    this.requestSent = false;
-    if (!fresh) { this.attempts++; ep.inflight++; }
+  /** send asks the endpoint's pool for a connection (onUpstream); `fresh`: a new one, not an idle one. */
+  protected override send(ep: Endpoint, route: RouteSpec, fresh = false): void {
     this.pool = ep.fastPool(route.timeouts.connectMs);
     this.pool.acquire(this, route.timeouts.readMs, fresh);
   }
@@ -355,9 +347,7 @@ export class FastExchange extends BaseExchange implements UpstreamExchange {
   }
 
   onResponseHead(h: ResponseHead): void {
-    const ep = this.endpoint!;
-    Cluster.succeeded(ep);
-    this.responding = true;
+    this.responseStarted();
     this.status = h.status;
     let extra = '';
     if (this.setCookie !== null) extra += `set-cookie: ${this.setCookie}\r\n`;
@@ -402,31 +392,27 @@ export class FastExchange extends BaseExchange implements UpstreamExchange {
   onResponseEnd(): void {
     if (this.response !== null) this.conn.write(this.takeHead(null));
     this.upstream = null;
-    this.endpoint!.inflight--;
-    this.finish(this.status);
+    this.responseEnded(this.status);
     this.conn.exchangeDone(this.closeAfter);
   }
 
   onUpstreamError(err: Error, sent: boolean, reused: boolean): void {
     this.upstream = null;
+    // clientClosed has finished the exchange already.
     if (this.clientGone) return;
     this.requestSent = sent;
-    if (!this.responding) {
-      // A keep-alive connection the upstream closed just as it was reused: try a new one once.
-      if (reused && !this.staleRetried && this.replayable() && (err as { code?: string }).code === 'UND_ERR_SOCKET') {
-        this.staleRetried = true;
-        this.dispatch(null, true);
-        return;
-      }
-      if (this.upstreamFailed(err)) { this.dispatch(this.endpoint, false); return; }
-      const status = this.statusFor(err);
-      this.reply(status, status === 504 ? 'upstream timed out' : 'upstream failed');
+    // A keep-alive connection the upstream closed just as it was reused: try a new one once,
+    // on the same endpoint and as the same attempt.
+    if (!this.responding && reused && !this.staleRetried && this.replayable() && (err as { code?: string }).code === 'UND_ERR_SOCKET') {
+      this.staleRetried = true;
+      this.requestSent = false;
+      this.send(this.endpoint!, this.decision!.route!, true);
       return;
     }
-    this.endpoint!.inflight--;
-    this.finish(502);
-    this.conn.socket.destroy();
+    this.upstreamError(err);
   }
+
+  protected override abortResponse(): void { this.conn.socket.destroy(); }
 
   /** clientClosed: the client connection closed before the response was complete. */
   clientClosed(): void {
@@ -437,22 +423,15 @@ export class FastExchange extends BaseExchange implements UpstreamExchange {
     this.finish(499);
   }
 
-  // ---- proxy-made responses -----------------------------------------------------------
+  // ---- proxy-made replies ------------------------------------------------------------
 
-  private reply(status: number, detail: string): void {
-    const body = errorBody(status, this.requestId || newRequestId(), detail);
-    // An unread or refused body leaves the connection in an unknown state: close it.
-    const close = this.head.close || this.ctx.draining || status === 413 || status === 400 || !this.bodyComplete;
-    this.conn.write(`HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? ''}\r\ncontent-type: text/plain; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\n`
-      + `x-request-id: ${this.requestId}\r\n${close ? 'connection: close\r\n' : ''}\r\n${body}`);
-    this.finish(status);
-    this.conn.exchangeDone(close);
-  }
+  protected override closesAfter(status: number): boolean { return this.head.close || super.closesAfter(status); }
 
-  private redirect(location: string): void {
-    const close = this.head.close || this.ctx.draining || !this.bodyComplete;
-    this.conn.write(`HTTP/1.1 308 ${STATUS_TEXT[308]}\r\nlocation: ${location}\r\ncontent-length: 0\r\nx-request-id: ${this.requestId}\r\n${close ? 'connection: close\r\n' : ''}\r\n`);
-    this.finish(308);
+  protected override bodyUnread(): boolean { return !this.bodyComplete; }
+
+  protected override sendReply(r: Reply, close: boolean): void {
+    this.conn.write(replyBytes(r));
+    this.finish(r.status);
     this.conn.exchangeDone(close);
   }
 }

@@ -130,21 +130,3 @@ export function filterResponseHeaders(raw: readonly (Buffer | string)[], out: st
   }
   out.length = w;
 }
-
-/** STATUS_TEXT holds the reason phrases of the responses the proxy makes itself. */
-export const STATUS_TEXT: Record<number, string> = {
-  308: 'Permanent Redirect', 400: 'Bad Request', 404: 'Not Found', 408: 'Request Timeout', 413: 'Content Too Large',
-  431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
-};
-
-/** errorBody is the short plain-text body of a proxy-made response. */
-export function errorBody(status: number, requestId: string, detail: string): string {
-  return `${status} ${STATUS_TEXT[status] ?? ''}: ${detail}\nrequest id: ${requestId}\n`;
-}
-
-/** rawErrorResponse is a whole HTTP/1.1 response for sockets without a ServerResponse (parse errors, upgrades). */
-export function rawErrorResponse(status: number, requestId: string, detail: string, extra = ''): string {
-  const body = errorBody(status, requestId, detail);
-  return `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? ''}\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: ${Buffer.byteLength(body)}\r\n`
-    + `X-Request-Id: ${requestId}\r\nConnection: close\r\n${extra}\r\n${body}`;
-}

@@ -23,9 +23,11 @@ import { Router, type RoutingState } from './routing.ts';
 import { Endpoints } from './upstream.ts';
 import { TlsStore, type KeyPair } from './tls.ts';
 import { WorkerMetrics, type RequestStats } from './metrics.ts';
-import { Exchange, UpgradeExchange, kClientInfo, tunnel, type ClientInfo, type ExchangeContext } from './exchange.ts';
+import { kClientInfo, type ClientInfo, type ExchangeContext } from './exchange.ts';
+import { GeneralExchange, UpgradeExchange } from './general.ts';
+import { tunnel } from './tunnel.ts';
 import { parseClientHello, parseProxyHeader, readPreamble, readSharedPreamble, type ProxiedAddress } from './preamble.ts';
-import { rawErrorResponse } from './headers.ts';
+import { closingErrorBytes } from './replies.ts';
 import { ClientConnection, type FastPathHost, type HandoffReason } from './fast-path.ts';
 import { acceptSharedReads, hasSharedReads, type HandedOffSocket } from './http1/shared-reads.ts';
 import type { WireDelta } from './source.ts';
@@ -299,11 +301,11 @@ export class ProxyWorker implements ExchangeContext, FastPathHost {
   }
 
   private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
-    new Exchange(this, req, res, this.info(req), false).start();
+    new GeneralExchange(this, req, res, this.info(req), false).start();
   };
 
   private readonly onCheckContinue = (req: IncomingMessage, res: ServerResponse): void => {
-    new Exchange(this, req, res, this.info(req), true).start();
+    new GeneralExchange(this, req, res, this.info(req), true).start();
   };
 
   private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
@@ -317,7 +319,7 @@ export class ProxyWorker implements ExchangeContext, FastPathHost {
     const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     this.unrouted.record(status, 0);
     if (socket.writable && code !== 'ECONNRESET') {
-      socket.end(rawErrorResponse(status, newRequestId(), status === 431 ? 'request header fields too large' : status === 408 ? 'request head not received in time' : 'malformed request'));
+      socket.end(closingErrorBytes(status, newRequestId(), status === 431 ? 'request header fields too large' : status === 408 ? 'request head not received in time' : 'malformed request'));
     } else {
       socket.destroy();
     }

@@ -1,0 +1,250 @@
+/**
+ * The general path: requests node:http parsed (everything the fast path hands over — chunked
+ * and Expect bodies, upgrades, HTTP/1.0 — and requests to HTTPS backends), sent upstream
+ * through undici's dispatch() with the exchange as the handler (one object per request). The
+ * lifecycle is Exchange's; this file is its transport: undici for the upstream side, a
+ * ServerResponse (GeneralExchange) or the raw socket of an upgrade (UpgradeExchange) for the client.
+ */
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { Transform, type TransformCallback } from 'node:stream';
+import type { Dispatcher } from 'undici';
+import type { RouteSpec } from '../core/index.ts';
+import { Cluster, type Endpoint } from './upstream.ts';
+import { filterResponseHeaders, inspectHeaders } from './headers.ts';
+import { BODY_TOO_LARGE, Exchange, type ClientInfo, type ExchangeContext, type Prepared, type RequestLine } from './exchange.ts';
+import { replyBytes, STATUS_TEXT, type Reply } from './replies.ts';
+import { tunnel } from './tunnel.ts';
+
+const kExchange = Symbol('vane.exchange');
+
+/** BodyLimit passes a chunked request body through and fails once it exceeds the route's limit. */
+class BodyLimit extends Transform {
+  private seen = 0;
+  private readonly limit: number;
+  constructor(limit: number) { super(); this.limit = limit; }
+  override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.seen += chunk.length;
+    if (this.seen > this.limit) { cb(Object.assign(new Error('request body exceeds the limit'), { code: BODY_TOO_LARGE })); return; }
+    cb(null, chunk);
+  }
+}
+
+/** requestLine reads node's parsed request; node:http always sets method and url on server requests. */
+function requestLine(req: IncomingMessage): RequestLine {
+  return { method: req.method!, url: req.url!, rawHeaders: req.rawHeaders, httpVersionMinor: req.httpVersionMinor };
+}
+
+/** UndiciExchange is an exchange whose upstream side is undici (the general path's). */
+abstract class UndiciExchange extends Exchange implements Dispatcher.DispatchHandler {
+  /** The upstream's headers, flat `[name, value, …]`, forwarding headers last (prepareRaw). */
+  protected headers: string[] = [];
+  protected controller: Dispatcher.DispatchController | null = null;
+
+  constructor(ctx: ExchangeContext, req: IncomingMessage, client: ClientInfo) {
+    super(ctx, requestLine(req), client);
+  }
+
+  /** prepareRaw is prepare on node's raw headers; it fills `headers`. */
+  protected prepareRaw(): Prepared {
+    const out = this.headers;
+    const p = this.prepare(inspectHeaders(this.request.rawHeaders, out));
+    out.push('x-forwarded-for', this.forwardedFor, 'x-forwarded-proto', this.forwardedProto, 'x-forwarded-port', this.forwardedPort,
+      'x-real-ip', this.realIp, 'x-request-id', this.requestId);
+    if (this.forwardedHost !== null) out.push('x-forwarded-host', this.forwardedHost);
+    return p;
+  }
+
+  /** send dispatches the attempt through the endpoint's undici Pool. */
+  protected override send(ep: Endpoint, route: RouteSpec): void {
+    this.controller = null;
+    ep.pool(route.timeouts.connectMs).dispatch(this.dispatchOptions(route), this);
+  }
+
+  protected abstract dispatchOptions(route: RouteSpec): Dispatcher.DispatchOptions;
+
+  onRequestStart(controller: Dispatcher.DispatchController): void {
+    this.controller = controller;
+    this.requestSent = true;
+    if (this.clientGone) controller.abort(new Error('client went away'));
+  }
+
+  onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    this.upstreamError(err);
+  }
+}
+
+/** GeneralExchange is a plain HTTP request/response on node:http. */
+export class GeneralExchange extends UndiciExchange {
+  private readonly req: IncomingMessage;
+  private readonly res: ServerResponse;
+  private readonly expectContinue: boolean;
+  private body: IncomingMessage | BodyLimit | null = null;
+  private status = 0;
+
+  constructor(ctx: ExchangeContext, req: IncomingMessage, res: ServerResponse, client: ClientInfo, expectContinue: boolean) {
+    super(ctx, req, client);
+    this.req = req;
+    this.res = res;
+    this.expectContinue = expectContinue;
+  }
+
+  start(): void {
+    this.ctx.begin();
+    (this.res as unknown as Record<symbol, GeneralExchange>)[kExchange] = this;
+    this.res.once('close', onResponseClose);
+    if (this.answerLocally(this.prepareRaw())) return;
+    const route = this.decision!.route!;
+    if (this.hasBody) {
+      if (this.chunked && route.maxBodyBytes > 0) {
+        const limit = new BodyLimit(route.maxBodyBytes);
+        this.req.pipe(limit);
+        limit.on('error', () => this.req.unpipe(limit));
+        this.body = limit;
+      } else {
+        this.body = this.req;
+      }
+    }
+    if (this.expectContinue) this.res.writeContinue();
+    this.attempt(null);
+  }
+
+  protected override dispatchOptions(route: RouteSpec): Dispatcher.DispatchOptions {
+    const t = route.timeouts;
+    return { path: this.decision!.path, method: this.method, headers: this.headers, body: this.body, headersTimeout: t.readMs, bodyTimeout: t.readMs };
+  }
+
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, _headers: unknown, statusMessage?: string): void {
+    if (statusCode < 200) return;
+    if (this.clientGone) { Cluster.succeeded(this.endpoint!); controller.abort(new Error('client went away')); return; }
+    this.responseStarted();
+    const flat: string[] = [];
+    filterResponseHeaders(controller.rawHeaders as Buffer[], flat);
+    if (this.setCookie !== null) flat.push('set-cookie', this.setCookie);
+    if (this.ctx.draining) flat.push('connection', 'close');
+    this.status = statusCode;
+    if (statusMessage) this.res.writeHead(statusCode, statusMessage, flat);
+    else this.res.writeHead(statusCode, flat);
+  }
+
+  onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    if (!this.res.write(chunk)) {
+      controller.pause();
+      this.res.once('drain', onResponseDrain);
+    }
+  }
+
+  onResponseEnd(): void {
+    this.res.end();
+    this.responseEnded(this.status);
+  }
+
+  protected override abortResponse(err: Error): void { this.res.destroy(err); }
+
+  protected override bodyUnread(): boolean { return this.hasBody && !this.req.complete; }
+
+  protected override sendReply(r: Reply): void {
+    this.res.writeHead(r.status, r.reason, r.headers);
+    this.res.end(r.body);
+    this.finish(r.status);
+  }
+
+  /** clientClosed runs when the response closes; before the end that means the client went away. */
+  clientClosed(): void {
+    if (this.done) return;
+    this.clientGone = true;
+    if (this.controller !== null) this.controller.abort(new Error('client went away'));
+  }
+
+  resume(): void { this.controller?.resume(); }
+}
+
+function onResponseClose(this: ServerResponse): void {
+  (this as unknown as Record<symbol, GeneralExchange>)[kExchange]!.clientClosed();
+}
+
+function onResponseDrain(this: ServerResponse): void {
+  (this as unknown as Record<symbol, GeneralExchange>)[kExchange]!.resume();
+}
+
+/** UpgradeExchange proxies an `Upgrade` request (WebSocket and others) and then the raw bytes both ways. */
+export class UpgradeExchange extends UndiciExchange {
+  private readonly socket: Duplex;
+  private readonly head: Buffer;
+  private status = 0;
+  private idleMs = 60_000;
+
+  constructor(ctx: ExchangeContext, req: IncomingMessage, socket: Duplex, head: Buffer, client: ClientInfo) {
+    super(ctx, req, client);
+    this.socket = socket;
+    this.head = head;
+  }
+
+  start(): void {
+    this.ctx.begin();
+    this.socket.on('error', () => { this.clientGone = true; });
+    this.socket.once('close', () => { if (!this.done) { this.clientGone = true; this.controller?.abort(new Error('client went away')); } });
+    if (this.answerLocally(this.prepareRaw())) return;
+    this.idleMs = this.decision!.route!.timeouts.idleMs;
+    this.attempt(null);
+  }
+
+  protected override dispatchOptions(route: RouteSpec): Dispatcher.DispatchOptions {
+    return { path: this.decision!.path, method: this.method, headers: this.headers, body: null, upgrade: this.upgradeProtocol ?? 'websocket', headersTimeout: route.timeouts.readMs };
+  }
+
+  onRequestUpgrade(controller: Dispatcher.DispatchController, statusCode: number, _headers: unknown, upstream: Duplex): void {
+    this.endpoint!.inflight--;
+    Cluster.succeeded(this.endpoint!);
+    const flat: string[] = [];
+    filterResponseHeaders(controller.rawHeaders as Buffer[], flat);
+    let head = `HTTP/1.1 ${statusCode} Switching Protocols\r\nconnection: Upgrade\r\nupgrade: ${this.upgradeProtocol ?? 'websocket'}\r\n`;
+    for (let i = 0; i < flat.length; i += 2) head += `${flat[i]}: ${flat[i + 1]}\r\n`;
+    const client = this.socket;
+    if (this.clientGone) { upstream.destroy(); this.finish(499); return; }
+    client.write(head + '\r\n');
+    if (this.head.length > 0) upstream.write(this.head);
+    this.ctx.metrics.activeConnections.upgraded++;
+    this.finish(statusCode);
+    const untrack = this.decision!.canary === 'canary'
+      ? this.ctx.trackCanaryTunnel(this.decision!.backend!, () => { client.destroy(); upstream.destroy(); })
+      : null;
+    tunnel(client, upstream, this.idleMs, () => { this.ctx.metrics.activeConnections.upgraded--; untrack?.(); });
+  }
+
+  /** onResponseStart relays a response that is not an upgrade, and the connection closes after it. */
+  onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, _headers: unknown, statusMessage?: string): void {
+    if (statusCode < 200) return;
+    this.responseStarted();
+    const flat: string[] = [];
+    filterResponseHeaders(controller.rawHeaders as Buffer[], flat);
+    this.status = statusCode;
+    let head = `HTTP/1.1 ${statusCode} ${statusMessage ?? STATUS_TEXT[statusCode] ?? ''}\r\n`;
+    for (let i = 0; i < flat.length; i += 2) {
+      if (flat[i]!.toLowerCase() === 'content-length') continue;
+      head += `${flat[i]}: ${flat[i + 1]}\r\n`;
+    }
+    this.socket.write(`${head}connection: close\r\n\r\n`);
+  }
+
+  onResponseData(_controller: Dispatcher.DispatchController, chunk: Buffer): void {
+    this.socket.write(chunk);
+  }
+
+  onResponseEnd(): void {
+    this.socket.end();
+    this.responseEnded(this.status);
+  }
+
+  protected override abortResponse(): void { this.socket.destroy(); }
+
+  /** An upgrade request's connection never carries another request. */
+  protected override closesAfter(): boolean { return true; }
+
+  protected override bodyUnread(): boolean { return false; }
+
+  protected override sendReply(r: Reply): void {
+    this.socket.end(replyBytes(r));
+    this.finish(r.status);
+  }
+}
