@@ -1,5 +1,5 @@
 /** proxy/: Vane's data plane. The only door into this folder. */
-export { startProxy, type ProxyHandle } from './primary.ts';
+export { startProxy, type ProxyHandle } from './primary/start.ts';
 export { FileSource, type FileSourceOptions } from './file-source.ts';
 export type { RoutingSource, RoutingUpdate, WireDelta } from './source.ts';
 export { DEFAULT_OPTIONS, resolveOptions, ProxyError, type ProxyOptions, type OutlierOptions } from './options.ts';

@@ -10,7 +10,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import { WORKER_SEMI_SPACE_MB } from '../../../proxy/worker-flags.ts';
+import { WORKER_SEMI_SPACE_MB } from '../../../proxy/primary/worker-flags.ts';
 import {
   startUpstream, runProxy, tempDir, writeManifests, ingress, service, INGRESS_CLASS, get, poll, load, readyz, metric,
   type Upstream, type RunningProxy, type Echo,
@@ -104,7 +104,7 @@ test('a worker is replaced under load with zero non-2xx responses; metrics survi
   assert.ok(result.requests > 100, `${result.requests} requests`);
   const requestsAfter = await metric(proxy.admin, 'vane_proxy_requests_total', { ingress: 'default/app' });
   assert.ok(requestsAfter - requestsBefore >= result.requests, `counted ${requestsAfter - requestsBefore} of ${result.requests}: the retired worker's counts are kept`);
-  // Replacements run with the workers' V8 flags too (proxy/worker-flags.ts).
+  // Replacements run with the workers' V8 flags too (proxy/primary/worker-flags.ts).
   for (const w of (await readyz(proxy.admin)).workers) {
     const argv = (await readFile(`/proc/${w.pid}/cmdline`, 'utf8')).split('\0');
     assert.ok(argv.includes(`--min-semi-space-size=${WORKER_SEMI_SPACE_MB}`), `worker ${w.pid} runs ${argv.join(' ')}`);

@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { WORKER_SEMI_SPACE_MB, workerExecArgv } from '../../../proxy/worker-flags.ts';
+import { WORKER_SEMI_SPACE_MB, workerExecArgv } from '../../../proxy/primary/worker-flags.ts';
 
 test('workers get a fixed young generation after the primary’s own flags', () => {
   assert.deepEqual(workerExecArgv(['--enable-source-maps'], undefined), ['--enable-source-maps', `--min-semi-space-size=${WORKER_SEMI_SPACE_MB}`]);
