@@ -88,16 +88,24 @@ export class Assembler {
 
   /** setRefs records what an owner (vhost, listener) refers to; newly (un)referenced resources become pending. */
   private setRefs(owner: string, backends: Set<string>, secrets: Set<string>): void {
-    const { indexes, pending } = this.c;
-    indexes.backendUsers.set(owner, backends, (backend) => {
-      const inUse = indexes.backendUsers.to(backend).size > 0;
-      const ref = parseBackendName(backend);
-      indexes.backendService.set(backend, inUse ? [`${ref.namespace}/${ref.service}`] : []);
-      pending.backends.add(backend);
-      pending.endpoints.add(backend);
-    });
-    indexes.secretUsers.set(owner, secrets, (secret) => pending.secretResources.add(secret));
+    this.c.indexes.backendUsers.set(owner, backends, this.backendUseChanged);
+    this.c.indexes.secretUsers.set(owner, secrets, this.secretUseChanged);
   }
+
+  private readonly backendUseChanged = (backend: string): void => {
+    const { indexes, pending } = this.c;
+    indexes.backendService.delete(backend);
+    if (indexes.backendUsers.to(backend).size > 0) {
+      const ref = parseBackendName(backend);
+      indexes.backendService.add(backend, `${ref.namespace}/${ref.service}`);
+    }
+    pending.backends.add(backend);
+    pending.endpoints.add(backend);
+  };
+
+  private readonly secretUseChanged = (secret: string): void => {
+    this.c.pending.secretResources.add(secret);
+  };
 
   /** route builds a RouteSpec with its keys in canonical order. */
   private route(frag: IngressFragment, entry: { path: string; match: RouteSpec['match']; backend: BackendRef }, canary?: CanarySplit): RouteSpec {

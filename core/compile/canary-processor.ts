@@ -49,8 +49,10 @@ export class CanaryProcessor implements Processor {
     const namespace = obj ? namespaceOf(obj) : '';
     const ingress = obj ? ingressOfCanary(obj) : undefined;
     const service = obj ? serviceOfCanary(obj) : undefined;
-    indexes.canaryIngress.set(key, ingress !== undefined ? [`${namespace}/${ingress}`] : []);
-    indexes.canaryServices.set(key, service !== undefined ? [`${namespace}/${service}`] : []);
+    indexes.canaryIngress.delete(key);
+    indexes.canaryServices.delete(key);
+    if (ingress !== undefined) indexes.canaryIngress.add(key, `${namespace}/${ingress}`);
+    if (service !== undefined) indexes.canaryServices.add(key, `${namespace}/${service}`);
     for (const ingress of indexes.canaryIngress.of(key)) this.reachIngress(ingress);
   }
 

@@ -55,14 +55,14 @@ export class IngressProcessor implements Processor {
     if (indexes.withHostlessTls.delete(key)) pending.listener = true;
     if (!frag || !obj) {
       this.vane.delete(key);
-      indexes.ingressHosts.set(key, []);
-      indexes.ingressServices.set(key, []);
+      indexes.ingressHosts.delete(key);
+      indexes.ingressServices.delete(key);
       return;
     }
     this.vane.set(key, frag);
     indexes.ingressHosts.set(key, hostsOfIngress(obj));
     for (const host of indexes.ingressHosts.of(key)) pending.hosts.add(host);
-    indexes.ingressServices.set(key, [...servicesOfIngress(obj)].map((name) => `${frag.namespace}/${name}`));
+    indexes.ingressServices.set(key, new Set([...servicesOfIngress(obj)].map((name) => `${frag.namespace}/${name}`)));
     if (frag.defaultBackend) { indexes.withDefaultBackend.add(key); pending.listener = true; }
     if (frag.tls.some((t) => t.hosts.length === 0 && t.secret)) { indexes.withHostlessTls.add(key); pending.listener = true; }
   }

@@ -41,7 +41,8 @@ export class ServiceProcessor implements Processor {
     for (const service of indexes.sliceService.of(key)) markEndpoints(service);
     const label = store.get<EndpointSlice>('EndpointSlice', key)?.metadata?.labels?.[SERVICE_NAME_LABEL];
     const namespace = key.slice(0, key.indexOf('/'));
-    indexes.sliceService.set(key, typeof label === 'string' && label !== '' ? [`${namespace}/${label}`] : []);
+    indexes.sliceService.delete(key);
+    if (typeof label === 'string' && label !== '') indexes.sliceService.add(key, `${namespace}/${label}`);
     for (const service of indexes.sliceService.of(key)) markEndpoints(service);
   }
 }

@@ -67,24 +67,39 @@ export class Relation {
   private readonly forward = new Map<string, Set<string>>();
   private readonly backward = new Map<string, Set<string>>();
 
-  /** set makes a relate to exactly `bs`; onChange(b) runs for every b gained or lost. */
-  set(a: string, bs: Iterable<string>, onChange?: (b: string) => void): void {
+  /**
+   * set makes a relate to exactly `bs` and takes ownership of that set (it is kept, not
+   * copied: indexes are rewritten on every build of a host). onChange(b) runs for every b
+   * gained or lost, after both directions are updated.
+   */
+  set(a: string, bs: Set<string>, onChange?: (b: string) => void): void {
     const before = this.forward.get(a);
-    const after = new Set(bs);
+    if (bs.size > 0) this.forward.set(a, bs);
+    else this.forward.delete(a);
     if (before) {
       for (const b of before) {
-        if (after.has(b)) continue;
+        if (bs.has(b)) continue;
         removeFrom(this.backward, b, a);
         onChange?.(b);
       }
     }
-    for (const b of after) {
+    for (const b of bs) {
       if (before?.has(b)) continue;
       addTo(this.backward, b, a);
       onChange?.(b);
     }
-    if (after.size > 0) this.forward.set(a, after);
-    else this.forward.delete(a);
+  }
+
+  /** add relates a to b too. */
+  add(a: string, b: string): void {
+    addTo(this.forward, a, b);
+    addTo(this.backward, b, a);
+  }
+
+  /** delete makes a relate to nothing. */
+  delete(a: string): void {
+    for (const b of this.forward.get(a) ?? NOTHING) removeFrom(this.backward, b, a);
+    this.forward.delete(a);
   }
 
   /** of lists what a relates to. */
