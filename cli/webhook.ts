@@ -12,7 +12,7 @@ import { readFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { isIP } from 'node:net';
 import { InvalidArgumentError, type Command } from 'commander';
-import type { KubeConfig } from '@kubernetes/client-node';
+import type { KubeConfig } from '../lib/kube/index.ts';
 import { parseDurationMs, parseSizeBytes, type KubeObject } from '../core/index.ts';
 import { createLogger, type Logger } from '../lib/log.ts';
 import { loadManifests } from '../lib/manifests.ts';
@@ -104,13 +104,13 @@ export interface ClusterCache {
 }
 
 /**
- * watchCluster fills the cache `--watch-cluster` reviews with: the operator's reflectors
+ * watchCluster fills the cache `--watch-cluster` reviews with: lib/kube's reflectors
  * (KubeObjectSource: list, watch, relist on 410), narrowed to the kinds contextFor reads and
  * with Secrets read as metadata only — the webhook learns that a TLS Secret exists, never its
  * key. RBAC: list/watch on ingressclasses, ingresses, services, canaries and secrets.
  */
 export async function watchCluster(kc: KubeConfig, log: Logger): Promise<ClusterCache> {
-  const { KubeObjectSource } = await import('../operator/index.ts');
+  const { KubeObjectSource } = await import('../lib/kube/index.ts');
   // Reviews start at once; until the first full list has arrived the cache reports itself
   // unsynced and reviews leave cross-object warnings out rather than report false "not found".
   const cache = new MemoryObjectCache([], { synced: false });
@@ -136,9 +136,8 @@ export async function runWebhook(flags: WebhookFlags, log: Logger = createLogger
   let cache = await objectCache(flags.fromFiles, log);
   let kc: KubeConfig | null = null;
   if (kubeMode) {
-    const { KubeConfig: Config } = await import('@kubernetes/client-node');
-    kc = new Config();
-    if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig); else kc.loadFromCluster();
+    const { loadKubeConfig } = await import('../lib/kube/index.ts');
+    kc = loadKubeConfig(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : { inCluster: true });
   }
 
   let manager: CertManager | null = null;

@@ -3,10 +3,12 @@
  * renewed every 2 s, given up when it could not be renewed for 10 s — so a deposed leader
  * stops acting (serving the stream, writing status) at least 5 s before another replica
  * can take the lease. Expiry is judged by this replica's own clock from when it last saw
- * the lease change, never by comparing clocks across machines.
+ * the lease change, never by comparing clocks across machines. Every call to the API server
+ * is bounded by a third of the renew deadline, so a black-holed API server costs an attempt,
+ * never the deadline.
  */
-import { CoordinationV1Api, V1MicroTime, type KubeConfig, type V1Lease } from '@kubernetes/client-node';
 import type { Logger } from '../lib/log.ts';
+import { createLease, kubeOf, microTime, readLease, updateLease, type Kube, type KubeConfig, type Lease } from '../lib/kube/index.ts';
 
 export interface LeaderOptions {
   namespace: string;
@@ -21,13 +23,10 @@ export interface LeaderOptions {
   now?: () => number;
 }
 
-function statusOf(err: unknown): number | undefined {
-  const e = err as { code?: number; statusCode?: number; response?: { statusCode?: number } };
-  return e.code ?? e.statusCode ?? e.response?.statusCode;
-}
-
 export class LeaderElector {
-  private readonly api: CoordinationV1Api;
+  private readonly kube: Kube;
+  /** Bound of each Lease call: two of them fit in the renew deadline with time to spare. */
+  private readonly callTimeoutMs: number;
   private readonly o: Required<LeaderOptions>;
   private leading = false;
   private lastRenewAt = 0;
@@ -37,10 +36,14 @@ export class LeaderElector {
   private running: Promise<void> | null = null;
   private closed = false;
 
-  constructor(kc: KubeConfig, options: LeaderOptions) {
-    this.api = kc.makeApiClient(CoordinationV1Api);
+  constructor(kube: KubeConfig | Kube, options: LeaderOptions) {
+    this.kube = kubeOf(kube);
     this.o = { leaseDurationMs: 15_000, renewDeadlineMs: 10_000, retryPeriodMs: 2_000, now: Date.now, ...options };
+    this.callTimeoutMs = Math.max(200, Math.min(this.kube.requestTimeoutMs, Math.floor(this.o.renewDeadlineMs / 3)));
   }
+
+  /** fence is isLeader as a lib/kube Fence: pass it to writes that only the leader may send. */
+  readonly fence = (): boolean => this.isLeader();
 
   /** isLeader is true only while the lease was renewed within the renew deadline: check it right before every write. */
   isLeader(): boolean {
@@ -61,11 +64,11 @@ export class LeaderElector {
     if (!this.leading) return;
     this.stepDown('shutting down');
     try {
-      const lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
-      if (lease.spec?.holderIdentity === this.o.identity) {
+      const lease = await readLease(this.kube, this.o.namespace, this.o.name, { timeoutMs: this.callTimeoutMs });
+      if (lease?.spec?.holderIdentity === this.o.identity) {
         lease.spec.holderIdentity = '';
         lease.spec.leaseDurationSeconds = 1;
-        await this.api.replaceNamespacedLease({ name: this.o.name, namespace: this.o.namespace, body: lease });
+        await updateLease(this.kube, lease, { timeoutMs: this.callTimeoutMs });
       }
     } catch (err) {
       this.o.logger.warn({ lease: `${this.o.namespace}/${this.o.name}`, err: (err as Error).message }, 'releasing the lease failed; it expires by itself');
@@ -85,22 +88,15 @@ export class LeaderElector {
 
   private async attempt(): Promise<void> {
     const now = this.o.now();
-    let lease: V1Lease | null = null;
-    try {
-      lease = await this.api.readNamespacedLease({ name: this.o.name, namespace: this.o.namespace });
-    } catch (err) {
-      if (statusOf(err) !== 404) throw err;
-    }
+    const call = { timeoutMs: this.callTimeoutMs };
+    const lease: Lease | null = await readLease(this.kube, this.o.namespace, this.o.name, call);
     const spec = {
       holderIdentity: this.o.identity,
       leaseDurationSeconds: Math.ceil(this.o.leaseDurationMs / 1000),
-      renewTime: new V1MicroTime(now),
+      renewTime: microTime(now),
     };
     if (!lease) {
-      await this.api.createNamespacedLease({
-        namespace: this.o.namespace,
-        body: { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: this.o.name, namespace: this.o.namespace }, spec: { ...spec, acquireTime: spec.renewTime, leaseTransitions: 0 } },
-      });
+      await createLease(this.kube, this.o.namespace, this.o.name, { ...spec, acquireTime: spec.renewTime, leaseTransitions: 0 }, call);
       this.renewed(now);
       return;
     }
@@ -122,9 +118,9 @@ export class LeaderElector {
       ...spec,
       leaseTransitions: transitions,
       // MicroTime needs six fractional digits on the wire; a plain Date would send three.
-      acquireTime: holder === this.o.identity && lease.spec?.acquireTime ? new V1MicroTime(new Date(lease.spec.acquireTime).getTime()) : spec.renewTime,
+      acquireTime: holder === this.o.identity && lease.spec?.acquireTime ? microTime(new Date(lease.spec.acquireTime).getTime()) : spec.renewTime,
     };
-    await this.api.replaceNamespacedLease({ name: this.o.name, namespace: this.o.namespace, body: lease });
+    await updateLease(this.kube, lease, call);
     this.renewed(now);
   }
 

@@ -4,17 +4,23 @@
  * object already says what we would write. Ingress status is an RFC 6902 JSON patch on the
  * status subresource, computed with fast-json-patch and guarded by a `test` of the
  * resourceVersion, so a concurrent writer makes the patch fail instead of being overwritten. Events are deduplicated per object and reason.
+ * Every request goes through lib/kube, bounded in time and fenced on the lease once more right
+ * before it is sent.
  */
-import { CoreV1Api, NetworkingV1Api, PatchStrategy, setHeaderOptions, type CoreV1Event, type KubeConfig, type V1IngressLoadBalancerIngress, type V1ObjectReference } from '@kubernetes/client-node';
-import fastJsonPatch from 'fast-json-patch';
 import type { Ingress, ObjectStatus } from '../core/index.ts';
 import { formatProblem } from '../core/index.ts';
 import type { Logger } from '../lib/log.ts';
+import { RESOURCES, eventBody, fieldPatch, kubeOf, recordEvent, type Kube, type KubeConfig } from '../lib/kube/index.ts';
+
+export { eventBody };
+
+/** An address published in status.loadBalancer.ingress. */
+export interface LoadBalancerIngress { ip?: string; hostname?: string; ports?: { port: number; protocol: string; error?: string }[] }
 
 export interface StatusWriterOptions {
   isLeader: () => boolean;
   /** What to publish in status.loadBalancer.ingress of Vane's Ingresses. */
-  addresses: V1IngressLoadBalancerIngress[];
+  addresses: LoadBalancerIngress[];
   logger: Logger;
   writesPerSecond?: number;
   burst?: number;
@@ -33,23 +39,8 @@ export const EVENT_REASONS = {
 
 type Job = { key: string; run: () => Promise<void>; done?: (ran: boolean) => void };
 
-/** eventBody is a core/v1 Event about `involved`, as every Vane writer records it. */
-export function eventBody(involved: V1ObjectReference, type: 'Normal' | 'Warning', reason: string, message: string, component: string): CoreV1Event {
-  const now = new Date();
-  return {
-    apiVersion: 'v1', kind: 'Event',
-    metadata: { generateName: `${involved.name}.`, namespace: involved.namespace },
-    involvedObject: involved,
-    reason, message, type,
-    source: { component },
-    firstTimestamp: now, lastTimestamp: now, count: 1,
-    reportingComponent: component, reportingInstance: component,
-  };
-}
-
 export class StatusWriter {
-  private readonly net: NetworkingV1Api;
-  private readonly core: CoreV1Api;
+  private readonly kube: Kube;
   private readonly o: Required<StatusWriterOptions>;
   private readonly queue = new Map<string, Job>();
   private tokens: number;
@@ -60,9 +51,8 @@ export class StatusWriter {
   private closed = false;
   writes = 0;
 
-  constructor(kc: KubeConfig, options: StatusWriterOptions) {
-    this.net = kc.makeApiClient(NetworkingV1Api);
-    this.core = kc.makeApiClient(CoreV1Api);
+  constructor(kube: KubeConfig | Kube, options: StatusWriterOptions) {
+    this.kube = kubeOf(kube);
     this.o = { writesPerSecond: 10, burst: 20, component: 'vane-operator', ...options };
     this.tokens = this.o.burst;
     this.lastRefill = Date.now();
@@ -74,6 +64,9 @@ export class StatusWriter {
     for (const job of this.queue.values()) job.done?.(false);
     this.queue.clear();
   }
+
+  /** fence is the lease check as a lib/kube Fence, for writes sent through submit(). */
+  readonly fence = (): boolean => !this.closed && this.o.isLeader();
 
   /**
    * submit queues a write of another component (the canary controller) under the same lease
@@ -97,14 +90,9 @@ export class StatusWriter {
     if (JSON.stringify(current) === JSON.stringify(this.o.addresses)) return;
     this.enqueue(`ingress-status ${ns}/${name}`, async () => {
       const status = (ing as { status?: Record<string, unknown> }).status;
-      const ops: fastJsonPatch.Operation[] = fastJsonPatch.compare(
-        { status: status ?? {} },
-        { status: { ...(status ?? {}), loadBalancer: { ingress: this.o.addresses } } },
-      );
-      if (!status) ops.splice(0, ops.length, { op: 'add', path: '/status', value: { loadBalancer: { ingress: this.o.addresses } } });
-      const rv = ing.metadata?.resourceVersion;
-      if (rv) ops.unshift({ op: 'test', path: '/metadata/resourceVersion', value: rv });
-      await this.net.patchNamespacedIngressStatus({ name, namespace: ns, body: ops }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch));
+      const ops = fieldPatch('status', status, { ...(status ?? {}), loadBalancer: { ingress: this.o.addresses } }, ing.metadata?.resourceVersion);
+      if (ops.length === 0) return;
+      await this.kube.patchStatus(RESOURCES.Ingress, { namespace: ns, name }, ops, { fence: this.fence });
       this.o.logger.info({ ingress: `${ns}/${name}`, addresses: this.o.addresses }, 'Ingress status written');
     });
   }
@@ -137,7 +125,7 @@ export class StatusWriter {
     }
     this.enqueue(`event ${id} ${text}`, async () => {
       const involved = { apiVersion: obj.apiVersion ?? '', kind: obj.kind ?? '', name, namespace: ns, ...(obj.metadata?.uid ? { uid: obj.metadata.uid } : {}) };
-      await this.core.createNamespacedEvent({ namespace: ns, body: eventBody(involved, type, reason, text, this.o.component) });
+      await recordEvent(this.kube, involved, type, reason, text, this.o.component, { fence: this.fence });
     });
   }
 

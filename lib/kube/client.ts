@@ -69,6 +69,13 @@ export interface ListOptions {
   signal?: AbortSignal;
 }
 
+/** WritableObject: what create, replace and apply send — any object, named by its metadata (namespace, name). */
+export type WritableObject = object;
+
+function metaOf(obj: WritableObject): { namespace?: string; name?: string } {
+  return (obj as { metadata?: { namespace?: string; name?: string } }).metadata ?? {};
+}
+
 export interface ListAnswer<T> { kind?: string; items: T[]; metadata?: { resourceVersion?: string; continue?: string } }
 
 /**
@@ -208,15 +215,15 @@ export class Kube {
     return { ...answer, items: answer?.items ?? [] };
   }
 
-  create<T>(type: ResourceType, obj: T & { metadata?: { namespace?: string } }, options: WriteOptions = {}): Promise<T> {
-    const ns = obj.metadata?.namespace;
+  create<T = unknown>(type: ResourceType, obj: WritableObject, options: WriteOptions = {}): Promise<T> {
+    const ns = metaOf(obj).namespace;
     return this.request<T>('POST', pathOf(type, type.namespaced ? { namespace: ns ?? 'default' } : {}), {
       body: obj, query: { fieldManager: options.fieldManager }, ...writeOptions(options),
     });
   }
 
   /** replace is a PUT: the object's resourceVersion makes it a compare-and-swap (409 when it changed). */
-  replace<T>(type: ResourceType, obj: T & { metadata?: { namespace?: string; name?: string } }, options: WriteOptions = {}): Promise<T> {
+  replace<T = unknown>(type: ResourceType, obj: WritableObject, options: WriteOptions = {}): Promise<T> {
     return this.request<T>('PUT', pathOf(type, refOf(type, obj)), {
       body: obj, query: { fieldManager: options.fieldManager }, ...writeOptions(options),
     });
@@ -241,7 +248,7 @@ export class Kube {
   }
 
   /** apply is a server-side apply of obj owned by fieldManager (force takes fields from other managers). */
-  apply<T>(type: ResourceType, obj: T & { metadata?: { namespace?: string; name?: string } }, options: WriteOptions & { fieldManager: string; force?: boolean }): Promise<T> {
+  apply<T = unknown>(type: ResourceType, obj: WritableObject, options: WriteOptions & { fieldManager: string; force?: boolean }): Promise<T> {
     return this.request<T>('PATCH', pathOf(type, refOf(type, obj)), {
       body: obj, contentType: APPLY_PATCH, query: { fieldManager: options.fieldManager, force: options.force }, ...writeOptions(options),
     });
@@ -261,8 +268,9 @@ function writeOptions(options: WriteOptions): Pick<RequestOptions, 'fence' | 'ti
   return { ...(options.fence ? { fence: options.fence } : {}), ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) };
 }
 
-function refOf(type: ResourceType, obj: { metadata?: { namespace?: string; name?: string } }): ObjectRef {
-  return { ...(type.namespaced ? { namespace: obj.metadata?.namespace ?? 'default' } : {}), name: obj.metadata?.name ?? '' };
+function refOf(type: ResourceType, obj: WritableObject): ObjectRef {
+  const meta = metaOf(obj);
+  return { ...(type.namespaced ? { namespace: meta.namespace ?? 'default' } : {}), name: meta.name ?? '' };
 }
 
 /** abortable rejects with the signal's reason once it aborts, whatever p does (credential plugins may hang). */

@@ -42,7 +42,7 @@
  * generated clients send them, so one function puts a bound on all of them.
  */
 export { Kube, kubeOf, JSON_PATCH, MERGE_PATCH, APPLY_PATCH, METADATA_LIST_ACCEPT, METADATA_WATCH_ACCEPT, DEFAULT_REQUEST_TIMEOUT_MS, DEFAULT_LIST_TIMEOUT_MS } from './client.ts';
-export type { KubeOptions, Fence, RequestOptions, WriteOptions, PatchOptions, ListOptions, ListAnswer } from './client.ts';
+export type { KubeOptions, Fence, RequestOptions, WriteOptions, PatchOptions, ListOptions, ListAnswer, WritableObject } from './client.ts';
 export { KubeError, isKubeError, apiStatusOf, apiMessageOf, isConflict, type KubeErrorCode, type StatusBody } from './errors.ts';
 export { RESOURCES, pathOf, apiVersionOf, type ResourceType, type ObjectRef } from './resources.ts';
 export { fencedPatch, fieldPatch, versionTest, compare, type PatchOp } from './patch.ts';

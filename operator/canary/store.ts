@@ -5,10 +5,10 @@
  * mode (OverlayCanaryStore): overlays, so compile() sees the new status with no API server,
  * and Events become log lines.
  */
-import { CoreV1Api, CustomObjectsApi, NetworkingV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
 import { namespaceOf, type Canary, type CanaryStatus, type Ingress, type KubeObject } from '../../core/index.ts';
-import { eventBody, type StatusWriter } from '../status.ts';
+import type { StatusWriter } from '../status.ts';
 import type { Logger } from '../../lib/log.ts';
+import { RESOURCES, apiMessageOf, apiStatusOf, isKubeError, kubeOf, recordEvent, type Kube, type KubeConfig } from '../../lib/kube/index.ts';
 import { applyPatch, statusPatch, type PatchOp } from './patches.ts';
 
 export type WriteOutcome<T> =
@@ -31,23 +31,13 @@ export interface CanaryStore {
   forget?(key: string): void;
 }
 
-const GROUP = 'vane.dev';
-const VERSION = 'v1alpha1';
-const PLURAL = 'canaries';
 const COMPONENT = 'vane-canary-controller';
 
-function statusCodeOf(err: unknown): number | undefined {
-  const e = err as { code?: unknown; statusCode?: unknown };
-  return typeof e.code === 'number' ? e.code : typeof e.statusCode === 'number' ? e.statusCode : undefined;
-}
-
-function failure(err: unknown): { ok: false; reason: 'conflict' | 'gone' | 'error'; message: string } {
-  const code = statusCodeOf(err);
-  const body = (err as { body?: unknown }).body;
-  let message = (err as Error).message ?? String(err);
-  if (typeof body === 'string') {
-    try { message = (JSON.parse(body) as { message?: string }).message ?? message; } catch { /* the raw message stays */ }
-  }
+function failure(err: unknown): { ok: false; reason: 'conflict' | 'gone' | 'dropped' | 'error'; message: string } {
+  const code = apiStatusOf(err);
+  const message = apiMessageOf(err);
+  // The lease was lost between the queue's check and the send.
+  if (isKubeError(err, 'EFENCED')) return { ok: false, reason: 'dropped', message };
   // A failed JSON patch `test` answers 422 (Invalid) on most servers, 409 elsewhere.
   if (code === 409 || code === 422) return { ok: false, reason: 'conflict', message };
   if (code === 404) return { ok: false, reason: 'gone', message };
@@ -58,7 +48,9 @@ function id(obj: KubeObject): string {
   return `${namespaceOf(obj)}/${obj.metadata?.name ?? ''}`;
 }
 
-const JSON_PATCH = setHeaderOptions('Content-Type', PatchStrategy.JsonPatch);
+function ref(obj: KubeObject): { namespace: string; name: string } {
+  return { namespace: namespaceOf(obj), name: obj.metadata?.name ?? '' };
+}
 
 export interface KubeCanaryStoreOptions {
   writer: StatusWriter;
@@ -68,19 +60,18 @@ export interface KubeCanaryStoreOptions {
 
 export class KubeCanaryStore implements CanaryStore {
   readonly finalizers = true;
-  private readonly custom: CustomObjectsApi;
-  private readonly net: NetworkingV1Api;
-  private readonly core: CoreV1Api;
+  private readonly kube: Kube;
   private readonly o: KubeCanaryStoreOptions;
 
-  constructor(kc: KubeConfig, options: KubeCanaryStoreOptions) {
-    this.custom = kc.makeApiClient(CustomObjectsApi);
-    this.net = kc.makeApiClient(NetworkingV1Api);
-    this.core = kc.makeApiClient(CoreV1Api);
+  constructor(kube: KubeConfig | Kube, options: KubeCanaryStoreOptions) {
+    this.kube = kubeOf(kube);
     this.o = options;
   }
 
-  /** fenced runs one API write through the StatusWriter, re-checking the lease right before it is sent. */
+  /** fence: the lease check lib/kube repeats right before each write is sent. */
+  private readonly fence = (): boolean => this.o.isLeader();
+
+  /** fenced runs one API write through the StatusWriter, re-checking the lease before it runs and again before it is sent. */
   private async fenced<T>(key: string, write: () => Promise<T>): Promise<WriteOutcome<T>> {
     let outcome: WriteOutcome<T> = { ok: false, reason: 'dropped', message: 'not the leader' };
     const ran = await this.o.writer.submit(key, async () => {
@@ -96,30 +87,19 @@ export class KubeCanaryStore implements CanaryStore {
 
   writeStatus(canary: Canary, status: CanaryStatus): Promise<WriteOutcome<Canary>> {
     const body = statusPatch(canary, status);
-    return this.fenced(`canary-status ${id(canary)}`, async () => await this.custom.patchNamespacedCustomObjectStatus(
-      { group: GROUP, version: VERSION, plural: PLURAL, namespace: namespaceOf(canary), name: canary.metadata?.name ?? '', body }, JSON_PATCH,
-    ) as Canary);
+    return this.fenced(`canary-status ${id(canary)}`, () => this.kube.patchStatus<Canary>(RESOURCES.Canary, ref(canary), body, { fence: this.fence }));
   }
 
   patchCanary(canary: Canary, ops: PatchOp[]): Promise<WriteOutcome<Canary>> {
-    return this.fenced(`canary-meta ${id(canary)}`, async () => await this.custom.patchNamespacedCustomObject(
-      { group: GROUP, version: VERSION, plural: PLURAL, namespace: namespaceOf(canary), name: canary.metadata?.name ?? '', body: ops }, JSON_PATCH,
-    ) as Canary);
+    return this.fenced(`canary-meta ${id(canary)}`, () => this.kube.jsonPatch<Canary>(RESOURCES.Canary, ref(canary), ops, { fence: this.fence }));
   }
 
   patchIngress(ingress: Ingress, ops: PatchOp[]): Promise<WriteOutcome<Ingress>> {
-    return this.fenced(`canary-ingress ${id(ingress)}`, async () => await this.net.patchNamespacedIngress(
-      { namespace: namespaceOf(ingress), name: ingress.metadata?.name ?? '', body: ops }, JSON_PATCH,
-    ) as Ingress);
+    return this.fenced(`canary-ingress ${id(ingress)}`, () => this.kube.jsonPatch<Ingress>(RESOURCES.Ingress, ref(ingress), ops, { fence: this.fence }));
   }
 
-  async read(canary: Canary): Promise<Canary | null> {
-    try {
-      return await this.custom.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: namespaceOf(canary), name: canary.metadata?.name ?? '' }) as Canary;
-    } catch (err) {
-      if (statusCodeOf(err) === 404) return null;
-      throw err;
-    }
+  read(canary: Canary): Promise<Canary | null> {
+    return this.kube.getOrNull<Canary>(RESOURCES.Canary, ref(canary));
   }
 
   event(canary: Canary, type: 'Normal' | 'Warning', reason: string, message: string): void {
@@ -128,11 +108,11 @@ export class KubeCanaryStore implements CanaryStore {
     const text = message.slice(0, 1024);
     void this.fenced(`canary-event ${ns}/${name} ${reason} ${text}`, async () => {
       const involved = {
-        apiVersion: canary.apiVersion ?? `${GROUP}/${VERSION}`, kind: 'Canary', name, namespace: ns,
+        apiVersion: canary.apiVersion ?? `${RESOURCES.Canary.group}/${RESOURCES.Canary.version}`, kind: 'Canary', name, namespace: ns,
         ...(canary.metadata?.uid ? { uid: canary.metadata.uid } : {}),
         ...(canary.metadata?.resourceVersion ? { resourceVersion: canary.metadata.resourceVersion } : {}),
       };
-      await this.core.createNamespacedEvent({ namespace: ns, body: eventBody(involved, type, reason, text, COMPONENT) });
+      await recordEvent(this.kube, involved, type, reason, text, COMPONENT, { fence: this.fence });
     }).then((outcome) => {
       if (!outcome.ok && outcome.reason !== 'dropped') this.o.logger.warn({ canary: `${ns}/${name}`, reason, err: outcome.message }, 'writing a Canary Event failed');
     });

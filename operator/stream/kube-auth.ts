@@ -6,8 +6,8 @@
  * Verdicts are cached briefly (never past the token's own expiry), keyed by a token digest.
  */
 import { createHash } from 'node:crypto';
-import { AuthenticationV1Api, CoreV1Api, type KubeConfig } from '@kubernetes/client-node';
 import { CLOSE } from '../../core/index.ts';
+import { RESOURCES, kubeOf, type Kube, type KubeConfig } from '../../lib/kube/index.ts';
 import type { Authenticator, AuthResult } from './server.ts';
 
 export const STREAM_AUDIENCE = 'vane-stream';
@@ -21,6 +21,20 @@ export interface KubeAuthOptions {
   now?: () => number;
 }
 
+interface TokenReview {
+  status?: {
+    authenticated?: boolean;
+    error?: string;
+    audiences?: string[];
+    user?: { username?: string; extra?: Record<string, string[]> };
+  };
+}
+
+interface Pod {
+  metadata?: { uid?: string; deletionTimestamp?: string; labels?: Record<string, string> };
+  status?: { phase?: string };
+}
+
 function tokenExpiryMs(token: string): number | null {
   const payload = token.split('.')[1];
   if (!payload) return null;
@@ -32,9 +46,8 @@ function tokenExpiryMs(token: string): number | null {
   }
 }
 
-export function kubeAuthenticator(kc: KubeConfig, options: KubeAuthOptions): Authenticator {
-  const authn = kc.makeApiClient(AuthenticationV1Api);
-  const core = kc.makeApiClient(CoreV1Api);
+export function kubeAuthenticator(kc: KubeConfig | Kube, options: KubeAuthOptions): Authenticator {
+  const kube = kubeOf(kc);
   const cacheMs = options.cacheMs ?? 30_000;
   const now = options.now ?? Date.now;
   const cache = new Map<string, { until: number; result: AuthResult }>();
@@ -43,7 +56,7 @@ export function kubeAuthenticator(kc: KubeConfig, options: KubeAuthOptions): Aut
   const deny = (code: number, reason: string): AuthResult => ({ ok: false, code, reason });
 
   async function review(token: string): Promise<AuthResult> {
-    const tr = await authn.createTokenReview({ body: { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [STREAM_AUDIENCE] } } });
+    const tr = await kube.create<TokenReview>(RESOURCES.TokenReview, { apiVersion: 'authentication.k8s.io/v1', kind: 'TokenReview', spec: { token, audiences: [STREAM_AUDIENCE] } });
     const status = tr.status;
     if (!status?.authenticated) return deny(CLOSE.unauthenticated, `unauthenticated: ${status?.error ?? 'token rejected'}`);
     if (!(status.audiences ?? []).includes(STREAM_AUDIENCE)) return deny(CLOSE.unauthenticated, `unauthenticated: token is not for audience ${STREAM_AUDIENCE}`);
@@ -53,9 +66,9 @@ export function kubeAuthenticator(kc: KubeConfig, options: KubeAuthOptions): Aut
     const podName = extra['authentication.kubernetes.io/pod-name']?.[0];
     const podUid = extra['authentication.kubernetes.io/pod-uid']?.[0];
     if (!podName || !podUid) return deny(CLOSE.forbidden, 'forbidden: the token is not bound to a pod');
-    let pod;
+    let pod: Pod;
     try {
-      pod = await core.readNamespacedPod({ name: podName, namespace: saNamespace! });
+      pod = await kube.get<Pod>(RESOURCES.Pod, { namespace: saNamespace!, name: podName });
     } catch {
       return deny(CLOSE.forbidden, `forbidden: pod ${saNamespace}/${podName} not found`);
     }

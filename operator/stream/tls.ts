@@ -4,22 +4,18 @@
  * expiry, several replicas racing safely), and publish the CA bundle in a ConfigMap
  * (`ca.crt`) that proxy pods mount to verify the operator.
  */
-import { CoreV1Api, PatchStrategy, setHeaderOptions, type KubeConfig } from '@kubernetes/client-node';
-import fastJsonPatch from 'fast-json-patch';
 import { CertError, type CaBundleTarget } from '../../lib/certs/index.ts';
+import { RESOURCES, apiStatusOf, fieldPatch, isConflict, kubeOf, type Kube, type KubeConfig } from '../../lib/kube/index.ts';
 
-function statusOf(err: unknown): number | undefined {
-  const e = err as { code?: number; statusCode?: number };
-  return e.code ?? e.statusCode;
-}
+interface ConfigMap { metadata?: { resourceVersion?: string }; data?: Record<string, string> }
 
 export class ConfigMapCaBundle implements CaBundleTarget {
-  private readonly api: CoreV1Api;
+  private readonly kube: Kube;
   private readonly namespace: string;
   private readonly name: string;
 
-  constructor(kc: KubeConfig, namespace: string, name: string) {
-    this.api = kc.makeApiClient(CoreV1Api);
+  constructor(kube: KubeConfig | Kube, namespace: string, name: string) {
+    this.kube = kubeOf(kube);
     this.namespace = namespace;
     this.name = name;
   }
@@ -27,30 +23,30 @@ export class ConfigMapCaBundle implements CaBundleTarget {
   describe(): string { return `configmap ${this.namespace}/${this.name}`; }
 
   async sync(caBundlePem: string): Promise<boolean> {
-    let current;
+    const ref = { namespace: this.namespace, name: this.name };
+    let current: ConfigMap | null;
     try {
-      current = await this.api.readNamespacedConfigMap({ name: this.name, namespace: this.namespace });
+      current = await this.kube.getOrNull<ConfigMap>(RESOURCES.ConfigMap, ref);
     } catch (err) {
-      if (statusOf(err) !== 404) throw new CertError('EAPI', `reading ${this.describe()} failed`, { cause: err });
+      throw new CertError('EAPI', `reading ${this.describe()} failed`, { cause: err });
+    }
+    if (!current) {
       try {
-        await this.api.createNamespacedConfigMap({
-          namespace: this.namespace,
-          body: { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: this.name, namespace: this.namespace, labels: { 'app.kubernetes.io/part-of': 'vane' } }, data: { 'ca.crt': caBundlePem } },
+        await this.kube.create(RESOURCES.ConfigMap, {
+          apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: this.name, namespace: this.namespace, labels: { 'app.kubernetes.io/part-of': 'vane' } }, data: { 'ca.crt': caBundlePem },
         });
         return true;
       } catch (createErr) {
-        if (statusOf(createErr) === 409) throw new CertError('ECONFLICT', `${this.describe()} was created concurrently`, { cause: createErr });
+        if (apiStatusOf(createErr) === 409) throw new CertError('ECONFLICT', `${this.describe()} was created concurrently`, { cause: createErr });
         throw new CertError('EAPI', `creating ${this.describe()} failed`, { cause: createErr });
       }
     }
     if (current.data?.['ca.crt'] === caBundlePem) return false;
-    const ops = fastJsonPatch.compare({ data: current.data ?? {} }, { data: { ...(current.data ?? {}), 'ca.crt': caBundlePem } });
-    if (!current.data) ops.splice(0, ops.length, { op: 'add', path: '/data', value: { 'ca.crt': caBundlePem } });
-    if (current.metadata?.resourceVersion) ops.unshift({ op: 'test', path: '/metadata/resourceVersion', value: current.metadata.resourceVersion });
+    const ops = fieldPatch('data', current.data, { ...(current.data ?? {}), 'ca.crt': caBundlePem }, current.metadata?.resourceVersion);
     try {
-      await this.api.patchNamespacedConfigMap({ name: this.name, namespace: this.namespace, body: ops }, setHeaderOptions('Content-Type', PatchStrategy.JsonPatch));
+      await this.kube.jsonPatch(RESOURCES.ConfigMap, ref, ops);
     } catch (err) {
-      if (statusOf(err) === 422 || statusOf(err) === 409) throw new CertError('ECONFLICT', `${this.describe()} changed while patching`, { cause: err });
+      if (isConflict(err)) throw new CertError('ECONFLICT', `${this.describe()} changed while patching`, { cause: err });
       throw new CertError('EAPI', `patching ${this.describe()} failed`, { cause: err });
     }
     return true;
