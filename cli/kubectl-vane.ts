@@ -11,7 +11,7 @@
 import { randomBytes } from 'node:crypto';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { stringify } from 'yaml';
-import type { CustomObjectsApi, KubeConfig } from '@kubernetes/client-node';
+import type { Kube } from '../lib/kube/index.ts';
 import {
   VaneError, formatCommand, withCanaryDefaults, stepWeightsOf, durationMsOf, COMMAND_ANNOTATION,
   type Canary, type CanaryCondition, type Command as CanaryCommand,
@@ -19,8 +19,6 @@ import {
 import { packageVersion } from '../lib/package-root.ts';
 
 const GROUP = 'vane.dev';
-const VERSION = 'v1alpha1';
-const PLURAL = 'canaries';
 
 /** PluginError is a failure the user can act on: printed as `error: message`, exit code 1. */
 export class PluginError extends VaneError<PluginErrorCode> {
@@ -37,7 +35,7 @@ interface GlobalFlags {
 }
 
 interface Client {
-  api: CustomObjectsApi;
+  kube: Kube;
   namespace: string;
   server: string;
 }
@@ -48,50 +46,46 @@ export interface Io {
   now: () => number;
 }
 
+/** REQUEST_TIMEOUT_MS bounds each call, so a black-holed API server fails the command instead of hanging it. */
+const REQUEST_TIMEOUT_MS = 30_000;
+
 async function connect(flags: GlobalFlags): Promise<Client> {
-  const { KubeConfig, CustomObjectsApi } = await import('@kubernetes/client-node');
-  const kc: KubeConfig = new KubeConfig();
+  const { Kube, loadKubeConfig, isKubeError } = await import('../lib/kube/index.ts');
+  let kc;
   try {
-    if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig); else kc.loadFromDefault();
+    kc = loadKubeConfig({ ...(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : {}), ...(flags.context ? { context: flags.context } : {}) });
   } catch (err) {
-    throw new PluginError('Config', `cannot load the kubeconfig${flags.kubeconfig ? ` ${flags.kubeconfig}` : ''}: ${(err as Error).message}`);
-  }
-  if (flags.context) {
-    if (!kc.getContextObject(flags.context)) throw new PluginError('Config', `context "${flags.context}" does not exist in the kubeconfig (have: ${kc.getContexts().map((c) => c.name).join(', ') || 'none'})`);
-    kc.setCurrentContext(flags.context);
+    if (isKubeError(err, 'ECONFIG')) throw new PluginError('Config', err.message);
+    throw err;
   }
   const cluster = kc.getCurrentCluster();
   if (!cluster) throw new PluginError('Config', 'no cluster configured: set $KUBECONFIG, pass --kubeconfig, or pick one with --context');
   const namespace = flags.namespace || kc.getContextObject(kc.getCurrentContext())?.namespace || 'default';
-  return { api: kc.makeApiClient(CustomObjectsApi), namespace, server: cluster.server };
-}
-
-function statusCodeOf(err: unknown): number | undefined {
-  const e = err as { code?: unknown };
-  return typeof e.code === 'number' ? e.code : undefined;
+  return { kube: new Kube(kc, { requestTimeoutMs: REQUEST_TIMEOUT_MS, listTimeoutMs: REQUEST_TIMEOUT_MS }), namespace, server: cluster.server };
 }
 
 /** apiError turns a client error into the message kubectl would print. */
 function apiError(err: unknown, c: Client, name?: string): PluginError {
-  const code = statusCodeOf(err);
+  const e = err as { code?: string; status?: number; message?: string; body?: { message?: string; reason?: string; details?: { name?: string } }; cause?: { cause?: { code?: string; message?: string }; message?: string } };
+  const code = e.code === 'EHTTP' ? e.status : undefined;
   if (code === undefined) {
-    const e = err as { message?: string; cause?: { code?: string; message?: string } };
-    const why = e.cause?.code ?? e.cause?.message ?? e.message ?? String(err);
+    const inner = e.cause?.cause;
+    const why = e.code === 'ETIMEOUT' ? `no answer within ${REQUEST_TIMEOUT_MS / 1000}s` : inner?.code ?? inner?.message ?? e.cause?.message ?? e.message ?? String(err);
     return new PluginError('Unreachable', `cannot reach the API server at ${c.server} (${why}): is the cluster up, and is this the right context? (--kubeconfig, --context)`);
   }
-  let body: { message?: string; reason?: string; details?: { name?: string } } = {};
-  try { body = JSON.parse(String((err as { body?: unknown }).body)); } catch { /* not a Status object */ }
+  const body = e.body ?? {};
   if (code === 404) {
     if (name && body.details?.name === name) return new PluginError('NotFound', `canary "${name}" not found in namespace "${c.namespace}"`);
     return new PluginError('NoCRD', `the Canary resource (canaries.${GROUP}) is not installed in this cluster: apply crds/canaries.vane.dev.yaml`);
   }
   const reason = body.reason ?? (code === 401 ? 'Unauthorized' : code === 403 ? 'Forbidden' : `HTTP ${code}`);
-  return new PluginError('Server', `from server (${reason}): ${body.message ?? (err as Error).message}`);
+  return new PluginError('Server', `from server (${reason}): ${body.message ?? e.message}`);
 }
 
 async function getCanary(c: Client, name: string): Promise<Canary> {
   try {
-    return await c.api.getNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: c.namespace, name }) as Canary;
+    const { RESOURCES } = await import('../lib/kube/index.ts');
+    return await c.kube.get<Canary>(RESOURCES.Canary, { namespace: c.namespace, name });
   } catch (err) {
     throw apiError(err, c, name);
   }
@@ -99,9 +93,8 @@ async function getCanary(c: Client, name: string): Promise<Canary> {
 
 async function listCanaries(c: Client, all: boolean): Promise<Canary[]> {
   try {
-    const list = (all
-      ? await c.api.listClusterCustomObject({ group: GROUP, version: VERSION, plural: PLURAL })
-      : await c.api.listNamespacedCustomObject({ group: GROUP, version: VERSION, plural: PLURAL, namespace: c.namespace })) as { items?: Canary[] };
+    const { RESOURCES } = await import('../lib/kube/index.ts');
+    const list = await c.kube.list<Canary>(RESOURCES.Canary, all ? {} : { namespace: c.namespace });
     return (list.items ?? []).sort((a, b) => `${a.metadata?.namespace}/${a.metadata?.name}`.localeCompare(`${b.metadata?.namespace}/${b.metadata?.name}`));
   } catch (err) {
     throw apiError(err, c);
@@ -251,12 +244,9 @@ async function send(name: string, command: CanaryCommand, opts: { wait: boolean;
   const c = await connect(flags);
   const before = await getCanary(c, name);
   const text = formatCommand(command, `${io.now().toString(36)}${randomBytes(3).toString('hex')}`);
-  const { PatchStrategy, setHeaderOptions } = await import('@kubernetes/client-node');
+  const { RESOURCES } = await import('../lib/kube/index.ts');
   try {
-    await c.api.patchNamespacedCustomObject(
-      { group: GROUP, version: VERSION, plural: PLURAL, namespace: c.namespace, name, body: { metadata: { annotations: { [COMMAND_ANNOTATION]: text } } } },
-      setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
-    );
+    await c.kube.mergePatch(RESOURCES.Canary, { namespace: c.namespace, name }, { metadata: { annotations: { [COMMAND_ANNOTATION]: text } } });
   } catch (err) {
     throw apiError(err, c, name);
   }

@@ -1,18 +1,18 @@
 /**
- * The Kubernetes side of lib/certs, on @kubernetes/client-node: the bundle in a
+ * The Kubernetes side of lib/certs, through lib/kube (every call bounded in time): the bundle in a
  * kubernetes.io/tls Secret (compare-and-swap on resourceVersion), and the caBundle of a
  * ValidatingWebhookConfiguration kept in sync by an RFC 6902 JSON patch whose `test`
  * operations make it a compare-and-swap too. RBAC for both can be limited by resourceNames
  * (get/update on the Secret, get/patch on the configuration); only the Secret's first
  * creation needs `create`, which Kubernetes cannot limit by name.
  *
+ * The stores take a narrow port (SecretApi, WebhookApi: the generated clients' method names,
+ * so a test double stays small); kubeCertBackends implements it on lib/kube.
+ *
  * A separate door from index.ts so that file-mode processes never load the client.
  */
-import {
-  AdmissionregistrationV1Api, CoreV1Api, PatchStrategy, setHeaderOptions,
-  type KubeConfig, type V1Secret, type V1ValidatingWebhookConfiguration,
-} from '@kubernetes/client-node';
 import jsonpatch, { type Operation } from 'fast-json-patch';
+import { RESOURCES, apiStatusOf, isConflict, kubeOf, type Kube, type KubeConfig } from '../kube/index.ts';
 import { CertError } from './errors.ts';
 import type { CaBundleTarget } from './manager.ts';
 import type { CertBundle } from './rotation.ts';
@@ -21,17 +21,36 @@ import { BUNDLE_KEYS, bundleFromTexts, type CertStore, type StoredBundle } from 
 /** FIELD_MANAGER names Vane's writes in managedFields, so `kubectl get --show-managed-fields` says who owns caBundle. */
 export const FIELD_MANAGER = 'vane-certs';
 
-function statusOf(err: unknown): number | null {
-  const code = (err as { code?: unknown })?.code;
-  return typeof code === 'number' ? code : null;
+/** V1Secret: the fields of a Secret the store reads and writes. */
+export interface V1Secret {
+  apiVersion?: string;
+  kind?: string;
+  metadata?: { name?: string; namespace?: string; resourceVersion?: string; labels?: Record<string, string>; annotations?: Record<string, string>; managedFields?: unknown; [k: string]: unknown };
+  type?: string;
+  data?: Record<string, string>;
 }
+
+/** V1ValidatingWebhookConfiguration: the fields caBundlePatch reads. */
+export interface V1ValidatingWebhookConfiguration {
+  metadata?: { name?: string; resourceVersion?: string };
+  webhooks?: { name: string; clientConfig?: { caBundle?: string; service?: { name: string; namespace: string; path?: string; port?: number }; url?: string } }[];
+}
+
+const statusOf = apiStatusOf;
 
 function apiError(what: string, err: unknown): CertError {
   const status = statusOf(err);
   return new CertError('EAPI', `${what} failed${status ? ` with HTTP ${status}` : `: ${(err as Error)?.message ?? String(err)}`}`, { cause: err });
 }
 
-type SecretApi = Pick<CoreV1Api, 'readNamespacedSecret' | 'createNamespacedSecret' | 'replaceNamespacedSecret'>;
+interface NamedRequest { name: string; namespace: string }
+
+/** SecretApi: the Secret calls the store makes (as CoreV1Api names them). */
+export interface SecretApi {
+  readNamespacedSecret(req: NamedRequest): Promise<V1Secret>;
+  createNamespacedSecret(req: { namespace: string; body: V1Secret; fieldManager?: string }): Promise<V1Secret>;
+  replaceNamespacedSecret(req: NamedRequest & { body: V1Secret; fieldManager?: string }): Promise<V1Secret>;
+}
 
 /** KubeSecretStore keeps a CertBundle in one kubernetes.io/tls Secret: tls.crt, tls.key, ca.crt, ca.key. */
 export class KubeSecretStore implements CertStore {
@@ -142,7 +161,11 @@ export function caBundlePatch(config: Pick<V1ValidatingWebhookConfiguration, 'we
   return ops;
 }
 
-type WebhookApi = Pick<AdmissionregistrationV1Api, 'readValidatingWebhookConfiguration' | 'patchValidatingWebhookConfiguration'>;
+/** WebhookApi: the ValidatingWebhookConfiguration calls the target makes (as AdmissionregistrationV1Api names them). */
+export interface WebhookApi {
+  readValidatingWebhookConfiguration(req: { name: string }): Promise<V1ValidatingWebhookConfiguration>;
+  patchValidatingWebhookConfiguration(req: { name: string; body: Operation[]; fieldManager?: string }): Promise<unknown>;
+}
 
 /** KubeWebhookCaBundle keeps the caBundle of one ValidatingWebhookConfiguration equal to the CA bundle. */
 export class KubeWebhookCaBundle implements CaBundleTarget {
@@ -169,13 +192,10 @@ export class KubeWebhookCaBundle implements CaBundleTarget {
     const ops = caBundlePatch(config, caBundlePem);
     if (ops.length === 0) return false;
     try {
-      await this.api.patchValidatingWebhookConfiguration(
-        { name: this.name, body: ops, fieldManager: FIELD_MANAGER },
-        setHeaderOptions('Content-Type', PatchStrategy.JsonPatch),
-      );
+      await this.api.patchValidatingWebhookConfiguration({ name: this.name, body: ops, fieldManager: FIELD_MANAGER });
     } catch (err) {
       // A failed `test` is 422 (or 409): someone changed the configuration between read and patch.
-      if (statusOf(err) === 422 || statusOf(err) === 409) throw new CertError('ECONFLICT', `${this.describe()} changed while patching`, { cause: err });
+      if (isConflict(err)) throw new CertError('ECONFLICT', `${this.describe()} changed while patching`, { cause: err });
       throw apiError(`patching ${this.describe()}`, err);
     }
     return true;
@@ -190,10 +210,28 @@ export interface KubeCertOptions {
   labels?: Record<string, string>;
 }
 
-/** kubeCertBackends builds the store and targets for a CertManager from a KubeConfig. */
-export function kubeCertBackends(kc: KubeConfig, options: KubeCertOptions): { store: KubeSecretStore; targets: KubeWebhookCaBundle[] } {
-  const core = kc.makeApiClient(CoreV1Api);
-  const admission = kc.makeApiClient(AdmissionregistrationV1Api);
+/** secretApi is SecretApi on lib/kube. */
+export function secretApi(kube: Kube): SecretApi {
+  return {
+    readNamespacedSecret: ({ name, namespace }) => kube.get<V1Secret>(RESOURCES.Secret, { namespace, name }),
+    createNamespacedSecret: ({ body, fieldManager }) => kube.create<V1Secret>(RESOURCES.Secret, body, fieldManager ? { fieldManager } : {}),
+    replaceNamespacedSecret: ({ body, fieldManager }) => kube.replace<V1Secret>(RESOURCES.Secret, body, fieldManager ? { fieldManager } : {}),
+  };
+}
+
+/** webhookApi is WebhookApi on lib/kube. */
+export function webhookApi(kube: Kube): WebhookApi {
+  return {
+    readValidatingWebhookConfiguration: ({ name }) => kube.get<V1ValidatingWebhookConfiguration>(RESOURCES.ValidatingWebhookConfiguration, { name }),
+    patchValidatingWebhookConfiguration: ({ name, body, fieldManager }) => kube.jsonPatch(RESOURCES.ValidatingWebhookConfiguration, { name }, body, fieldManager ? { fieldManager } : {}),
+  };
+}
+
+/** kubeCertBackends builds the store and targets for a CertManager from a KubeConfig (or a lib/kube client). */
+export function kubeCertBackends(kc: KubeConfig | Kube, options: KubeCertOptions): { store: KubeSecretStore; targets: KubeWebhookCaBundle[] } {
+  const kube = kubeOf(kc);
+  const core = secretApi(kube);
+  const admission = webhookApi(kube);
   return {
     store: new KubeSecretStore(core, options.namespace, options.secretName, options.labels),
     targets: (options.webhookConfigurations ?? []).map((name) => new KubeWebhookCaBundle(admission, name)),
