@@ -1,7 +1,7 @@
 /** Messages between the primary and its workers (node:cluster IPC, advanced serialization). */
 import type { MetricsSnapshot } from './metrics.ts';
-import type { WireDelta } from './source.ts';
-import type { WorkerInit } from './worker.ts';
+import type { WireDelta } from './source/source.ts';
+import type { WorkerInit } from './worker/worker.ts';
 
 export type PrimaryMessage =
   | { t: 'init'; init: WorkerInit }

@@ -73,7 +73,7 @@ export class WorkerMetrics {
   readonly activeConnections = { http: 0, https: 0, passthrough: 0, upgraded: 0 };
   /** Client connections moved from the fast path to node:http, by reason. */
   readonly handoffs = { request: 0, 'tls-backend': 0 };
-  /** The plain-HTTP listener reads into a shared buffer (http1/shared-reads.ts). */
+  /** The plain-HTTP listener reads into a shared buffer (listen/shared-reads.ts). */
   sharedReads = false;
   tlsContextsBuilt = 0;
   routingGeneration = 0;

@@ -3,7 +3,7 @@
  * client (StreamSource: apply, re-hash, verify the root, ACK) and reports every applied
  * version to the parent over IPC. Started by bench/propagation/run.ts.
  */
-import { StreamSource } from '../../proxy/stream/client.ts';
+import { StreamSource } from '../../proxy/source/stream.ts';
 import { createLogger } from '../../lib/log.ts';
 
 interface Start { url: string; names: string[] }

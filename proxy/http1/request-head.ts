@@ -11,7 +11,7 @@
  * CRLF line ends, exactly one Host, at most one Content-Length of plain digits, no
  * Transfer-Encoding, Upgrade, Expect or Proxy-Connection, at most MAX_FIELDS header lines.
  */
-import { nominatedHeaders, type HeaderFacts } from '../headers.ts';
+import { nominatedHeaders, type HeaderFacts } from './headers.ts';
 
 /**
  * RequestHead is a parsed request head. Routing needs few of its headers and the upstream gets

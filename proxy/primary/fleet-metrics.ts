@@ -8,7 +8,7 @@ import { Counter, Gauge, Registry } from 'prom-client';
 import type { BackendStats } from '../../core/index.ts';
 import type { ResourceMap } from '../../core/index.ts';
 import { ClusterMetrics, type MetricsSnapshot } from '../metrics.ts';
-import { StatsReporter } from '../fleet-stats.ts';
+import { StatsReporter } from './fleet-stats.ts';
 import type { SupervisorEvents, WorkerState } from './supervisor.ts';
 import type { PrimaryMessage } from '../ipc.ts';
 

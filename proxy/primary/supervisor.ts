@@ -14,10 +14,10 @@ import { extname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '../../lib/log.ts';
 import type { ProxyOptions } from '../options.ts';
-import { toWireDelta, type RoutingUpdate } from '../source.ts';
+import { toWireDelta, type RoutingUpdate } from '../source/source.ts';
 import type { MetricsSnapshot } from '../metrics.ts';
 import type { PrimaryMessage, WorkerMessage } from '../ipc.ts';
-import type { WorkerInit } from '../worker.ts';
+import type { WorkerInit } from '../worker/worker.ts';
 import { workerExecArgv } from './worker-flags.ts';
 
 /** Crash-looping workers are restarted at most this often. */
@@ -47,7 +47,7 @@ export interface SupervisorEvents {
 
 function workerEntry(): string {
   const self = fileURLToPath(import.meta.url);
-  return fileURLToPath(new URL(`../worker-main${extname(self)}`, import.meta.url));
+  return fileURLToPath(new URL(`../worker/main${extname(self)}`, import.meta.url));
 }
 
 export class Supervisor {

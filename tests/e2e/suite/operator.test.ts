@@ -9,8 +9,8 @@ import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { cluster, e2eSkip, fileNamespace, type Cluster } from '../harness/index.ts';
 import { setupFleet, startOperator, streamCa, token, fleetReport, type Fleet, type OperatorProcess } from '../harness/vane.ts';
-import { StreamSource } from '../../../proxy/stream/client.ts';
-import type { RoutingUpdate } from '../../../proxy/source.ts';
+import { StreamSource } from '../../../proxy/source/stream.ts';
+import type { RoutingUpdate } from '../../../proxy/source/source.ts';
 import { buildRouteTable, match, SUBPROTOCOL } from '../../../core/index.ts';
 import { createLogger } from '../../../lib/log.ts';
 

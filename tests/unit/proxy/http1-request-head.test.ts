@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { HANDOFF, INCOMPLETE, parseRequestHead, RequestHead, type RequestHeadResult } from '../../../proxy/http1/request-head.ts';
-import { inspectHeaders } from '../../../proxy/headers.ts';
+import { inspectHeaders } from '../../../proxy/http1/headers.ts';
 import { prng } from '../../support/prng.ts';
 
 const MAX = 16_384;

@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { IdleSweeper, type IdleClock, type IdleWatched } from '../../../proxy/http1/idle.ts';
+import { IdleSweeper, type IdleClock, type IdleWatched } from '../../../proxy/idle.ts';
 
 const TICK = 100;
 

@@ -9,14 +9,14 @@ import assert from 'node:assert/strict';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
 import { connect, createServer as createNetServer, type AddressInfo, type Server as NetServer, type Socket } from 'node:net';
 import { compile, type KubeObject, type RouteSpec } from '../../../core/index.ts';
-import { Router, type RoutingState } from '../../../proxy/routing.ts';
-import { Endpoints } from '../../../proxy/upstream.ts';
+import { Router, type RoutingState } from '../../../proxy/source/routing.ts';
+import { Endpoints } from '../../../proxy/upstream/endpoints.ts';
 import { WorkerMetrics } from '../../../proxy/metrics.ts';
 import { DEFAULT_OPTIONS } from '../../../proxy/options.ts';
-import type { ClientInfo } from '../../../proxy/exchange.ts';
-import { GeneralExchange, UpgradeExchange } from '../../../proxy/general.ts';
-import { ClientConnection, type FastPathHost } from '../../../proxy/fast-path.ts';
-import { closingErrorBytes, errorReply, redirectReply, replyBytes, upstreamFailure } from '../../../proxy/replies.ts';
+import type { ClientInfo } from '../../../proxy/http/exchange.ts';
+import { GeneralExchange, UpgradeExchange } from '../../../proxy/http/general.ts';
+import { ClientConnection, type FastPathHost } from '../../../proxy/http/fast-path.ts';
+import { closingErrorBytes, errorReply, redirectReply, replyBytes, upstreamFailure } from '../../../proxy/http/replies.ts';
 
 const ID = 'pinned-request-id';
 

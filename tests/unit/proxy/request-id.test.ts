@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
-import { newRequestId } from '../../../proxy/request-id.ts';
+import { newRequestId } from '../../../proxy/http/request-id.ts';
 
 test('ids are 32 lower-case hex digits and never repeat in a process', () => {
   const seen = new Set<string>();
@@ -16,7 +16,7 @@ test('ids are 32 lower-case hex digits and never repeat in a process', () => {
 });
 
 test('two processes (two workers, two pods) draw different ids', () => {
-  const module = fileURLToPath(new URL('../../../proxy/request-id.ts', import.meta.url));
+  const module = fileURLToPath(new URL('../../../proxy/http/request-id.ts', import.meta.url));
   const script = `import(${JSON.stringify(module)}).then((m) => console.log(m.newRequestId()))`;
   const a = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }).trim();
   const b = execFileSync(process.execPath, ['-e', script], { encoding: 'utf8' }).trim();

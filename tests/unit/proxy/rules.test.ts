@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { resolveOptions, selfSignedCertificate, ProxyError } from '../../../proxy/index.ts';
-import { filterResponseHeaders, nominatedHeaders } from '../../../proxy/headers.ts';
+import { filterResponseHeaders, nominatedHeaders } from '../../../proxy/http1/headers.ts';
 
 test('response headers: hop-by-hop and Connection-named headers go, repeated headers and byte values stay', () => {
   const raw = ['Content-Type', 'text/plain', 'Connection', 'keep-alive, X-Hop', 'Keep-Alive', 'timeout=5', 'Transfer-Encoding', 'chunked',

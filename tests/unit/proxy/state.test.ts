@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { compile, diff, type KubeObject } from '../../../core/index.ts';
-import { Router } from '../../../proxy/routing.ts';
-import { Endpoints } from '../../../proxy/upstream.ts';
+import { Router } from '../../../proxy/source/routing.ts';
+import { Endpoints } from '../../../proxy/upstream/endpoints.ts';
 import { RequestStats, ClusterMetrics, LATENCY_BUCKETS } from '../../../proxy/metrics.ts';
 import { Registry } from 'prom-client';
 

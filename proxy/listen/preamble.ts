@@ -5,7 +5,7 @@
  * with bounded size and time, and what was read past them is put back on the socket.
  */
 import type { Socket } from 'node:net';
-import { setReadSink } from './http1/shared-reads.ts';
+import { setReadSink } from './shared-reads.ts';
 
 export interface ProxiedAddress {
   sourceAddress: string;
@@ -173,7 +173,7 @@ export async function readPreamble<T extends { length: number }>(socket: Socket,
 }
 
 /**
- * readSharedPreamble is readPreamble for a shared-read socket (http1/shared-reads.ts): it is the
+ * readSharedPreamble is readPreamble for a shared-read socket (listen/shared-reads.ts): it is the
  * socket's read sink until `parse` succeeds, copying what it reads, and hands the bytes past the
  * preamble to the caller, which must take over the socket's reads when the promise resolves.
  */

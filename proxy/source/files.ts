@@ -14,9 +14,9 @@ import { join } from 'node:path';
 import {
   Compiler, diff, kindOf, objectKey, formatProblem,
   type CompileOptions, type HashedResource, type ObjectKind, type KubeObject,
-} from '../core/index.ts';
-import { loadManifests } from '../lib/manifests.ts';
-import type { Logger } from '../lib/log.ts';
+} from '../../core/index.ts';
+import { loadManifests } from '../../lib/manifests.ts';
+import type { Logger } from '../../lib/log.ts';
 import type { RoutingSource, RoutingUpdate } from './source.ts';
 
 export interface FileSourceOptions {

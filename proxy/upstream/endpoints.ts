@@ -12,9 +12,9 @@
  * ejected the cluster still picks one (panic mode) rather than answer 503.
  */
 import { Pool } from 'undici';
-import type { BackendSpec, EndpointsSpec } from '../core/index.ts';
-import type { OutlierOptions } from './options.ts';
-import { UpstreamPool } from './http1/upstream-pool.ts';
+import type { BackendSpec, EndpointsSpec } from '../../core/index.ts';
+import type { OutlierOptions } from '../options.ts';
+import { UpstreamPool } from './pool.ts';
 
 export interface PoolSettings {
   connections: number;

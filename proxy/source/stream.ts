@@ -19,7 +19,7 @@ import {
   ResourceSet, SUBPROTOCOL, PROTOCOL_VERSION, CLOSE, decodeServerMessage,
   type ClientMessage, type HashedResource, type BackendStats, type Version,
 } from '../../core/index.ts';
-import type { RoutingSource, RoutingUpdate } from '../source.ts';
+import type { RoutingSource, RoutingUpdate } from './source.ts';
 import type { Logger } from '../../lib/log.ts';
 
 export interface StreamClientOptions {

@@ -1,7 +1,7 @@
 /**
  * The fast path: plain HTTP/1.1 requests on raw sockets, parsed by proxy/http1 and sent to
  * plain-HTTP upstreams through its pools, without node:http's request and response objects.
- * It carries nearly all traffic; the general path (node:http with undici, in exchange.ts)
+ * It carries nearly all traffic; the general path (node:http with undici, in general.ts)
  * keeps everything else. A connection starts here and moves to node:http for good at the
  * first request the fast path does not take — chunked or Expect bodies, Upgrade, HTTP/1.0,
  * anything its strict parser is unsure of, an HTTPS backend — with the request's bytes
@@ -15,15 +15,15 @@
 import { STATUS_CODES } from 'node:http';
 import type { Socket } from 'node:net';
 import { newRequestId } from './request-id.ts';
-import type { RouteSpec } from '../core/index.ts';
-import type { Endpoint } from './upstream.ts';
+import type { RouteSpec } from '../../core/index.ts';
+import type { Endpoint } from '../upstream/endpoints.ts';
 import { Exchange, type ClientInfo, type ExchangeContext, type Prepared } from './exchange.ts';
 import { closingErrorBytes, replyBytes, type Reply } from './replies.ts';
-import { HANDOFF, INCOMPLETE, parseRequestHead, type RequestHead } from './http1/request-head.ts';
-import type { ResponseHead } from './http1/response-head.ts';
-import type { UpstreamConnection, UpstreamExchange, UpstreamPool } from './http1/upstream-pool.ts';
-import { idleSweeper, type IdleWatched } from './http1/idle.ts';
-import { HandedOffSocket, setReadSink, type ReadSink } from './http1/shared-reads.ts';
+import { HANDOFF, INCOMPLETE, parseRequestHead, type RequestHead } from '../http1/request-head.ts';
+import type { ResponseHead } from '../http1/response-head.ts';
+import type { UpstreamConnection, UpstreamExchange, UpstreamPool } from '../upstream/pool.ts';
+import { idleSweeper, type IdleWatched } from '../idle.ts';
+import { HandedOffSocket, setReadSink, type ReadSink } from '../listen/shared-reads.ts';
 
 /** FastPathHost is what a worker lends the fast path's connections. */
 export interface FastPathHost extends ExchangeContext {
@@ -61,7 +61,7 @@ export class ClientConnection implements IdleWatched, ReadSink {
   private headTimer: NodeJS.Timeout | null = null;
   private closing = false;
   private halfClosed = false;
-  /** Reads come from a shared buffer (onRead), not 'data' events: see http1/shared-reads.ts. */
+  /** Reads come from a shared buffer (onRead), not 'data' events: see listen/shared-reads.ts. */
   private readonly sharedReads: boolean;
   /**
    * forwarding holds the forwarding header lines of an untrusted client's requests, made by the

@@ -6,8 +6,8 @@
  * entry, as core resolves it), else the self-generated one.
  */
 import { createSecureContext, type SecureContext } from 'node:tls';
-import { findHost, normalizeHost, LISTENER_NAME, type HashedResource, type SecretSpec } from '../core/index.ts';
-import type { RoutingState } from './routing.ts';
+import { findHost, normalizeHost, LISTENER_NAME, type HashedResource, type SecretSpec } from '../../core/index.ts';
+import type { RoutingState } from '../source/routing.ts';
 
 export interface KeyPair { certificatePem: string; privateKeyPem: string }
 

@@ -7,9 +7,9 @@
 import {
   buildRouteTable, updateRouteTable, endpointsName,
   type HashedResource, type RouteTable, type BackendSpec, type EndpointsSpec,
-} from '../core/index.ts';
+} from '../../core/index.ts';
 import type { WireDelta } from './source.ts';
-import { buildCluster, type Cluster, type Endpoints } from './upstream.ts';
+import { buildCluster, type Cluster, type Endpoints } from '../upstream/endpoints.ts';
 
 export class RoutingState {
   readonly table: RouteTable;

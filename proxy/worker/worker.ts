@@ -3,7 +3,7 @@
  * servers (shared through the cluster primary), which read what precedes HTTP — a PROXY
  * protocol header, and on the HTTPS port the ClientHello when some host is passed through —
  * then tunnel it to a pass-through backend or serve HTTP on it: on the HTTPS port after the
- * TLS server decrypted it, in both cases starting on the fast path (fast-path.ts), which hands
+ * TLS server decrypted it, in both cases starting on the fast path (http/fast-path.ts), which hands
  * the connection to the node:http server for requests it does not take.
  *
  * Draining (shutdown or replacement): listeners close, every response from then on says
@@ -15,22 +15,22 @@ import { createServer as createNetServer, connect, isIPv6, type BlockList, type 
 import type { Duplex } from 'node:stream';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
 import { performance } from 'node:perf_hooks';
-import { newRequestId } from './request-id.ts';
-import { findHost, normalizeHost, type RouteSpec } from '../core/index.ts';
-import type { Logger } from '../lib/log.ts';
-import { addTrusted, type OutlierOptions, type ProxyOptions } from './options.ts';
-import { Router, type RoutingState } from './routing.ts';
-import { Endpoints } from './upstream.ts';
-import { TlsStore, type KeyPair } from './tls.ts';
-import { WorkerMetrics, type RequestStats } from './metrics.ts';
-import { kClientInfo, type ClientInfo, type ExchangeContext } from './exchange.ts';
-import { GeneralExchange, UpgradeExchange } from './general.ts';
-import { tunnel } from './tunnel.ts';
-import { parseClientHello, parseProxyHeader, readPreamble, readSharedPreamble, type ProxiedAddress } from './preamble.ts';
-import { closingErrorBytes } from './replies.ts';
-import { ClientConnection, type FastPathHost, type HandoffReason } from './fast-path.ts';
-import { acceptSharedReads, hasSharedReads, type HandedOffSocket } from './http1/shared-reads.ts';
-import type { WireDelta } from './source.ts';
+import { newRequestId } from '../http/request-id.ts';
+import { findHost, normalizeHost, type RouteSpec } from '../../core/index.ts';
+import type { Logger } from '../../lib/log.ts';
+import { addTrusted, type OutlierOptions, type ProxyOptions } from '../options.ts';
+import { Router, type RoutingState } from '../source/routing.ts';
+import { Endpoints } from '../upstream/endpoints.ts';
+import { TlsStore, type KeyPair } from '../listen/tls.ts';
+import { WorkerMetrics, type RequestStats } from '../metrics.ts';
+import { kClientInfo, type ClientInfo, type ExchangeContext } from '../http/exchange.ts';
+import { GeneralExchange, UpgradeExchange } from '../http/general.ts';
+import { tunnel } from '../http/tunnel.ts';
+import { parseClientHello, parseProxyHeader, readPreamble, readSharedPreamble, type ProxiedAddress } from '../listen/preamble.ts';
+import { closingErrorBytes } from '../http/replies.ts';
+import { ClientConnection, type FastPathHost, type HandoffReason } from '../http/fast-path.ts';
+import { acceptSharedReads, hasSharedReads, type HandedOffSocket } from '../listen/shared-reads.ts';
+import type { WireDelta } from '../source/source.ts';
 
 const PREAMBLE_TIMEOUT_MS = 10_000;
 /** Idle limit of TLS pass-through tunnels (nginx's stream proxy_timeout default is 10 minutes). */

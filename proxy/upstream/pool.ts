@@ -9,8 +9,8 @@
  * early), UND_ERR_RESPONSE (malformed response), and the socket's own (ECONNREFUSED, …).
  */
 import { connect, type Socket } from 'node:net';
-import { idleSweeper, type IdleWatched } from './idle.ts';
-import { ChunkScanner, INCOMPLETE, MALFORMED, parseResponseHead, type ResponseHead } from './response-head.ts';
+import { idleSweeper, type IdleWatched } from '../idle.ts';
+import { ChunkScanner, INCOMPLETE, MALFORMED, parseResponseHead, type ResponseHead } from '../http1/response-head.ts';
 
 /** MAX_RESPONSE_HEAD is the largest upstream response head accepted (nginx's large buffers: 4 × 8 KiB, doubled). */
 const MAX_RESPONSE_HEAD = 65_536;

@@ -19,12 +19,12 @@
  */
 import { performance } from 'node:perf_hooks';
 import { newRequestId } from './request-id.ts';
-import { match, type Decision, type MatchRequest, type RouteSpec } from '../core/index.ts';
-import type { RoutingState } from './routing.ts';
-import { Cluster, type Endpoint } from './upstream.ts';
-import type { RequestStats, WorkerMetrics } from './metrics.ts';
-import type { OutlierOptions } from './options.ts';
-import type { HeaderFacts } from './headers.ts';
+import { match, type Decision, type MatchRequest, type RouteSpec } from '../../core/index.ts';
+import type { RoutingState } from '../source/routing.ts';
+import { Cluster, type Endpoint } from '../upstream/endpoints.ts';
+import type { RequestStats, WorkerMetrics } from '../metrics.ts';
+import type { OutlierOptions } from '../options.ts';
+import type { HeaderFacts } from '../http1/headers.ts';
 import { errorReply, redirectReply, upstreamFailure, type Reply } from './replies.ts';
 
 /** ClientInfo is computed once per connection: the client address (PROXY protocol aware) and whether it is trusted. */

@@ -5,8 +5,8 @@
  * failures) and latency histogram buckets — per Ingress, backend and canary side. Canary
  * sides carry the Canary's key, read from the routing being served.
  */
-import { STATS_BUCKETS_MS, type BackendStats, type ResourceMap } from '../core/index.ts';
-import { LATENCY_BUCKETS, type MetricsSnapshot } from './metrics.ts';
+import { STATS_BUCKETS_MS, type BackendStats, type ResourceMap } from '../../core/index.ts';
+import { LATENCY_BUCKETS, type MetricsSnapshot } from '../metrics.ts';
 
 interface Cumulative { ingress: string; backend: string; side: string; requests: number; failures: number; buckets: number[] }
 

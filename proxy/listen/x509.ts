@@ -3,7 +3,7 @@
  * minted with lib/certs — the one X.509 encoder the webhook and the stream also use.
  */
 import { isIP } from 'node:net';
-import { createCertificate, generateKeyPair, privateKeyPem } from '../lib/certs/index.ts';
+import { createCertificate, generateKeyPair, privateKeyPem } from '../../lib/certs/index.ts';
 
 export interface SelfSignedCertificate {
   certificatePem: string;

@@ -3,7 +3,7 @@
  * directory itself; the operator stream (a later mode) receives the same resources over
  * WebSocket. Everything downstream of this interface is shared by both.
  */
-import type { HashedResource, ResourceMap } from '../core/index.ts';
+import type { HashedResource, ResourceMap } from '../../core/index.ts';
 
 export interface RoutingUpdate {
   /** The complete resource set after this update: a read-only view, valid until the next update. */
