@@ -47,7 +47,7 @@ export interface SupervisorEvents {
 
 function workerEntry(): string {
   const self = fileURLToPath(import.meta.url);
-  return fileURLToPath(new URL(`../worker/main${extname(self)}`, import.meta.url));
+  return fileURLToPath(new URL(`../worker-main${extname(self)}`, import.meta.url));
 }
 
 export class Supervisor {

@@ -4,9 +4,9 @@
  * in order; the worker answers with readiness, applied generations and metrics. A worker
  * ignores SIGINT and asks to be replaced on SIGTERM: shutdown is the primary's to order.
  */
-import { createLogger } from '../../lib/log.ts';
-import { ProxyWorker } from './worker.ts';
-import type { PrimaryMessage, WorkerMessage } from '../ipc.ts';
+import { createLogger } from '../lib/log.ts';
+import { ProxyWorker } from './worker/worker.ts';
+import type { PrimaryMessage, WorkerMessage } from './ipc.ts';
 
 const log = createLogger('proxy-worker');
 let worker: ProxyWorker | null = null;
