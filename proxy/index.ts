@@ -7,5 +7,5 @@ export { selfSignedCertificate, type SelfSignedCertificate, type SelfSignedReque
 export { parseProxyHeader, parseClientHello, NEED_MORE, INVALID } from './listen/preamble.ts';
 export { Cluster, Endpoint, type PoolSettings } from './upstream/endpoints.ts';
 export { STICKY_COOKIE } from './http/exchange.ts';
-export { PASSTHROUGH_IDLE_MS } from './worker/worker.ts';
+export { PASSTHROUGH_IDLE_MS } from './listen/listeners.ts';
 export { StreamSource, DEFAULT_MAX_STATE_AGE_MS, type StreamClientOptions, type StreamStatus } from './source/stream.ts';

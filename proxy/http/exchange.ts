@@ -25,18 +25,8 @@ import { Cluster, type Endpoint } from '../upstream/endpoints.ts';
 import type { RequestStats, WorkerMetrics } from '../metrics.ts';
 import type { OutlierOptions } from '../options.ts';
 import type { HeaderFacts } from '../http1/headers.ts';
+import type { ClientInfo } from '../listen/listeners.ts';
 import { errorReply, redirectReply, upstreamFailure, type Reply } from './replies.ts';
-
-/** ClientInfo is computed once per connection: the client address (PROXY protocol aware) and whether it is trusted. */
-export interface ClientInfo {
-  address: string;
-  trusted: boolean;
-  /** Port the client connected to, for X-Forwarded-Port, as the header carries it. */
-  port: string;
-  scheme: 'http' | 'https';
-}
-
-export const kClientInfo = Symbol('vane.clientInfo');
 
 /** ExchangeContext is what a worker lends every exchange. */
 export interface ExchangeContext {

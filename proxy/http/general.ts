@@ -12,9 +12,10 @@ import type { Dispatcher } from 'undici';
 import type { RouteSpec } from '../../core/index.ts';
 import { Cluster, type Endpoint } from '../upstream/endpoints.ts';
 import { filterResponseHeaders, inspectHeaders } from '../http1/headers.ts';
-import { BODY_TOO_LARGE, Exchange, type ClientInfo, type ExchangeContext, type Prepared, type RequestLine } from './exchange.ts';
+import { BODY_TOO_LARGE, Exchange, type ExchangeContext, type Prepared, type RequestLine } from './exchange.ts';
+import type { ClientInfo } from '../listen/listeners.ts';
 import { replyBytes, STATUS_TEXT, type Reply } from './replies.ts';
-import { tunnel } from './tunnel.ts';
+import { tunnel } from '../listen/tunnel.ts';
 
 const kExchange = Symbol('vane.exchange');
 

@@ -13,7 +13,7 @@ import { Router, type RoutingState } from '../../../proxy/source/routing.ts';
 import { Endpoints } from '../../../proxy/upstream/endpoints.ts';
 import { WorkerMetrics } from '../../../proxy/metrics.ts';
 import { DEFAULT_OPTIONS } from '../../../proxy/options.ts';
-import type { ClientInfo } from '../../../proxy/http/exchange.ts';
+import type { ClientInfo } from '../../../proxy/listen/listeners.ts';
 import { GeneralExchange, UpgradeExchange } from '../../../proxy/http/general.ts';
 import { ClientConnection, type FastPathHost } from '../../../proxy/http/fast-path.ts';
 import { closingErrorBytes, errorReply, redirectReply, replyBytes, upstreamFailure } from '../../../proxy/http/replies.ts';

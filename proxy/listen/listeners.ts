@@ -1,0 +1,189 @@
+/**
+ * Listeners: a worker's traffic ports. Connections arrive on plain net servers (shared through
+ * the cluster primary), which read what precedes HTTP — a PROXY protocol header, and on the
+ * HTTPS port the ClientHello when some host is passed through — then tunnel the connection to
+ * a pass-through backend, or hand it to the host for HTTP: on the HTTPS port once the TLS
+ * server (node:tls, contexts from TlsStore per SNI name) decrypted it.
+ *
+ * Each connection's ClientInfo (address, PROXY protocol aware, and whether it is trusted) is
+ * computed once here and kept on the socket for node:http's requests (`clientInfoOf`).
+ */
+import { connect, createServer as createNetServer, isIPv6, type BlockList, type Server as NetServer, type Socket } from 'node:net';
+import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { performance } from 'node:perf_hooks';
+import { findHost, normalizeHost } from '../../core/index.ts';
+import { addTrusted, type OutlierOptions, type ProxyOptions } from '../options.ts';
+import type { RoutingState } from '../source/routing.ts';
+import type { WorkerMetrics } from '../metrics.ts';
+import type { KeyPair, TlsStore } from './tls.ts';
+import { parseClientHello, parseProxyHeader, readPreamble, readSharedPreamble, type ProxiedAddress } from './preamble.ts';
+import { acceptSharedReads, hasSharedReads } from './shared-reads.ts';
+import { tunnel } from './tunnel.ts';
+
+const PREAMBLE_TIMEOUT_MS = 10_000;
+/** Idle limit of TLS pass-through tunnels (nginx's stream proxy_timeout default is 10 minutes). */
+export const PASSTHROUGH_IDLE_MS = 600_000;
+const PASSTHROUGH_CONNECT_MS = 5_000;
+
+/** ClientInfo is computed once per connection: the client address (PROXY protocol aware) and whether it is trusted. */
+export interface ClientInfo {
+  address: string;
+  trusted: boolean;
+  /** Port the client connected to, for X-Forwarded-Port, as the header carries it. */
+  port: string;
+  scheme: 'http' | 'https';
+}
+
+const kClientInfo = Symbol('vane.clientInfo');
+
+type Listener = 'http' | 'https';
+
+/** ListenerHost is what the listeners hand connections to: the worker. */
+export interface ListenerHost {
+  readonly state: RoutingState | null;
+  readonly draining: boolean;
+  readonly metrics: WorkerMetrics;
+  readonly outlier: OutlierOptions;
+  /** serveHttp takes a connection, plain or decrypted, once what precedes HTTP is read; `rest`: bytes read past it. */
+  serveHttp(socket: Socket, info: ClientInfo, rest: Buffer | null): void;
+  /** track keeps a client socket until it closes, for the drain. */
+  track(socket: Socket): void;
+}
+
+function plainAddress(address: string | undefined): string {
+  if (!address) return '';
+  return address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+}
+
+export class Listeners {
+  private readonly options: ProxyOptions;
+  private readonly host: ListenerHost;
+  private readonly trusted: BlockList;
+  /** Terminates TLS; the decrypted connections then take the same HTTP paths as plain ones. */
+  private readonly tlsServer: TlsServer;
+  private readonly rawServers: { http: NetServer; https: NetServer };
+
+  constructor(options: ProxyOptions, ticketKeys: Buffer, tls: TlsStore, host: ListenerHost) {
+    this.options = options;
+    this.host = host;
+    this.trusted = addTrusted(options.trustedProxies);
+    const fake = tls.defaultPair;
+    this.tlsServer = createTlsServer({
+      cert: fake.certificatePem,
+      key: fake.privateKeyPem,
+      ticketKeys,
+      ALPNProtocols: ['http/1.1'],
+      SNICallback: (servername, cb) => cb(null, tls.contextFor(this.host.state, servername)),
+    });
+    this.tlsServer.on('secureConnection', (socket: TLSSocket) => this.onSecureConnection(socket));
+    this.tlsServer.on('tlsClientError', (_err, socket: TLSSocket) => socket.destroy());
+    // Sockets accepted here bypass the HTTP servers' own accept path: Nagle must be off here.
+    this.rawServers = {
+      http: createNetServer({ noDelay: true }, (s) => this.onConnection(s, 'http')),
+      https: createNetServer({ noDelay: true }, (s) => this.onConnection(s, 'https')),
+    };
+  }
+
+  /** listen opens both traffic listeners; in a cluster worker the primary shares one socket per port. */
+  async listen(): Promise<{ http: number; https: number }> {
+    const o = this.options;
+    const open = (server: NetServer, port: number) => new Promise<number>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ port, host: o.host, backlog: 4096 }, () => { server.off('error', reject); resolve((server.address() as { port: number }).port); });
+    });
+    const ports = { http: await open(this.rawServers.http, o.httpPort), https: await open(this.rawServers.https, o.httpsPort) };
+    // TLS reads its own way; the plain listener reads into the shared buffer.
+    this.host.metrics.sharedReads = acceptSharedReads(this.rawServers.http, (s) => this.onConnection(s, 'http'));
+    return ports;
+  }
+
+  /** setDefaultCertificate is the certificate for clients without SNI or for unknown names. */
+  setDefaultCertificate(pair: KeyPair): void {
+    this.tlsServer.setSecureContext({ cert: pair.certificatePem, key: pair.privateKeyPem });
+  }
+
+  /** close stops accepting; connections are the drain's. */
+  close(): void {
+    for (const server of [this.rawServers.http, this.rawServers.https]) if (server.listening) server.close();
+  }
+
+  /** clientInfoOf is the ClientInfo of a socket accepted here (or of the TLS socket over one). */
+  clientInfoOf(socket: Socket): ClientInfo {
+    const s = socket as unknown as Record<symbol, ClientInfo> & { _parent?: Record<symbol, ClientInfo> };
+    return s[kClientInfo] ?? s._parent?.[kClientInfo] ?? this.clientInfo(socket, 'https', null);
+  }
+
+  private clientInfo(socket: Socket, listener: Listener, proxied: ProxiedAddress | null): ClientInfo {
+    const address = plainAddress(proxied ? proxied.sourceAddress : socket.remoteAddress);
+    const trusted = address !== '' && this.trusted.check(address, isIPv6(address) ? 'ipv6' : 'ipv4');
+    return { address, trusted, port: String(proxied ? proxied.destinationPort : socket.localPort ?? 0), scheme: listener };
+  }
+
+  private onConnection(socket: Socket, listener: Listener): void {
+    const host = this.host;
+    if (host.draining) { socket.destroy(); return; }
+    host.metrics.activeConnections[listener]++;
+    host.track(socket);
+    socket.once('close', () => { host.metrics.activeConnections[listener]--; });
+    socket.on('error', () => socket.destroy());
+    if (this.options.proxyProtocol[listener] && hasSharedReads(socket)) {
+      readSharedPreamble(socket, PREAMBLE_TIMEOUT_MS, 232, parseProxyHeader)
+        .then(({ preamble, rest }) => this.accept(socket, listener, preamble.address, rest))
+        .catch(() => socket.destroy());
+    } else if (this.options.proxyProtocol[listener]) {
+      readPreamble(socket, PREAMBLE_TIMEOUT_MS, 232, parseProxyHeader)
+        .then((h) => this.accept(socket, listener, h.address))
+        .catch(() => socket.destroy());
+    } else {
+      this.accept(socket, listener, null);
+    }
+  }
+
+  /** accept serves a connection once its preamble, if any, is read; `rest`: bytes read past it (shared reads). */
+  private accept(socket: Socket, listener: Listener, proxied: ProxiedAddress | null, rest: Buffer | null = null): void {
+    const info = this.clientInfo(socket, listener, proxied);
+    (socket as unknown as Record<symbol, ClientInfo>)[kClientInfo] = info;
+    if (listener === 'http') { this.host.serveHttp(socket, info, rest); return; }
+    const state = this.host.state;
+    if (state === null || state.passthrough.size === 0) { this.tlsServer.emit('connection', socket); return; }
+    readPreamble(socket, PREAMBLE_TIMEOUT_MS, 18_432 + 5, parseClientHello)
+      .then((hello) => {
+        const now = this.host.state;
+        const vhost = now && hello.servername ? findHost(now.table, normalizeHost(hello.servername)) : null;
+        if (now && vhost?.spec.passthrough && now.passthrough.has(vhost.name)) this.passthrough(socket, now, vhost.spec.passthrough.backend);
+        else this.tlsServer.emit('connection', socket);
+      })
+      .catch(() => socket.destroy());
+  }
+
+  private onSecureConnection(socket: TLSSocket): void {
+    const parent = (socket as unknown as { _parent?: Record<symbol, ClientInfo> })._parent;
+    const info = parent?.[kClientInfo] ?? this.clientInfo(socket, 'https', null);
+    (socket as unknown as Record<symbol, ClientInfo>)[kClientInfo] = info;
+    this.host.serveHttp(socket, info, null);
+  }
+
+  /** passthrough tunnels a TLS connection, undecrypted, to an endpoint of the backend. */
+  private passthrough(socket: Socket, state: RoutingState, backend: string): void {
+    const metrics = this.host.metrics;
+    const cluster = state.clusters.get(backend);
+    const ep = cluster?.pick(false, performance.now(), null) ?? null;
+    if (!cluster || !ep) { socket.destroy(); return; }
+    const upstream = connect({ host: ep.address, port: ep.port, timeout: PASSTHROUGH_CONNECT_MS });
+    const failed = () => {
+      metrics.connectError(cluster.service);
+      if (cluster.connectFailed(ep, performance.now(), this.host.outlier)) metrics.ejection(cluster.service);
+      upstream.destroy();
+      socket.destroy();
+    };
+    upstream.once('timeout', failed);
+    upstream.once('error', failed);
+    upstream.once('connect', () => {
+      upstream.off('timeout', failed);
+      upstream.off('error', failed);
+      upstream.setTimeout(0);
+      metrics.activeConnections.passthrough++;
+      tunnel(socket, upstream, PASSTHROUGH_IDLE_MS, () => { metrics.activeConnections.passthrough--; });
+    });
+  }
+}
