@@ -8,7 +8,8 @@
  *   change and delete it missed;
  * - a fenced write is refused once another holder took the lease;
  * - a leader whose API server turns into a black hole gives up within its renew deadline, each
- *   Lease call ending at its bound instead of hanging.
+ *   Lease call ending at its bound instead of hanging;
+ * - a silent watch is cut at its idle bound and resumed from its resourceVersion (no relist).
  * The API server restart is kube-adapter-restart.test.ts; a request timeout against a bare
  * black hole is tests/unit/kube/adapter.test.ts.
  */
@@ -213,5 +214,30 @@ test('a leader whose API server turns into a black hole steps down within its re
   } finally {
     r.set('forward');
     await elector.close();
+  }
+});
+
+test('a silent watch is cut at its idle bound and resumed from its resourceVersion, without a relist or a warning', { skip: e2eSkip }, async () => {
+  const kc = new KubeConfig();
+  kc.loadFromFile(c.kubeconfig);
+  const kube = new Kube(kc);
+  const quiet = await c.namespace('kube-adapter-idle');
+  const seen: string[] = [];
+  const warnings: string[] = [];
+  const warnLogger = pino({ level: 'warn' }, { write: (line: string) => { warnings.push(line); } });
+  const reflector = new Reflector<ReflectedObject>(kube, {
+    type: RESOURCES.ConfigMap, namespace: quiet, logger: warnLogger, idleTimeoutMs: 700,
+    onUpsert: (o) => { seen.push(o.metadata!.name!); }, onDelete: () => {},
+  });
+  try {
+    reflector.start();
+    await reflector.listed;
+    await waitFor('three idle cut-offs', () => reflector.stats.watches >= 4, 10_000);
+    assert.equal(reflector.stats.lists, 1, 'resumed, not relisted');
+    await kube.create(RESOURCES.ConfigMap, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'late', namespace: quiet } });
+    await waitFor('the resumed watch to deliver', () => seen.includes('late'));
+    assert.deepEqual(warnings, []);
+  } finally {
+    reflector.close();
   }
 });
