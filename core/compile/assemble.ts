@@ -94,10 +94,10 @@ export class Assembler {
 
   private readonly backendUseChanged = (backend: string): void => {
     const { indexes, pending } = this.c;
-    indexes.backendService.delete(backend);
-    if (indexes.backendUsers.to(backend).size > 0) {
+    if (indexes.backendUsers.to(backend).size === 0) indexes.backendService.set(backend, undefined);
+    else if (indexes.backendService.of(backend) === undefined) {
       const ref = parseBackendName(backend);
-      indexes.backendService.add(backend, `${ref.namespace}/${ref.service}`);
+      indexes.backendService.set(backend, `${ref.namespace}/${ref.service}`);
     }
     pending.backends.add(backend);
     pending.endpoints.add(backend);
@@ -290,8 +290,10 @@ export class Assembler {
           const serving = ep?.conditions?.serving ?? ready;
           const terminating = ep?.conditions?.terminating ?? false;
           for (const address of Array.isArray(ep?.addresses) ? ep.addresses : []) {
-            if (typeof address !== 'string' || seen.has(`${address} ${targetPort}`)) continue;
-            seen.add(`${address} ${targetPort}`);
+            if (typeof address !== 'string') continue;
+            const id = `${address} ${targetPort}`;
+            if (seen.has(id)) continue;
+            seen.add(id);
             const a: EndpointAddress = { address, port: targetPort, ready: ready === true, serving: serving === true, terminating: terminating === true };
             if (typeof ep.zone === 'string') a.zone = ep.zone;
             addresses.push(a);

@@ -45,15 +45,14 @@ export class CanaryProcessor implements Processor {
     else this.memo.delete(key);
     if (old === frag) return;
 
-    for (const ingress of indexes.canaryIngress.of(key)) this.reachIngress(ingress);
-    const namespace = obj ? namespaceOf(obj) : '';
+    const before = indexes.canaryIngress.of(key);
+    if (before !== undefined) this.reachIngress(before);
     const ingress = obj ? ingressOfCanary(obj) : undefined;
     const service = obj ? serviceOfCanary(obj) : undefined;
-    indexes.canaryIngress.delete(key);
-    indexes.canaryServices.delete(key);
-    if (ingress !== undefined) indexes.canaryIngress.add(key, `${namespace}/${ingress}`);
-    if (service !== undefined) indexes.canaryServices.add(key, `${namespace}/${service}`);
-    for (const ingress of indexes.canaryIngress.of(key)) this.reachIngress(ingress);
+    indexes.canaryIngress.set(key, ingress !== undefined ? `${namespaceOf(obj!)}/${ingress}` : undefined);
+    indexes.canaryServices.set(key, service !== undefined ? `${namespaceOf(obj!)}/${service}` : undefined);
+    const after = indexes.canaryIngress.of(key);
+    if (after !== undefined) this.reachIngress(after);
   }
 
   /** reachIngress marks what a Canary change on an Ingress reaches: its hosts and its other Canaries. */

@@ -62,7 +62,9 @@ export class IngressProcessor implements Processor {
     this.vane.set(key, frag);
     indexes.ingressHosts.set(key, hostsOfIngress(obj));
     for (const host of indexes.ingressHosts.of(key)) pending.hosts.add(host);
-    indexes.ingressServices.set(key, new Set([...servicesOfIngress(obj)].map((name) => `${frag.namespace}/${name}`)));
+    const services = new Set<string>();
+    for (const name of servicesOfIngress(obj)) services.add(`${frag.namespace}/${name}`);
+    indexes.ingressServices.set(key, services);
     if (frag.defaultBackend) { indexes.withDefaultBackend.add(key); pending.listener = true; }
     if (frag.tls.some((t) => t.hosts.length === 0 && t.secret)) { indexes.withHostlessTls.add(key); pending.listener = true; }
   }

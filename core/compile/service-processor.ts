@@ -34,15 +34,16 @@ export class ServiceProcessor implements Processor {
   }
 
   private refreshSlice(key: string): void {
-    const { store, indexes, pending } = this.c;
-    const markEndpoints = (service: string) => {
-      for (const backend of indexes.backendService.to(service)) pending.endpoints.add(backend);
-    };
-    for (const service of indexes.sliceService.of(key)) markEndpoints(service);
+    const { store, indexes } = this.c;
+    const before = indexes.sliceService.of(key);
+    if (before !== undefined) this.markEndpoints(before);
     const label = store.get<EndpointSlice>('EndpointSlice', key)?.metadata?.labels?.[SERVICE_NAME_LABEL];
-    const namespace = key.slice(0, key.indexOf('/'));
-    indexes.sliceService.delete(key);
-    if (typeof label === 'string' && label !== '') indexes.sliceService.add(key, `${namespace}/${label}`);
-    for (const service of indexes.sliceService.of(key)) markEndpoints(service);
+    const after = typeof label === 'string' && label !== '' ? `${key.slice(0, key.indexOf('/'))}/${label}` : undefined;
+    indexes.sliceService.set(key, after);
+    if (after !== undefined && after !== before) this.markEndpoints(after);
+  }
+
+  private markEndpoints(service: string): void {
+    for (const backend of this.c.indexes.backendService.to(service)) this.c.pending.endpoints.add(backend);
   }
 }

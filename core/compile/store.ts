@@ -8,8 +8,8 @@
  * Invariants:
  * - The store holds at most one object per kind and key (`namespace/name`, or `name` for an
  *   IngressClass), the last one set; a deleted object is gone.
- * - A Relation is always symmetric: `b ∈ of(a)` exactly when `a ∈ to(b)`, and it never keeps
- *   an empty set, so `has`-style checks on either side mean "related to something".
+ * - A Relation (and a ManyToOne) is always symmetric: `b ∈ of(a)` exactly when `a ∈ to(b)`,
+ *   and it never keeps an empty set, so a non-empty side means "related to something".
  * - The indexes are written only by the processors (core/compile/*-processor.ts) and by
  *   assembly (core/compile/assemble.ts), each for the relations it documents, and are
  *   complete once a build's processors have run: every relation then reflects every object
@@ -22,19 +22,35 @@ const NOTHING: ReadonlySet<string> = new Set();
 
 /** ObjectStore keeps the raw objects by kind and key. */
 export class ObjectStore {
-  private readonly byKind: Record<ObjectKind, Map<string, KubeObject>> = {
-    Ingress: new Map(), IngressClass: new Map(), Service: new Map(), EndpointSlice: new Map(), Secret: new Map(), Canary: new Map(),
-  };
+  // One field per kind rather than a record indexed by kind: stages read these maps tens of
+  // thousands of times per full compile, and a named field is the cheapest load there is.
+  private readonly ingresses = new Map<string, KubeObject>();
+  private readonly ingressClasses = new Map<string, KubeObject>();
+  private readonly services = new Map<string, KubeObject>();
+  private readonly slices = new Map<string, KubeObject>();
+  private readonly secrets = new Map<string, KubeObject>();
+  private readonly canaries = new Map<string, KubeObject>();
 
   /** classes looks IngressClasses up by name, for the class selector (core/selectors.ts). */
   readonly classes: IngressClassLookup = {
-    get: (name) => this.byKind.IngressClass.get(name) as IngressClass | undefined,
-    all: () => this.byKind.IngressClass.values() as Iterable<IngressClass>,
+    get: (name) => this.ingressClasses.get(name) as IngressClass | undefined,
+    all: () => this.ingressClasses.values() as Iterable<IngressClass>,
   };
+
+  private mapOf(kind: ObjectKind): Map<string, KubeObject> {
+    switch (kind) {
+      case 'Ingress': return this.ingresses;
+      case 'IngressClass': return this.ingressClasses;
+      case 'Service': return this.services;
+      case 'EndpointSlice': return this.slices;
+      case 'Secret': return this.secrets;
+      case 'Canary': return this.canaries;
+    }
+  }
 
   /** set stores obj and returns whether that changed anything (the same object again does not). */
   set(kind: ObjectKind, key: string, obj: KubeObject): boolean {
-    const map = this.byKind[kind];
+    const map = this.mapOf(kind);
     if (map.get(key) === obj) return false;
     map.set(key, obj);
     return true;
@@ -42,19 +58,19 @@ export class ObjectStore {
 
   /** delete removes an object and returns whether there was one. */
   delete(kind: ObjectKind, key: string): boolean {
-    return this.byKind[kind].delete(key);
+    return this.mapOf(kind).delete(key);
   }
 
   get<T extends KubeObject = KubeObject>(kind: ObjectKind, key: string): T | undefined {
-    return this.byKind[kind].get(key) as T | undefined;
+    return this.mapOf(kind).get(key) as T | undefined;
   }
 
   has(kind: ObjectKind, key: string): boolean {
-    return this.byKind[kind].has(key);
+    return this.mapOf(kind).has(key);
   }
 
   keys(kind: ObjectKind): Iterable<string> {
-    return this.byKind[kind].keys();
+    return this.mapOf(kind).keys();
   }
 }
 
@@ -90,12 +106,6 @@ export class Relation {
     }
   }
 
-  /** add relates a to b too. */
-  add(a: string, b: string): void {
-    addTo(this.forward, a, b);
-    addTo(this.backward, b, a);
-  }
-
   /** delete makes a relate to nothing. */
   delete(a: string): void {
     for (const b of this.forward.get(a) ?? NOTHING) removeFrom(this.backward, b, a);
@@ -105,6 +115,35 @@ export class Relation {
   /** of lists what a relates to. */
   of(a: string): ReadonlySet<string> {
     return this.forward.get(a) ?? NOTHING;
+  }
+
+  /** to lists what relates to b. */
+  to(b: string): ReadonlySet<string> {
+    return this.backward.get(b) ?? NOTHING;
+  }
+}
+
+/**
+ * ManyToOne is a Relation where each a relates to at most one b (an EndpointSlice to its
+ * Service), kept without a set per a: the compiler holds tens of thousands of these.
+ */
+export class ManyToOne {
+  private readonly forward = new Map<string, string>();
+  private readonly backward = new Map<string, Set<string>>();
+
+  /** set makes a relate to b only, or to nothing when b is undefined. */
+  set(a: string, b: string | undefined): void {
+    const before = this.forward.get(a);
+    if (before === b) return;
+    if (before !== undefined) removeFrom(this.backward, before, a);
+    if (b === undefined) { this.forward.delete(a); return; }
+    this.forward.set(a, b);
+    addTo(this.backward, b, a);
+  }
+
+  /** of is what a relates to. */
+  of(a: string): string | undefined {
+    return this.forward.get(a);
   }
 
   /** to lists what relates to b. */
@@ -136,11 +175,11 @@ export class Indexes {
   /** Vane's Ingresses → the Services they route to: their statuses say whether each exists. Ingress processor. */
   readonly ingressServices = new Relation();
   /** Canaries → the Ingress they split. Canary processor. */
-  readonly canaryIngress = new Relation();
+  readonly canaryIngress = new ManyToOne();
   /** Canaries → their canary Service: their statuses say whether it exists. Canary processor. */
-  readonly canaryServices = new Relation();
+  readonly canaryServices = new ManyToOne();
   /** EndpointSlices → their Service (label kubernetes.io/service-name). Service processor. */
-  readonly sliceService = new Relation();
+  readonly sliceService = new ManyToOne();
   /** Vane's Ingresses with a spec.defaultBackend: candidates for the listener's default route. Ingress processor. */
   readonly withDefaultBackend = new Set<string>();
   /** Vane's Ingresses with a host-less spec.tls entry naming a Secret: candidates for the default certificate. Ingress processor. */
@@ -150,5 +189,5 @@ export class Indexes {
   /** Owners → the Secret keys they read a certificate from. Assembly. */
   readonly secretUsers = new Relation();
   /** Backend resources in use → their Service key; `to(service)` is what a Service change reaches. Assembly. */
-  readonly backendService = new Relation();
+  readonly backendService = new ManyToOne();
 }
