@@ -11,9 +11,13 @@
  * - A Relation (and a ManyToOne) is always symmetric: `b ∈ of(a)` exactly when `a ∈ to(b)`,
  *   and it never keeps an empty set, so a non-empty side means "related to something".
  * - The indexes are written only by the processors (core/compile/*-processor.ts) and by
- *   assembly (core/compile/assemble.ts), each for the relations it documents, and are
- *   complete once a build's processors have run: every relation then reflects every object
- *   in the store.
+ *   assembly (core/compile/assemble.ts), each for the relations it documents. A processor's
+ *   relations reflect every stored object once the processors have run; assembly's (who
+ *   refers to which backend and Secret) reflect the resources once assembly has run, and
+ *   until then the previous build's, which is what tells a processor what a change reaches.
+ * - Index entries are selections (core/selectors.ts): a superset of what a valid object
+ *   uses. The stages that read them filter (a host's build skips an Ingress without a path
+ *   on that host).
  */
 import type { KubeObject, ObjectKind, IngressClass } from '../objects.ts';
 import type { IngressClassLookup } from '../selectors.ts';
