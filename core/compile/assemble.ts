@@ -125,8 +125,10 @@ export class Assembler {
 
   /** canarySplit is the split of the oldest valid Canary on this Ingress and stable service, if any. */
   private canarySplit(ingressKey: string, backend: BackendRef): CanarySplit | undefined {
+    const keys = this.c.indexes.canaryIngress.to(ingressKey);
+    if (keys.size === 0) return undefined; // the common case, answered without allocating an iterator
     let best: CanaryFragment | undefined;
-    for (const key of this.c.indexes.canaryIngress.to(ingressKey)) {
+    for (const key of keys) {
       const c = this.fragments.canary(key);
       if (!c || !c.valid || c.service !== backend.service) continue;
       if (!best || ingressOrder(c, best) < 0) best = c;

@@ -52,7 +52,7 @@ export class StatusStage {
         problems.push(warning('ServiceNotFound', field, `Service ${frag.namespace}/${service} not found; its routes answer 503 until it exists`));
       }
     }
-    this.statuses.set(`Ingress/${key}`, { kind: 'Ingress', key, problems: sortProblems(dedupe(problems)) });
+    this.statuses.set(`Ingress/${key}`, { kind: 'Ingress', key, problems: problems.length > 1 ? sortProblems(dedupe(problems)) : problems });
   }
 
   private canaryStatus(key: string): void {
