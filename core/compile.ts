@@ -58,7 +58,7 @@ export class Compiler {
     const context = { options: resolveOptions(options), store: new ObjectStore(), indexes: new Indexes(), pending: new Pending() };
     this.context = context;
     const ingresses = new IngressProcessor(context);
-    const canaries = new CanaryProcessor(context);
+    const canaries = new CanaryProcessor(context, ingresses.vane);
     const secrets = new SecretProcessor(context);
     this.processors = [ingresses, canaries, secrets, new ServiceProcessor(context)];
     const fragments = {

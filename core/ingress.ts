@@ -88,6 +88,13 @@ export function ingressOrder(a: { created: string; key: string }, b: { created: 
   return compareText(a.created, b.created) || compareText(a.key, b.key);
 }
 
+/** servedHosts lists the hosts an Ingress has a path on (none when it is invalid): where its routes, and a Canary's split of them, land. */
+export function servedHosts(frag: IngressFragment): Set<string> {
+  const hosts = new Set<string>();
+  for (const e of frag.entries) hosts.add(e.host);
+  return hosts;
+}
+
 /** parseIngress builds the fragment of one Ingress; it never throws, whatever the input. */
 export function parseIngress(ing: Ingress): IngressFragment {
   const namespace = namespaceOf(ing);

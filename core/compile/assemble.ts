@@ -94,11 +94,9 @@ export class Assembler {
 
   private readonly backendUseChanged = (backend: string): void => {
     const { indexes, pending } = this.c;
-    if (indexes.backendUsers.to(backend).size === 0) indexes.backendService.set(backend, undefined);
-    else if (indexes.backendService.of(backend) === undefined) {
-      const ref = parseBackendName(backend);
-      indexes.backendService.set(backend, `${ref.namespace}/${ref.service}`);
-    }
+    const ref = parseBackendName(backend);
+    if (indexes.backendUsers.to(backend).size > 0) indexes.backendService.add(backend, `${ref.namespace}/${ref.service}`);
+    else indexes.backendService.remove(backend, `${ref.namespace}/${ref.service}`);
     pending.backends.add(backend);
     pending.endpoints.add(backend);
   };

@@ -11,15 +11,19 @@
  */
 import { namespaceOf, type Canary } from '../objects.ts';
 import { parseCanary, type CanaryFragment } from '../canary.ts';
+import { servedHosts, type IngressFragment } from '../ingress.ts';
 import { ingressOfCanary, serviceOfCanary } from '../selectors.ts';
 import { FragmentMemo, type Processor, type StageContext } from './processor.ts';
 
 export class CanaryProcessor implements Processor {
-  private readonly memo = new FragmentMemo<CanaryFragment>();
+  private readonly memo = new FragmentMemo<CanaryFragment, Canary>();
   private readonly c: StageContext;
+  private readonly ingresses: ReadonlyMap<string, IngressFragment>;
 
-  constructor(context: StageContext) {
+  /** ingresses are the fragments of Vane's Ingresses (IngressProcessor.vane): a split lands on the hosts they serve. */
+  constructor(context: StageContext, ingresses: ReadonlyMap<string, IngressFragment>) {
     this.c = context;
+    this.ingresses = ingresses;
   }
 
   /** fragment is the Canary's fragment, current once the processor has run. */
@@ -58,7 +62,8 @@ export class CanaryProcessor implements Processor {
   /** reachIngress marks what a Canary change on an Ingress reaches: its hosts and its other Canaries. */
   private reachIngress(ingressKey: string): void {
     const { indexes, pending } = this.c;
-    for (const host of indexes.ingressHosts.of(ingressKey)) pending.hosts.add(host);
+    const ingress = this.ingresses.get(ingressKey);
+    if (ingress) for (const host of servedHosts(ingress)) pending.hosts.add(host);
     for (const canary of indexes.canaryIngress.to(ingressKey)) pending.canaryStatuses.add(canary);
   }
 }

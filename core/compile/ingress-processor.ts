@@ -11,7 +11,7 @@
  * - When a fragment changes, every host its Ingress named before or names now is pending,
  *   and the listener when it had or has a default backend or a host-less TLS Secret.
  */
-import type { Ingress } from '../objects.ts';
+import { namespaceOf, type Ingress } from '../objects.ts';
 import { parseIngress, type IngressFragment } from '../ingress.ts';
 import { classIsVane, hostsOfIngress, servicesOfIngress } from '../selectors.ts';
 import { FragmentMemo, type Processor, type StageContext } from './processor.ts';
@@ -19,7 +19,8 @@ import { FragmentMemo, type Processor, type StageContext } from './processor.ts'
 export class IngressProcessor implements Processor {
   /** Fragments of Vane's Ingresses by `namespace/name`. */
   readonly vane = new Map<string, IngressFragment>();
-  private readonly memo = new FragmentMemo<IngressFragment>();
+  /** Fragments by key, with the object each was made from: what its index entries were selected from. */
+  private readonly memo = new FragmentMemo<IngressFragment, Ingress>();
   private readonly c: StageContext;
 
   constructor(context: StageContext) {
@@ -45,27 +46,32 @@ export class IngressProcessor implements Processor {
     const { options, store, indexes, pending } = this.c;
     const obj = store.get<Ingress>('Ingress', key);
     const old = this.vane.get(key);
+    const source = this.memo.source(key);
     let frag: IngressFragment | undefined;
     if (obj && classIsVane(obj, store.classes, options)) frag = this.memo.of(key, obj, parseIngress);
     else this.memo.delete(key);
     if (old === frag) return;
 
-    for (const host of indexes.ingressHosts.of(key)) pending.hosts.add(host);
+    if (source) this.unindex(key, source);
     if (indexes.withDefaultBackend.delete(key)) pending.listener = true;
     if (indexes.withHostlessTls.delete(key)) pending.listener = true;
     if (!frag || !obj) {
       this.vane.delete(key);
-      indexes.ingressHosts.delete(key);
-      indexes.ingressServices.delete(key);
       return;
     }
     this.vane.set(key, frag);
-    indexes.ingressHosts.set(key, hostsOfIngress(obj));
-    for (const host of indexes.ingressHosts.of(key)) pending.hosts.add(host);
-    const services = new Set<string>();
-    for (const name of servicesOfIngress(obj)) services.add(`${frag.namespace}/${name}`);
-    indexes.ingressServices.set(key, services);
+    const namespace = namespaceOf(obj);
+    for (const host of hostsOfIngress(obj)) { indexes.ingressHosts.add(key, host); pending.hosts.add(host); }
+    for (const name of servicesOfIngress(obj)) indexes.ingressServices.add(key, `${namespace}/${name}`);
     if (frag.defaultBackend) { indexes.withDefaultBackend.add(key); pending.listener = true; }
     if (frag.tls.some((t) => t.hosts.length === 0 && t.secret)) { indexes.withHostlessTls.add(key); pending.listener = true; }
+  }
+
+  /** unindex removes what source selected from the indexes and marks its hosts pending. */
+  private unindex(key: string, source: Ingress): void {
+    const { indexes, pending } = this.c;
+    const namespace = namespaceOf(source);
+    for (const host of hostsOfIngress(source)) { indexes.ingressHosts.remove(key, host); pending.hosts.add(host); }
+    for (const name of servicesOfIngress(source)) indexes.ingressServices.remove(key, `${namespace}/${name}`);
   }
 }

@@ -29,21 +29,26 @@ export interface StageContext {
 }
 
 /** FragmentMemo keeps one fragment per object key, for one version of the object. */
-export class FragmentMemo<F> {
-  private readonly byKey = new Map<string, { version: unknown; fragment: F }>();
+export class FragmentMemo<F, O extends KubeObject = KubeObject> {
+  private readonly byKey = new Map<string, { version: unknown; fragment: F; source: O }>();
 
   /** of returns obj's fragment, computed by make only when obj is a version not seen under key. */
-  of<O extends KubeObject>(key: string, obj: O, make: (obj: O) => F): F {
+  of(key: string, obj: O, make: (obj: O) => F): F {
     const version = memoKey(obj) ?? obj;
     const hit = this.byKey.get(key);
     if (hit && hit.version === version) return hit.fragment;
     const fragment = make(obj);
-    this.byKey.set(key, { version, fragment });
+    this.byKey.set(key, { version, fragment, source: obj });
     return fragment;
   }
 
   get(key: string): F | undefined {
     return this.byKey.get(key)?.fragment;
+  }
+
+  /** source is the object key's fragment was made from (an equal version when the memo hit). */
+  source(key: string): O | undefined {
+    return this.byKey.get(key)?.source;
   }
 
   delete(key: string): void {

@@ -20,7 +20,7 @@ import { FragmentMemo, type Processor, type StageContext } from './processor.ts'
 const NOT_FOUND: SecretVerdict = { ok: false, message: 'Secret not found' };
 
 export class SecretProcessor implements Processor {
-  private readonly memo = new FragmentMemo<SecretVerdict>();
+  private readonly memo = new FragmentMemo<SecretVerdict, Secret>();
   private readonly c: StageContext;
   private readonly check: (obj: Secret) => SecretVerdict;
 

@@ -11,7 +11,7 @@
  *   pure function of the objects, whatever the order they came in.
  * - The stage runs last: it reads fragments, host problems and the store as the build left them.
  */
-import { ingressOrder, type IngressFragment } from '../ingress.ts';
+import { ingressOrder, servedHosts, type IngressFragment } from '../ingress.ts';
 import { warning, sortProblems, type Problem } from '../problems.ts';
 import type { StageContext } from './processor.ts';
 import type { Fragments } from './assemble.ts';
@@ -46,7 +46,7 @@ export class StatusStage {
     const frag = this.fragments.ingresses.get(key);
     if (!frag) { this.statuses.delete(`Ingress/${key}`); return; }
     const problems = [...frag.problems];
-    for (const host of this.c.indexes.ingressHosts.of(key)) for (const p of this.hostProblems.get(host)?.get(key) ?? []) problems.push(p);
+    for (const host of servedHosts(frag)) for (const p of this.hostProblems.get(host)?.get(key) ?? []) problems.push(p);
     for (const [service, field] of serviceFields(frag)) {
       if (!this.c.store.has('Service', `${frag.namespace}/${service}`)) {
         problems.push(warning('ServiceNotFound', field, `Service ${frag.namespace}/${service} not found; its routes answer 503 until it exists`));
