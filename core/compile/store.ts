@@ -8,8 +8,9 @@
  * Invariants:
  * - The store holds at most one object per kind and key (`namespace/name`, or `name` for an
  *   IngressClass), the last one set; a deleted object is gone.
- * - A Relation (and a ManyToOne) is always symmetric: `b ∈ of(a)` exactly when `a ∈ to(b)`;
- *   a ReverseIndex holds `a ∈ to(b)` exactly while its writer's forward side relates a to b.
+ * - Every index is symmetric: `a ∈ to(b)` exactly while a relates to b (for a Relation, the
+ *   last set(a, …) held b; for a ManyToOne, of(a) is b; for a ReverseIndex, its writer's
+ *   forward side, recomputed from the object or name, holds b).
  *   None keeps an empty set, so a non-empty side means "related to something".
  * - The indexes are written only by the processors (core/compile/*-processor.ts) and by
  *   assembly (core/compile/assemble.ts), each for the relations it documents. A processor's
@@ -80,9 +81,10 @@ export class ObjectStore {
 }
 
 /**
- * Relation is a many-to-many index kept in both directions: `of(a)` is what a relates to,
- * `to(b)` what relates to b. set() replaces a's side in one call and reports each b gained
- * or lost, which is how a change reaches exactly the objects it must.
+ * Relation is a many-to-many index kept in both directions, for owners whose references are
+ * rebuilt as a whole (a virtual host's backends): set() replaces a's side in one call and
+ * reports each b gained or lost, which is how a change reaches exactly the resources it
+ * must; to(b) lists what relates to b.
  */
 export class Relation {
   private readonly forward = new Map<string, Set<string>>();
@@ -109,11 +111,6 @@ export class Relation {
       addTo(this.backward, b, a);
       onChange?.(b);
     }
-  }
-
-  /** of lists what a relates to. */
-  of(a: string): ReadonlySet<string> {
-    return this.forward.get(a) ?? NOTHING;
   }
 
   /** to lists what relates to b. */
