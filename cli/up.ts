@@ -95,8 +95,14 @@ export async function up(o: UpOptions): Promise<Up> {
 
   try {
     for (const b of await demoBackends(o.dir)) {
-      backends.push(await startEcho({ name: b.name, host: b.address, port: b.port }));
-      step(`demo backend ${b.name} on http://${b.address}:${b.port}`);
+      try {
+        backends.push(await startEcho({ name: b.name, host: b.address, port: b.port }));
+        step(`demo backend ${b.name} on http://${b.address}:${b.port}`);
+      } catch (err) {
+        // A developer's own service already listens where the manifests point: route to it.
+        if ((err as NodeJS.ErrnoException).code !== 'EADDRINUSE') throw err;
+        step(`backend ${b.name}: http://${b.address}:${b.port} already listens; using it as it is (no demo backend there)`);
+      }
     }
 
     certs = new CertManager({ store: new DirCertStore(join(state, 'stream-tls')), policy: { commonName: 'vane-operator', dnsNames: ['localhost'], ipAddresses: ['127.0.0.1'] } });

@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
-import { request } from 'node:http';
+import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -109,5 +109,46 @@ test('vane up: operator, two proxies over the stream and demo backends; live edi
     assert.equal(code, 0, out.slice(-2000));
     await assert.rejects(get(base, '/'), 'proxies are stopped');
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('vane up routes to a backend that already listens where the manifests point, and starts demo backends only elsewhere', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vane-up-own-'));
+  const manifests = join(dir, 'quickstart');
+  cpSync(join(root, 'examples/quickstart'), manifests, { recursive: true });
+  const base = await freePortRange(12);
+  for (const file of readdirSync(manifests)) {
+    const path = join(manifests, file);
+    writeFileSync(path, readFileSync(path, 'utf8').replace(/\b900([123])\b/g, (_, n: string) => String(base + 8 + Number(n))));
+  }
+  // The developer's own storefront (the quickstart's 9001, moved to base + 9) runs already.
+  const own = createServer((req, res) => { req.resume(); res.end(JSON.stringify({ backend: 'my-own-storefront' })); });
+  await new Promise<void>((r) => own.listen(base + 9, '127.0.0.1', () => r()));
+  const child = spawn(process.execPath, [join(root, 'cli/main.ts'), 'up', manifests, '--proxies', '1',
+    '--http-port', String(base), '--https-port', String(base + 2), '--admin-port', String(base + 4),
+    '--operator-port', String(base + 6), '--operator-admin-port', String(base + 7), '--state-dir', join(dir, 'state')],
+  { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+  try {
+    await eventually('the fleet to converge', () => out.includes('Ctrl-C stops everything'), 60_000);
+    assert.match(out, new RegExp(`backend storefront: http://127\\.0\\.0\\.1:${base + 9} already listens; using it as it is`));
+    assert.match(out, /demo backend checkout on /, 'the other backends are demo backends');
+    assert.deepEqual(await get(base, '/'), { status: 200, backend: 'my-own-storefront' });
+    assert.deepEqual(await get(base, '/checkout', { 'x-canary': 'never' }), { status: 200, backend: 'checkout' });
+  } finally {
+    // (vane up may have exited already: then its exit code and output say why.)
+    const exited = child.exitCode !== null ? Promise.resolve(child.exitCode) : new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
+    child.kill('SIGINT');
+    try {
+      assert.equal(await exited, 0, out.slice(-2000));
+      // Stopping vane up leaves the developer's service alone.
+      assert.deepEqual(await get(base + 9, '/'), { status: 200, backend: 'my-own-storefront' });
+    } finally {
+      own.closeAllConnections();
+      own.close();
+      rmSync(dir, { recursive: true, force: true });
+    }
   }
 });
