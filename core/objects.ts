@@ -128,12 +128,15 @@ export function kindOf(obj: KubeObject): ObjectKind | null {
 
 /** namespaceOf is the object's namespace; `default` when a manifest leaves it out, as kubectl does. */
 export function namespaceOf(obj: KubeObject): string {
-  return obj.metadata?.namespace || 'default';
+  const ns: unknown = obj.metadata?.namespace;
+  return typeof ns === 'string' && ns !== '' ? ns : 'default';
 }
 
 /** objectKey is `namespace/name` (just `name` for IngressClass, which is cluster-scoped), the key logs and statuses use. */
 export function objectKey(kind: ObjectKind, obj: KubeObject): string {
-  const name = obj.metadata?.name ?? '';
+  // Only a string is a name: a hostile manifest's object would run its own toString here.
+  const raw: unknown = obj.metadata?.name;
+  const name = typeof raw === 'string' ? raw : '';
   return kind === 'IngressClass' ? name : `${namespaceOf(obj)}/${name}`;
 }
 

@@ -38,7 +38,8 @@ export function validate(obj: KubeObject, context: ValidationContext = {}): Verd
   }
   const kind = kindOf(obj);
   if (kind !== 'Ingress' && kind !== 'Canary') {
-    return split(String(obj.kind ?? ''), '', [error('UnsupportedKind', 'kind', `${String(obj.apiVersion ?? '')} ${String(obj.kind ?? '')} is not validated by Vane (Ingress networking.k8s.io/v1 and Canary vane.dev/v1alpha1 are)`)]);
+    const text = (v: unknown): string => (typeof v === 'string' ? v : '');
+    return split(text(obj.kind), '', [error('UnsupportedKind', 'kind', `${text(obj.apiVersion)} ${text(obj.kind)} is not validated by Vane (Ingress networking.k8s.io/v1 and Canary vane.dev/v1alpha1 are)`)]);
   }
   const key = objectKey(kind, obj);
   if (typeof obj.metadata?.name !== 'string' || obj.metadata.name === '') {

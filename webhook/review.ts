@@ -55,6 +55,17 @@ const KINDS = {
 
 const EMPTY_CACHE: ObjectCache = new MemoryObjectCache();
 
+/**
+ * shown is a request value as text for a message: strings as they are, anything else by its
+ * type. String() would call a hostile object's own toString (and throw when that is no
+ * function: `{"toString": {}}`).
+ */
+function shown(v: unknown): string {
+  if (typeof v === 'string') return v;
+  if (v === undefined || v === null) return '';
+  return typeof v === 'object' ? `(${Array.isArray(v) ? 'array' : 'object'})` : JSON.stringify(v) ?? typeof v;
+}
+
 function clip(text: string, max: number): string {
   const clean = text.replace(/[\u0000-\u001f\u007f]/g, ' ');
   return clean.length > max ? `${clean.slice(0, max - 1)}…` : clean;
@@ -137,17 +148,17 @@ export function reviewRequest(request: AdmissionRequest, options: ReviewOptions 
   if (typeof request.subResource === 'string' && request.subResource !== '') return skip(`subresource ${request.subResource} is not validated`);
   const expected = kindName === 'Canary' || kindName === 'Ingress' ? KINDS[kindName] : null;
   if (!expected || gvk.group !== expected.group || gvk.version !== expected.version) {
-    return refuse('request.kind', `the Vane webhook validates Ingress (networking.k8s.io/v1) and Canary (vane.dev/v1alpha1), not ${clip(`${String(gvk.group ?? '')}/${String(gvk.version ?? '')} ${kindName}`, 120)}: check the rules of its ValidatingWebhookConfiguration`);
+    return refuse('request.kind', `the Vane webhook validates Ingress (networking.k8s.io/v1) and Canary (vane.dev/v1alpha1), not ${clip(`${shown(gvk.group)}/${shown(gvk.version)} ${kindName}`, 120)}: check the rules of its ValidatingWebhookConfiguration`);
   }
   const kind = kindName as 'Canary' | 'Ingress';
   if (!isRecord(request.object)) return refuse('request.object', `must be the ${kind} under review`);
   let obj = request.object as KubeObject;
   if (obj.apiVersion === undefined && obj.kind === undefined) obj = { ...obj, apiVersion: expected.apiVersion, kind };
   if (obj.apiVersion !== expected.apiVersion || obj.kind !== kind || kindOf(obj) !== kind) {
-    return refuse('kind', `the object is ${clip(`${String(obj.apiVersion)} ${String(obj.kind)}`, 120)}, but the request is for ${expected.apiVersion} ${kind}`);
+    return refuse('kind', `the object is ${clip(`${shown(obj.apiVersion)} ${shown(obj.kind)}`, 120)}, but the request is for ${expected.apiVersion} ${kind}`);
   }
   if (!isRecord(obj.metadata)) return refuse('metadata', 'is required');
-  summary.key = `${namespaceOf(obj)}/${String(obj.metadata.name ?? '')}`;
+  summary.key = `${typeof obj.metadata.namespace === 'string' ? namespaceOf(obj) : 'default'}/${shown(obj.metadata.name)}`;
   const details = { name: typeof obj.metadata.name === 'string' ? obj.metadata.name : '', group: expected.group, kind };
 
   const cache = options.cache ?? EMPTY_CACHE;

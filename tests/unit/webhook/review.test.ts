@@ -222,3 +222,21 @@ test('MemoryObjectCache as the operator\'s sink: unsynced until marked, set and 
   cache.delete('Service', 'shop/checkout-v2');
   assert.equal(cache.get('Service', 'shop', 'checkout-v2'), undefined);
 });
+
+test('a hostile object where a string belongs (metadata.name {"toString": {}}) is denied with the field, not an internal error', () => {
+  // String() on such an object throws ("Cannot convert object to primitive value"); the fuzz found it.
+  const hostile = { toString: {} };
+  const cases: [KubeObject, RegExp | null][] = [
+    [canary({}, { name: hostile }), /metadata\.name/],
+    [{ ...canary(), apiVersion: hostile } as unknown as KubeObject, /kind/],
+    // The API server sets the namespace from the request; a non-string one reads as unset.
+    [canary({}, { namespace: hostile }), null],
+  ];
+  for (const [object, denied] of cases) {
+    const { http, response } = run({ object });
+    assert.equal(http, 200);
+    assert.doesNotMatch(response.status?.message ?? '', /internal error/);
+    assert.equal(response.allowed, denied === null);
+    if (denied) assert.match(response.status?.message ?? '', denied);
+  }
+});
