@@ -34,16 +34,24 @@ function get(port: number, path: string, headers: Record<string, string> = {}): 
   });
 }
 
-test('vane up: operator, two proxies over the stream and demo backends; live edits; Ctrl-C stops all', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'vane-up-'));
+/**
+ * quickstartCopy copies examples/quickstart into a temp dir and picks 12 free ports from base:
+ * the example's backends (9001–9003) move to base + 9 … base + 11.
+ */
+async function quickstartCopy(prefix: string): Promise<{ dir: string; manifests: string; base: number }> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
   const manifests = join(dir, 'quickstart');
   cpSync(join(root, 'examples/quickstart'), manifests, { recursive: true });
   const base = await freePortRange(12);
-  // The example's backends listen on 9001–9003; move them to free ports for the test.
   for (const file of readdirSync(manifests)) {
     const path = join(manifests, file);
     writeFileSync(path, readFileSync(path, 'utf8').replace(/\b900([123])\b/g, (_, n: string) => String(base + 8 + Number(n))));
   }
+  return { dir, manifests, base };
+}
+
+test('vane up: operator, two proxies over the stream and demo backends; live edits; Ctrl-C stops all', async () => {
+  const { dir, manifests, base } = await quickstartCopy('vane-up-');
   // A TLS host, so that key material flows through the operator, the stream and the proxies.
   const cert = selfSigned('secure.example.com');
   writeFileSync(join(manifests, '40-tls.yaml'), [
@@ -113,14 +121,7 @@ test('vane up: operator, two proxies over the stream and demo backends; live edi
 });
 
 test('vane up routes to a backend that already listens where the manifests point, and starts demo backends only elsewhere', async () => {
-  const dir = mkdtempSync(join(tmpdir(), 'vane-up-own-'));
-  const manifests = join(dir, 'quickstart');
-  cpSync(join(root, 'examples/quickstart'), manifests, { recursive: true });
-  const base = await freePortRange(12);
-  for (const file of readdirSync(manifests)) {
-    const path = join(manifests, file);
-    writeFileSync(path, readFileSync(path, 'utf8').replace(/\b900([123])\b/g, (_, n: string) => String(base + 8 + Number(n))));
-  }
+  const { dir, manifests, base } = await quickstartCopy('vane-up-own-');
   // The developer's own storefront (the quickstart's 9001, moved to base + 9) runs already.
   const own = createServer((req, res) => { req.resume(); res.end(JSON.stringify({ backend: 'my-own-storefront' })); });
   await new Promise<void>((r) => own.listen(base + 9, '127.0.0.1', () => r()));
