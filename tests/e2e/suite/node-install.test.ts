@@ -80,6 +80,24 @@ function get(path: string, headers: Record<string, string> = {}, timeoutMs = 5_0
   });
 }
 
+/** getJson GETs url on a connection of its own and parses a 200 answer; anything else is undefined. */
+function getJson(url: string, timeoutMs = 5_000): Promise<unknown> {
+  return new Promise((done) => {
+    const req = request(url, { agent: false, headers: { connection: 'close' }, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => { body += c; });
+      res.on('end', () => {
+        try { done(res.statusCode === 200 ? JSON.parse(body) as unknown : undefined); } catch { done(undefined); }
+      });
+      res.on('error', () => done(undefined));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', () => done(undefined));
+    req.end();
+  });
+}
+
 interface Load { stop(): Promise<{ sent: number; failed: Reply[]; byBackend: Record<string, number>; byPod: Record<string, number> }> }
 
 /** load sends ratePerSecond requests (each on its own connection) until stopped or maxMs passes. */
@@ -156,11 +174,13 @@ test('helm install --wait brings the operator, proxies and webhook up in a names
   assert.equal(pods.items.length, 6);
   assert.ok(pods.items.every((p) => p.spec.nodeName === 'vane-node' && p.status.phase === 'Running'), 'every pod runs on the real node');
   // The leader serves the stream: its /fleet (through the admin Service, which also reaches the
-  // follower) expects the two ready proxy pods and sees both on the current version.
+  // follower) expects the two ready proxy pods and sees both on the current version. Each probe
+  // opens its own connection: kube-proxy picks the pod per connection, and a kept-alive one
+  // (fetch's pool) would ask the follower every time.
   const ip = await node.kubectlOk(['-n', NS, 'get', 'service', 'vane-operator-admin', '-o', 'jsonpath={.spec.clusterIP}']);
   const fleet = await eventually('the leader seeing both proxies converged', async () => {
-    const r = await fetch(`http://${ip}:7901/fleet`).catch(() => null);
-    const body = r?.ok ? await r.json() as { convergence: { expected: number; converged: number } | null; connected: { proxy: string }[] } : null;
+    const r = await getJson(`http://${ip}:7901/fleet`);
+    const body = r as { convergence: { expected: number; converged: number } | null; connected: { proxy: string }[] } | undefined;
     return body?.connected.length === 2 && body.convergence?.expected === 2 && body.convergence.converged === 2 ? body : undefined;
   }, 60_000, 250);
   assert.ok(fleet.connected.every((c) => c.proxy.startsWith('vane-proxy-')), JSON.stringify(fleet.connected));
