@@ -53,8 +53,8 @@ const streamTls: { current: Operator | null } = { current: null };
 export async function runOperator(flags: OperatorFlags): Promise<Operator> {
   // Loaded here, not at the top: the Kubernetes client takes seconds to import, and every
   // other `vane` command would pay for it.
-  const [{ KubeConfig }, { Operator, FileObjectSource, KubeObjectSource, LeaderElector, StatusWriter, tokenFileAuthenticator, kubeAuthenticator, CanaryController, KubeCanaryStore, OverlayCanaryStore }] =
-    await Promise.all([import('@kubernetes/client-node'), import('../operator/index.ts')]);
+  const [{ loadKubeConfig }, { Operator, FileObjectSource, KubeObjectSource, LeaderElector, StatusWriter, tokenFileAuthenticator, kubeAuthenticator, CanaryController, KubeCanaryStore, OverlayCanaryStore }] =
+    await Promise.all([import('../lib/kube/index.ts'), import('../operator/index.ts')]);
   const logger = createLogger('operator');
   const tls = flags.tlsCert && flags.tlsKey ? { cert: await readFile(flags.tlsCert, 'utf8'), key: await readFile(flags.tlsKey, 'utf8') } : undefined;
   const compile = { ingressClass: flags.ingressClass, ...(flags.defaultSslCertificate ? { defaultCertificate: flags.defaultSslCertificate } : {}) };
@@ -68,12 +68,11 @@ export async function runOperator(flags: OperatorFlags): Promise<Operator> {
       ? await tokenFileAuthenticator(flags.tokenFile)
       : async () => ({ ok: false, code: CLOSE.unauthenticated, reason: 'unauthenticated: the operator has no --token-file' });
     operator = new Operator({
-      ...common, fileMode: true, source: new FileObjectSource(flags.fromFiles, logger), authenticate, expectedProxies: flags.expectProxies.flatMap((s) => s.split(',')).filter(Boolean),
+      ...common, fileMode: true, source: new FileObjectSource([flags.fromFiles], logger), authenticate, expectedProxies: flags.expectProxies.flatMap((s) => s.split(',')).filter(Boolean),
       controllers: (ctx) => [new CanaryController(ctx, { store: new OverlayCanaryStore({ overlay: ctx.overlay, logger }), ...prometheus })],
     });
   } else {
-    const kc = new KubeConfig();
-    if (flags.kubeconfig) kc.loadFromFile(flags.kubeconfig); else kc.loadFromDefault();
+    const kc = loadKubeConfig(flags.kubeconfig ? { kubeconfig: flags.kubeconfig } : {});
     if (!tls) {
       // The stream's CA and serving certificate live in a Secret shared by every replica,
       // and the CA bundle in a ConfigMap the proxies mount: the webhook's mechanism.
@@ -118,7 +117,7 @@ export async function runOperator(flags: OperatorFlags): Promise<Operator> {
 export function registerOperator(program: Command): void {
   program.command('operator')
     .description('watch objects (a directory or the API server), compile them and stream routing to the proxies')
-    .option('--from-files <dir>', 'file mode: a directory of manifests instead of the API server')
+    .option('--from-files <path>', 'file mode: a file or directory of manifests, watched, instead of the API server')
     .option('--kubeconfig <path>', 'Kubernetes mode: kubeconfig (default: $KUBECONFIG or in-cluster)')
     .option('--stream-host <host>', 'stream listen address', '0.0.0.0')
     .option('--stream-port <port>', 'stream listen port', port, 7443)

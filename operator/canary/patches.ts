@@ -1,38 +1,28 @@
 /**
  * The RFC 6902 JSON patches the canary controller sends: Canary status, Canary finalizers,
  * and the Ingress switch of an `UpdateIngress` promotion. Each carries a `test` of what it
- * was computed from, so a concurrent writer makes the patch fail (and the controller look
- * again) instead of being overwritten. Pure: tests/unit/canary/controller-patches.test.ts.
+ * was computed from (lib/kube's resourceVersion fence where the whole object is the basis),
+ * so a concurrent writer makes the patch fail (and the controller look again) instead of
+ * being overwritten. Pure: tests/unit/canary/controller-patches.test.ts.
  */
 import fastJsonPatch from 'fast-json-patch';
 import type { Canary, CanaryStatus, Ingress } from '../../core/index.ts';
+import { fencedPatch, fieldPatch, type PatchOp } from '../../lib/kube/index.ts';
+
+export type { PatchOp };
 
 type IngressBackend = NonNullable<NonNullable<Ingress['spec']>['defaultBackend']>;
 
-export type PatchOp = fastJsonPatch.Operation;
-
 /** statusPatch turns the status the object holds into `next`, guarded by its resourceVersion. */
 export function statusPatch(canary: Canary, next: CanaryStatus): PatchOp[] {
-  const prev = canary.status;
-  const ops: PatchOp[] = prev && typeof prev === 'object'
-    ? fastJsonPatch.compare({ status: prev }, { status: next })
-    : [{ op: 'add', path: '/status', value: next }];
-  const rv = canary.metadata?.resourceVersion;
-  if (rv) ops.unshift({ op: 'test', path: '/metadata/resourceVersion', value: rv });
-  return ops;
+  return fieldPatch('status', canary.status, next, canary.metadata?.resourceVersion);
 }
 
 /** addFinalizerPatch appends a finalizer, guarded by the list it read (or the resourceVersion when there is none). */
 export function addFinalizerPatch(canary: Canary, finalizer: string): PatchOp[] | null {
   const list = canary.metadata?.finalizers;
   if (list?.includes(finalizer)) return null;
-  if (!list) {
-    const rv = canary.metadata?.resourceVersion;
-    return [
-      ...(rv ? [{ op: 'test' as const, path: '/metadata/resourceVersion', value: rv }] : []),
-      { op: 'add', path: '/metadata/finalizers', value: [finalizer] },
-    ];
-  }
+  if (!list) return fencedPatch([{ op: 'add', path: '/metadata/finalizers', value: [finalizer] }], canary.metadata?.resourceVersion);
   return [{ op: 'test', path: '/metadata/finalizers', value: list }, { op: 'add', path: '/metadata/finalizers/-', value: finalizer }];
 }
 
