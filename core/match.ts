@@ -4,6 +4,9 @@
  * without compiling anything. Host lookup is a map probe (exact, then wildcard by the part
  * after the first label, then the host-less rules); path lookup is a map probe for Exact,
  * then one probe per path element for Prefix, then regexes longer than the best prefix.
+ * A regex runs only on input within MAX_REGEX_INPUT: a longer path that a regex route would
+ * decide is refused with 'uri-too-long' (414) rather than routed as if the regex had not
+ * matched, and a longer header value does not match a canary pattern.
  *
  * Once a virtual host is chosen, its paths are the only candidates: a request for a known
  * host never falls through to another host's rules (ingress-nginx behaves the same). Paths
@@ -13,7 +16,7 @@
 import type { CanarySplit, ListenerSpec, ResourceMap, RouteSpec, VirtualHostSpec } from './resources.ts';
 import { LISTENER_NAME } from './resources.ts';
 import { normalizeHost, normalizePath, prefixKey, splitTarget } from './paths.ts';
-import { compileUserRegex, matchPrefixGroups, substituteGroups, type CompiledRegex } from './regex.ts';
+import { compileUserRegex, matchesAnywhere, matchPrefixGroups, regexInputFits, substituteGroups, type CompiledRegex, MAX_REGEX_INPUT } from './regex.ts';
 
 export interface CompiledCanary {
   spec: CanarySplit;
@@ -66,7 +69,7 @@ export interface MatchRequest {
   explain?: boolean;
 }
 
-export type MatchResult = 'routed' | 'not-found' | 'redirect' | 'bad-request';
+export type MatchResult = 'routed' | 'not-found' | 'redirect' | 'bad-request' | 'uri-too-long';
 
 export interface Decision {
   result: MatchResult;
@@ -195,7 +198,7 @@ export function chooseSide(canary: CompiledCanary, req: MatchRequest, reasons: s
       if (c.header.value !== undefined) {
         if (value === c.header.value) { reasons?.push(`header ${c.header.name} equals the canary value: canary`); return 'canary'; }
       } else if (canary.headerRegex) {
-        if (canary.headerRegex.test(value)) { reasons?.push(`header ${c.header.name} matches the canary pattern: canary`); return 'canary'; }
+        if (matchesAnywhere(canary.headerRegex, value)) { reasons?.push(`header ${c.header.name} matches the canary pattern: canary`); return 'canary'; }
       } else if (value === 'always') { reasons?.push(`header ${c.header.name}: always → canary`); return 'canary'; }
       else if (value === 'never') { reasons?.push(`header ${c.header.name}: never → stable`); return 'stable'; }
     }
@@ -272,6 +275,12 @@ export function match(table: RouteTable, req: MatchRequest): Decision {
     const bestLength = best ? best.matchLength : -1;
     for (const r of vhost.regexes) {
       if (r.matchLength <= bestLength) break;
+      if (!regexInputFits(path)) {
+        reasons?.push(`path is ${path.length} characters; Regex ${r.spec.path} (Ingress ${r.spec.ingress}) runs on at most ${MAX_REGEX_INPUT}: 414`);
+        const d = decide('uri-too-long', path + query, reasons ?? NO_REASONS);
+        d.vhost = vhost.name;
+        return d;
+      }
       const groups = matchPrefixGroups(r.regex!, path);
       if (groups) {
         reasons?.push(`Regex ${r.spec.path} (Ingress ${r.spec.ingress})`);

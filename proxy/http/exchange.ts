@@ -197,6 +197,7 @@ export abstract class Exchange implements MatchRequest {
     this.decision = d;
     if (d.result === 'not-found') return { kind: 'error', status: 404, detail: 'no route for this host and path' };
     if (d.result === 'bad-request') return { kind: 'error', status: 400, detail: 'malformed request path' };
+    if (d.result === 'uri-too-long') return { kind: 'error', status: 414, detail: 'path too long for this host\'s regex routes' };
     if (d.result === 'redirect') return { kind: 'redirect', location: d.location! };
     const route = d.route!;
     const backend = d.backend!;

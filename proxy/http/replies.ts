@@ -1,6 +1,6 @@
 /**
  * Replies the proxy makes itself — no route (404), upstream failures (502, 503, 504), refused
- * requests (400, 408, 413, 431) and redirects (308) — made in this one place, so every path
+ * requests (400, 408, 413, 414, 431) and redirects (308) — made in this one place, so every path
  * sends the same bytes: the fast path and the upgrade path write `replyBytes`, the general path
  * hands the same status, reason, headers and body to node:http (which adds its own Date and
  * keep-alive lines). Header names are lower-case, in a fixed order; the body is a short plain
@@ -10,7 +10,7 @@
 
 /** STATUS_TEXT holds the reason phrases of the responses the proxy makes itself. */
 export const STATUS_TEXT: Readonly<Record<number, string>> = {
-  308: 'Permanent Redirect', 400: 'Bad Request', 404: 'Not Found', 408: 'Request Timeout', 413: 'Content Too Large',
+  308: 'Permanent Redirect', 400: 'Bad Request', 404: 'Not Found', 408: 'Request Timeout', 413: 'Content Too Large', 414: 'URI Too Long',
   431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
 };
 

@@ -20,6 +20,9 @@ test('Ingress errors name the field', () => {
     [ingress({ name: 'a', annotations: { 'vane.dev/use-regex': 'true' }, rules: [{ host: 'a.test', paths: [{ path: '(a+)+$(', pathType: 'ImplementationSpecific', service: 'web' }] }] }), /path: invalid regular expression \(RE2 syntax\)/],
     [ingress({ name: 'a', annotations: { 'vane.dev/use-regex': 'true' }, rules: [{ host: 'a.test', paths: [{ path: '/(?=lookahead)', pathType: 'ImplementationSpecific', service: 'web' }] }] }), /invalid regular expression/],
     [ingress({ name: 'a', annotations: { 'vane.dev/use-regex': 'true' }, rules: [{ host: 'a.test', paths: [{ path: '/' + 'a{1000}'.repeat(5), pathType: 'ImplementationSpecific', service: 'web' }] }] }), /(instructions; the limit is|invalid regular expression)/],
+    // Issue #18: 15 characters, 3004 instructions; each 15 KB path cost 0.7 s of CPU.
+    [ingress({ name: 'a', annotations: { 'vane.dev/use-regex': 'true' }, rules: [{ host: 'a.test', paths: [{ path: '/(.*a){600}x', pathType: 'ImplementationSpecific', service: 'web' }] }] }), /^spec\.rules\[0\]\.http\.paths\[0\]\.path: regular expression compiles to 3004 RE2 instructions; the limit is 100/],
+    [ingress({ name: 'a', annotations: { 'vane.dev/use-regex': 'true' }, rules: [{ host: 'a.test', paths: [{ path: '/[a-z0-9-]{1,63}/items', pathType: 'ImplementationSpecific', service: 'web' }] }] }), /path: regular expression compiles to \d+ RE2 instructions; the limit is 100 .*write repetitions like \{1,63\} as \+ or \*/],
     [ingress({ name: 'a', annotations: { 'vane.dev/read-timeout': '2h' }, rules: [{ host: 'a.test', paths: [{ service: 'web' }] }] }), /^metadata\.annotations\["vane\.dev\/read-timeout"\]: must be between/],
     [ingress({ name: 'a', annotations: { 'vane.dev/server-snippet': 'x' }, rules: [{ host: 'a.test', paths: [{ service: 'web' }] }] }), /configuration snippets are not supported/],
     [ingress({ name: 'a' }), /^spec: either spec\.defaultBackend or spec\.rules is required/],
@@ -50,6 +53,7 @@ test('Canary errors the schema cannot express', () => {
     [canary('c', { ...base, traffic: { weight: 101 } }), /^spec\.traffic\.weight: must be an integer from 0 to 100/],
     [canary('c', { ...base, traffic: { header: { name: 'X-A', value: 'a', regex: 'b' } } }), /^spec\.traffic\.header: value and regex are mutually exclusive/],
     [canary('c', { ...base, traffic: { header: { name: 'X-A', regex: '(' } } }), /^spec\.traffic\.header\.regex: invalid regular expression/],
+    [canary('c', { ...base, traffic: { header: { name: 'X-A', regex: '(.*a){600}x' } } }), /^spec\.traffic\.header\.regex: regular expression compiles to 3003 RE2 instructions; the limit is 100/],
     [canary('c', { ...base, analysis: { interval: '30s', stepWeight: 20, maxWeight: 50 } }), /^spec\.analysis\.maxWeight: steps of 20 never reach 50/],
     [canary('c', { ...base, analysis: { interval: '30s', stepWeights: [10, 10, 50] } }), /^spec\.analysis\.stepWeights\[1\]: step weights must be strictly increasing/],
     [canary('c', { ...base, analysis: { interval: '1s', stepWeights: [10] } }), /^spec\.analysis\.interval: must be at least 10s/],
