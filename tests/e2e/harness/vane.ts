@@ -176,8 +176,8 @@ export interface ProxyProcess extends VaneProcess {
   admin: number;
 }
 
-/** startProxy runs `vane proxy --operator` as proxy pod `pod`, with a token bound to it. */
-export async function startProxy(c: Cluster, fleet: Fleet, ns: string, pod: { name: string; uid: string }, operatorUrls: string[], ports: { http: number; https: number; admin: number }, stateDir?: string): Promise<ProxyProcess> {
+/** startProxy runs `vane proxy --operator` as proxy pod `pod`, with a token bound to it; `extra` flags override the defaults. */
+export async function startProxy(c: Cluster, fleet: Fleet, ns: string, pod: { name: string; uid: string }, operatorUrls: string[], ports: { http: number; https: number; admin: number }, stateDir?: string, extra: string[] = []): Promise<ProxyProcess> {
   const tokenFile = join(fleet.dir, `${pod.name}.token`);
   writeFileSync(tokenFile, await token(c, ns, 'vane-proxy', { audience: 'vane-stream', pod }), { mode: 0o600 });
   const caFile = join(fleet.dir, 'stream-ca.pem');
@@ -187,6 +187,7 @@ export async function startProxy(c: Cluster, fleet: Fleet, ns: string, pod: { na
     '--state-dir', stateDir ?? join(fleet.dir, `${pod.name}-state`),
     '--host', '127.0.0.1', '--admin-host', '127.0.0.1', '--http-port', String(ports.http), '--https-port', String(ports.https), '--admin-port', String(ports.admin),
     '--workers', '1', '--shutdown-delay', '0s',
+    ...extra,
   ]);
   return { ...p, http: ports.http, admin: ports.admin };
 }
