@@ -13,6 +13,8 @@ export interface OperatorMetrics {
   sendBytes: Counter<'kind'>;
   generation: Gauge;
   leader: Gauge;
+  streamRejections: Counter<'reason'>;
+  streamReplaced: Counter;
 }
 
 export function createOperatorMetrics(): OperatorMetrics {
@@ -33,5 +35,10 @@ export function createOperatorMetrics(): OperatorMetrics {
     sendBytes: new Counter({ name: 'vane_operator_send_bytes_total', help: 'Bytes of versions sent to proxies', labelNames: ['kind'], registers: [registry] }),
     generation: new Gauge({ name: 'vane_operator_generation', help: 'Generation of the current version', registers: [registry] }),
     leader: new Gauge({ name: 'vane_operator_leader', help: '1 while this replica leads and serves the stream', registers: [registry] }),
+    streamRejections: new Counter({
+      name: 'vane_operator_stream_rejections_total', help: 'Stream clients turned away, by reason (unauthenticated, forbidden, not_leader, protocol, rate_limited, busy)',
+      labelNames: ['reason'], registers: [registry],
+    }),
+    streamReplaced: new Counter({ name: 'vane_operator_stream_replaced_connections_total', help: 'Connections closed because the same proxy connected again', registers: [registry] }),
   };
 }

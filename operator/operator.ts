@@ -56,8 +56,10 @@ export interface OperatorOptions {
   compile?: CompileOptions;
   streamHost?: string;
   streamPort?: number;
-  /** PEM serving certificate and key for the stream; without them the stream is plain ws (loopback demos only). */
+  /** PEM serving certificate and key for the stream; required unless allowPlaintext. */
   tls?: { cert: string; key: string };
+  /** Serve plain ws:// without tls (local development only: tokens and routing travel in the clear). */
+  allowPlaintext?: boolean;
   adminHost?: string;
   adminPort?: number;
   authenticate: Authenticator;
@@ -106,6 +108,7 @@ export class Operator {
   private convergedGeneration = 0;
 
   constructor(options: OperatorOptions) {
+    if (!options.tls && !options.allowPlaintext) throw new Error('stream: tls (a serving certificate and key) is required; allowPlaintext serves ws:// for local development only');
     this.options = options;
     this.metrics = createOperatorMetrics();
     this.fleet.setExpected(options.expectedProxies ?? []);
@@ -133,6 +136,9 @@ export class Operator {
   /** isLeader: file mode always; in a cluster while the lease is held and fresh. */
   isLeader(): boolean { return this.leadership ? this.leadership.isLeader() : true; }
 
+  /** isLeading: this replica serves the stream — it has been told it leads, and the lease is still fresh. */
+  private isLeading(): boolean { return this.leading && this.isLeader(); }
+
   /** setServingCertificate swaps the stream's certificate without dropping connections (rotation). */
   setServingCertificate(tls: { cert: string; key: string }): void {
     const server = this.streamServer as (Server & { setSecureContext?: (o: { cert: string; key: string }) => void }) | null;
@@ -149,9 +155,13 @@ export class Operator {
     this.streamServer.on('request', (_req: IncomingMessage, res: ServerResponse) => { res.writeHead(426, { 'content-type': 'text/plain' }).end('use the vane.v1 WebSocket at /stream\n'); });
     this.stream = new StreamServer({
       server: this.streamServer,
-      authenticate: async (token, req) => (this.leading
-        ? this.options.authenticate(token, req)
-        : { ok: false, code: CLOSE.notLeader, reason: 'not the leader; try another operator replica' }),
+      // Asked again after the review: leadership may end while a TokenReview is in flight.
+      authenticate: async (token, req) => {
+        const notLeader = { ok: false, code: CLOSE.notLeader, reason: 'not the leader; try another operator replica' } as const;
+        if (!this.isLeading()) return notLeader;
+        const result = await this.options.authenticate(token, req);
+        return this.isLeading() ? result : notLeader;
+      },
       logger: log,
       ...(this.options.fullSendsOnly ? { fullSendsOnly: true } : {}),
       onHello: (_proxy, version) => {
@@ -168,6 +178,8 @@ export class Operator {
       onStats: (proxy, stats) => this.fleet.addStats(proxy, stats, Date.now()),
       onConnectionsChanged: () => this.metrics.connectedProxies.set(this.stream?.connectionInfo().length ?? 0),
       onSend: (kind, bytes) => { this.metrics.sends.inc({ kind }); this.metrics.sendBytes.inc({ kind }, bytes); },
+      onRejected: (reason) => this.metrics.streamRejections.inc({ reason }),
+      onReplaced: () => this.metrics.streamReplaced.inc(),
     });
     await listen(this.streamServer, this.options.streamPort ?? 0, this.options.streamHost ?? '127.0.0.1');
     this.adminServer = createHttpServer((req, res) => { void this.admin(req, res); });
@@ -178,6 +190,7 @@ export class Operator {
     });
     this.pipeline.flush();
     this.leadership?.start();
+    if (!this.options.tls) log.warn({ stream: this.streamAddress }, 'the stream is plain ws:// (allowPlaintext): tokens and routing travel unencrypted; for local development only');
     log.info({ source: String(this.options.source), stream: this.streamAddress, admin: this.adminAddress, tls: Boolean(this.options.tls) }, 'operator started');
   }
 
@@ -266,7 +279,7 @@ export class Operator {
       generation: version.generation, root: version.root.slice(0, 12),
       upserts: version.changed.upserts.length, removals: version.changed.removals.length, compileMs: Math.round(version.compileMs * 100) / 100,
     }, 'new routing version');
-    if (this.leading) this.stream?.publish(version);
+    if (this.isLeading()) this.stream?.publish(version);
     this.checkConvergence();
     this.notifyFleet();
   }

@@ -17,7 +17,7 @@ process.on('message', (msg: Start | { stop: true }) => {
     return;
   }
   for (const name of msg.names) {
-    const client = new StreamSource({ url: msg.url, proxyName: name, token: async () => `token-${name}`, logger, initialBackoffMs: 100, maxBackoffMs: 1000 });
+    const client = new StreamSource({ url: msg.url, allowPlaintext: true, proxyName: name, token: async () => `token-${name}`, logger, initialBackoffMs: 100, maxBackoffMs: 1000 });
     clients.push(client);
     void client.start((update) => {
       process.send?.({ name, root: update.root, at: performance.timeOrigin + performance.now() });

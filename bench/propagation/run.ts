@@ -45,7 +45,7 @@ async function scenario(proxies: number, fullSendsOnly: boolean, port: number): 
   const authenticate = await tokenFileAuthenticator(tokens);
   const source = new MemoryObjectSource(world.objects);
   const quietMs = Number(values['quiet-ms']);
-  const start = (fullOnly: boolean) => new Operator({ source, authenticate, expectedProxies: names, logger, streamPort: port, quietMs, maxHoldMs: 100, fullSendsOnly: fullOnly });
+  const start = (fullOnly: boolean) => new Operator({ source, authenticate, expectedProxies: names, logger, allowPlaintext: true, streamPort: port, quietMs, maxHoldMs: 100, fullSendsOnly: fullOnly });
   let operator = start(fullSendsOnly);
   await operator.start();
   const applied = new Map<string, { root: string; at: number }>();

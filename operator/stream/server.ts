@@ -10,7 +10,12 @@
  *   same buffer goes to every proxy that needs it; full snapshots are serialised once per
  *   version and at most `maxConcurrentFullSends` are in flight at a time.
  * - `hello` carries the proxy's resource hashes, so an operator with no history (just
- *   restarted, or newly elected) sends only the difference.
+ *   restarted, or newly elected) sends only the difference. Its version is checked against
+ *   what any operator could have issued (generations follow the wall clock), so one proxy
+ *   cannot push the generation out of the safe integers and freeze the fleet.
+ * - Clients that fail authentication are rate-limited per address, and authentications in
+ *   progress are capped: each may cost the API server a TokenReview.
+ * - A second connection for a proxy that is connected replaces the first, but never silently.
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -22,7 +27,11 @@ import {
 import type { RoutingVersion } from '../pipeline.ts';
 import type { Logger } from '../../lib/log.ts';
 
-export type AuthResult = { ok: true; proxy: string } | { ok: false; code: number; reason: string };
+/** AuthResult names the proxy; `instance` (a pod uid) tells a reconnect of the same pod from another holder of its name. */
+export type AuthResult = { ok: true; proxy: string; instance?: string } | { ok: false; code: number; reason: string };
+
+/** Why the server turned a client away, as counted by onRejected. */
+export type RejectReason = 'unauthenticated' | 'forbidden' | 'not_leader' | 'protocol' | 'rate_limited' | 'busy';
 
 /** Authenticator checks a bearer token (null when none was sent) and names the proxy it belongs to. */
 export type Authenticator = (token: string | null, req: IncomingMessage) => Promise<AuthResult>;
@@ -34,6 +43,9 @@ export interface StreamEvents {
   onStats?: (proxy: string, stats: { seq: number; startedAt: number; intervalMs: number; backends: Record<string, BackendStats> }) => void;
   onConnectionsChanged?: () => void;
   onSend?: (kind: 'full' | 'delta', bytes: number) => void;
+  onRejected?: (reason: RejectReason) => void;
+  /** A proxy connected again while an earlier connection of it was open; the earlier one was closed. */
+  onReplaced?: (proxy: string) => void;
 }
 
 export interface StreamServerOptions extends StreamEvents {
@@ -50,11 +62,25 @@ export interface StreamServerOptions extends StreamEvents {
   historySize?: number;
   /** Send full snapshots only (benchmark baseline for deltas); default false. */
   fullSendsOnly?: boolean;
+  /**
+   * How far ahead of this operator's clock a generation held by a proxy may be. Generations
+   * are at least the wall clock in ms when issued, so a larger one came from a clock wrong by
+   * more than this, or from a lying client; its hello is refused. Default 5 minutes.
+   */
+  maxGenerationAheadMs?: number;
+  /** Failed authentications one address may make in a burst, and per second after it. */
+  rejectedUpgradeBurst?: number;
+  rejectedUpgradesPerSecond?: number;
+  /** Authentications in progress at once; more are answered 503. */
+  maxPendingAuthentications?: number;
+  now?: () => number;
 }
 
 interface Connection {
   ws: WebSocket;
   proxy: string;
+  instance: string | undefined;
+  remote: string | undefined;
   /** What we know the proxy holds: after an ACK, or from its hello. */
   holds: Version | null;
   /** The proxy's resource hashes from hello, used once for the first delta. */
@@ -85,6 +111,9 @@ export class StreamServer {
   private readonly fullQueue: Connection[] = [];
   private readonly heartbeat: NodeJS.Timeout;
   private readonly onUpgrade: (req: IncomingMessage, socket: Duplex, head: Buffer) => void;
+  /** Per remote address: failed-authentication tokens left and when they were last topped up. */
+  private readonly rejections = new Map<string, { tokens: number; at: number }>();
+  private pendingAuthentications = 0;
   private closed = false;
 
   constructor(options: StreamServerOptions) {
@@ -97,6 +126,11 @@ export class StreamServer {
       heartbeatMs: 10_000,
       historySize: 16,
       fullSendsOnly: false,
+      maxGenerationAheadMs: 5 * 60_000,
+      rejectedUpgradeBurst: 10,
+      rejectedUpgradesPerSecond: 1,
+      maxPendingAuthentications: 64,
+      now: Date.now,
       ...options,
     };
     this.wss = new WebSocketServer({
@@ -129,9 +163,13 @@ export class StreamServer {
     return [...this.connections.values()].map((c) => ({ proxy: c.proxy, acked: c.acked, inFlight: c.inFlight !== null, connectedAt: c.connectedAt }));
   }
 
-  /** disconnectAll closes every proxy connection (e.g. on losing leadership); new ones may still come. */
+  /**
+   * disconnectAll closes every proxy connection (e.g. on losing leadership), those still
+   * waiting for their hello too: one that said hello afterwards would be served. New ones may
+   * still come.
+   */
   disconnectAll(code: number, reason: string): void {
-    for (const c of this.connections.values()) c.ws.close(code, reason);
+    for (const ws of this.wss.clients) ws.close(code, reason);
   }
 
   /** close disconnects every proxy with `code` (going away by default) and stops listening for upgrades. */
@@ -154,28 +192,78 @@ export class StreamServer {
       return;
     }
     socket.on('error', () => socket.destroy());
+    const remote = req.socket.remoteAddress ?? 'unknown';
+    if (!this.mayTry(remote)) {
+      this.refuse(socket, 429, 'rate_limited', { remote }, 'too many failed authentications from this address; refused before authenticating');
+      return;
+    }
+    if (this.pendingAuthentications >= this.options.maxPendingAuthentications) {
+      this.refuse(socket, 503, 'busy', { remote, pending: this.pendingAuthentications }, 'too many authentications in progress; refused');
+      return;
+    }
     const header = req.headers.authorization;
     const token = typeof header === 'string' && header.startsWith('Bearer ') ? header.slice(7).trim() : null;
     let auth: AuthResult;
+    this.pendingAuthentications++;
     try {
       auth = await this.options.authenticate(token, req);
+      if (!auth.ok && auth.code !== CLOSE.notLeader) this.charge(remote);
     } catch (err) {
+      // Not charged to the address: the failure is ours (the API server), not the client's.
       this.options.logger.error({ err: (err as Error).message }, 'authenticating a proxy failed');
       auth = { ok: false, code: CLOSE.unauthenticated, reason: 'authentication unavailable; retry later' };
+    } finally {
+      this.pendingAuthentications--;
     }
     if (this.closed) { socket.destroy(); return; }
     this.wss.handleUpgrade(req, socket, head, (ws) => {
-      if (ws.protocol !== SUBPROTOCOL) { ws.close(CLOSE.protocol, `subprotocol ${SUBPROTOCOL} required`); return; }
+      if (ws.protocol !== SUBPROTOCOL) { this.options.onRejected?.('protocol'); ws.close(CLOSE.protocol, `subprotocol ${SUBPROTOCOL} required`); return; }
       if (!auth.ok) {
-        this.options.logger.warn({ remote: req.socket.remoteAddress, reason: auth.reason }, 'proxy rejected');
+        this.options.onRejected?.(rejectReason(auth.code));
+        this.options.logger.warn({ remote, reason: auth.reason }, 'proxy rejected');
         ws.close(auth.code, auth.reason.slice(0, 120));
         return;
       }
-      this.accept(ws, auth.proxy);
+      this.accept(ws, auth.proxy, auth.instance, remote);
     });
   }
 
-  private accept(ws: WebSocket, proxy: string): void {
+  /** refuse answers an upgrade with a plain HTTP status, before any authentication work. */
+  private refuse(socket: Duplex, status: 429 | 503, reason: RejectReason, fields: Record<string, unknown>, msg: string): void {
+    this.options.onRejected?.(reason);
+    this.options.logger.warn(fields, msg);
+    const text = status === 429 ? 'Too Many Requests' : 'Service Unavailable';
+    socket.end(`HTTP/1.1 ${status} ${text}\r\nRetry-After: 1\r\nConnection: close\r\nContent-Length: 0\r\n\r\n`);
+  }
+
+  /** mayTry is false while `remote` has used up its failed authentications (a token bucket). */
+  private mayTry(remote: string): boolean {
+    const bucket = this.rejections.get(remote);
+    if (!bucket) return true;
+    const now = this.options.now();
+    bucket.tokens = Math.min(this.options.rejectedUpgradeBurst, bucket.tokens + ((now - bucket.at) / 1000) * this.options.rejectedUpgradesPerSecond);
+    bucket.at = now;
+    if (bucket.tokens >= this.options.rejectedUpgradeBurst) { this.rejections.delete(remote); return true; }
+    return bucket.tokens >= 1;
+  }
+
+  private charge(remote: string): void {
+    const bucket = this.rejections.get(remote) ?? { tokens: this.options.rejectedUpgradeBurst, at: this.options.now() };
+    bucket.tokens -= 1;
+    this.rejections.set(remote, bucket);
+  }
+
+  /** helloProblem says why a hello's version cannot be one an operator issued, or null. */
+  private helloProblem(version: Version | null): string | null {
+    if (!version) return null;
+    const limit = Math.max(this.options.now() + this.options.maxGenerationAheadMs, this.current?.generation ?? 0);
+    if (version.generation > limit) {
+      return `hello.version.generation: ${version.generation} is ahead of any generation an operator has issued (at most ${limit}: this clock + ${this.options.maxGenerationAheadMs} ms)`;
+    }
+    return null;
+  }
+
+  private accept(ws: WebSocket, proxy: string, instance: string | undefined, remote: string): void {
     const log = this.options.logger;
     let conn: Connection | null = null;
     const helloTimer = setTimeout(() => ws.close(CLOSE.protocol, 'no hello'), this.options.helloTimeoutMs);
@@ -205,15 +293,29 @@ export class StreamServer {
       if (!conn) {
         if (msg.type !== 'hello') { ws.close(CLOSE.protocol, 'hello first'); return; }
         clearTimeout(helloTimer);
-        if (msg.proxy.name !== proxy) { ws.close(CLOSE.forbidden, `token belongs to proxy ${proxy}, not ${msg.proxy.name}`.slice(0, 120)); return; }
+        if (msg.proxy.name !== proxy) { this.options.onRejected?.('forbidden'); ws.close(CLOSE.forbidden, `token belongs to proxy ${proxy}, not ${msg.proxy.name}`.slice(0, 120)); return; }
+        const problem = this.helloProblem(msg.version);
+        if (problem) {
+          this.options.onRejected?.('protocol');
+          log.error({ proxy, remote, generation: msg.version!.generation }, `hello refused: ${problem}`);
+          ws.close(CLOSE.protocol, problem.slice(0, 120));
+          return;
+        }
         conn = {
-          ws, proxy, holds: msg.version, helloHashes: new Map(msg.resources), inFlight: null, wantsFull: msg.resources.length === 0,
+          ws, proxy, instance, remote, holds: msg.version, helloHashes: new Map(msg.resources), inFlight: null, wantsFull: msg.resources.length === 0,
           queuedForFull: false, acked: null, alive: true, connectedAt: Date.now(),
         };
         const previous = this.connections.get(proxy);
-        if (previous) previous.ws.close(CLOSE.protocol, 'replaced by a newer connection');
+        if (previous) {
+          log.warn({
+            proxy, remote, instance, previous: { remote: previous.remote, instance: previous.instance, connectedAt: new Date(previous.connectedAt).toISOString() },
+            sameInstance: instance !== undefined && instance === previous.instance,
+          }, 'a second connection for a connected proxy; closing the earlier one');
+          this.options.onReplaced?.(proxy);
+          previous.ws.close(CLOSE.protocol, 'replaced by a newer connection');
+        }
         this.connections.set(proxy, conn);
-        log.info({ proxy, holds: msg.version ? { generation: msg.version.generation, root: msg.version.root.slice(0, 12) } : null, resources: msg.resources.length }, 'proxy connected');
+        log.info({ proxy, remote, instance, holds: msg.version ? { generation: msg.version.generation, root: msg.version.root.slice(0, 12) } : null, resources: msg.resources.length }, 'proxy connected');
         this.options.onHello?.(proxy, msg.version);
         this.options.onConnectionsChanged?.();
         this.pump(conn);
@@ -275,6 +377,8 @@ export class StreamServer {
   }
 
   private beat(): void {
+    // mayTry forgets an address whose bucket has refilled: the map holds only recent offenders.
+    for (const remote of [...this.rejections.keys()]) this.mayTry(remote);
     for (const conn of this.connections.values()) {
       if (!conn.alive) { this.options.logger.warn({ proxy: conn.proxy }, 'proxy missed a heartbeat; closing'); conn.ws.terminate(); continue; }
       conn.alive = false;
@@ -354,4 +458,11 @@ export class StreamServer {
 function encodeDelta(target: RoutingVersion, baseRoot: string, delta: Delta): Buffer {
   const msg: ServerMessage = { type: 'delta', generation: target.generation, root: target.root, baseRoot, upserts: delta.upserts, removals: delta.removals };
   return Buffer.from(JSON.stringify(msg));
+}
+
+function rejectReason(code: number): RejectReason {
+  if (code === CLOSE.notLeader) return 'not_leader';
+  if (code === CLOSE.forbidden) return 'forbidden';
+  if (code === CLOSE.unauthenticated) return 'unauthenticated';
+  return 'protocol';
 }

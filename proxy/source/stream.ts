@@ -30,6 +30,8 @@ export interface StreamClientOptions {
    * Service URL over every replica, a 4010 is retried soon as well (NOT_LEADER_RETRY_*_MS).
    */
   url: string | string[];
+  /** Accept ws:// URLs (local development only: the token and routing travel in the clear). */
+  allowPlaintext?: boolean;
   proxyName: string;
   /** Returns the bearer token; read on every connect because projected tokens rotate. */
   token?: () => Promise<string | null>;
@@ -100,12 +102,22 @@ export class StreamSource implements RoutingSource {
     this.options = options;
     this.backoffMs = options.initialBackoffMs ?? 250;
     this.urls = Array.isArray(options.url) ? options.url : [options.url];
+    if (this.urls.length === 0) throw new Error('stream: url: at least one operator URL is required');
+    for (const url of this.urls) {
+      const scheme = /^([a-z]+):\/\//i.exec(url)?.[1]?.toLowerCase();
+      if (scheme === 'wss' || (scheme === 'ws' && options.allowPlaintext)) continue;
+      throw new Error(scheme === 'ws'
+        ? `stream: url: ${url} is plain ws://, which sends the bearer token unencrypted; use wss://, or allowPlaintext for local development`
+        : `stream: url: ${url} must be a wss:// URL`);
+    }
     this.firstUpdatePromise = new Promise((resolve) => { this.firstUpdate = resolve; });
   }
 
   /** start serves LKG state if there is fresh one, connects, and resolves on the first full set. */
   async start(onUpdate: (update: RoutingUpdate) => void | Promise<void>): Promise<void> {
     this.onUpdate = onUpdate;
+    const plain = this.urls.filter((u) => u.toLowerCase().startsWith('ws://'));
+    if (plain.length > 0) this.options.logger.warn({ urls: plain }, 'connecting to the operator over plain ws:// (allowPlaintext): the token and routing travel unencrypted; for local development only');
     await this.loadState();
     this.connect();
     await this.firstUpdatePromise;

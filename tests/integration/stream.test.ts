@@ -48,7 +48,7 @@ function url(): string {
 }
 
 function client(name: string, token: string | null, extra: Partial<ConstructorParameters<typeof StreamSource>[0]> = {}): StreamSource {
-  return new StreamSource({ url: url(), proxyName: name, token: async () => token, logger, initialBackoffMs: 50, maxBackoffMs: 200, ...extra });
+  return new StreamSource({ allowPlaintext: true, url: url(), proxyName: name, token: async () => token, logger, initialBackoffMs: 50, maxBackoffMs: 200, ...extra });
 }
 
 before(async () => {
@@ -57,7 +57,7 @@ before(async () => {
   writeFileSync(tokens, 'proxy-a token-a\nproxy-b token-b\n');
   writeWorld(['/']);
   operator = new Operator({
-    source: new FileObjectSource(dir, logger), authenticate: await tokenFileAuthenticator(tokens), expectedProxies: ['proxy-a', 'proxy-b'], logger, quietMs: 20, maxHoldMs: 100,
+    allowPlaintext: true, source: new FileObjectSource(dir, logger), authenticate: await tokenFileAuthenticator(tokens), expectedProxies: ['proxy-a', 'proxy-b'], logger, quietMs: 20, maxHoldMs: 100,
   });
   await operator.start();
 });
@@ -145,10 +145,10 @@ test('a restarted operator with no history sends only the difference to a proxy 
   await eventually('ACK', () => operator.fleetReport().connected.find((c) => c.proxy === 'proxy-a')?.acked?.root === operator.current!.root);
   await a.close();
 
-  const second = new Operator({ source: new FileObjectSource(dir, logger), authenticate: await tokenFileAuthenticator(tokens), expectedProxies: ['proxy-a'], logger, quietMs: 20 });
+  const second = new Operator({ allowPlaintext: true, source: new FileObjectSource(dir, logger), authenticate: await tokenFileAuthenticator(tokens), expectedProxies: ['proxy-a'], logger, quietMs: 20 });
   await second.start();
   try {
-    const b = new StreamSource({ url: `ws://127.0.0.1:${second.streamAddress.port}/stream`, proxyName: 'proxy-a', token: async () => 'token-a', logger, stateDir: state });
+    const b = new StreamSource({ allowPlaintext: true, url: `ws://127.0.0.1:${second.streamAddress.port}/stream`, proxyName: 'proxy-a', token: async () => 'token-a', logger, stateDir: state });
     await b.start(() => undefined);
     await eventually('ACK from the LKG proxy', () => second.fleetReport().convergence?.converged === 1);
     const sends = await second.metrics.sends.get();
@@ -174,7 +174,7 @@ test('a proxy restarted while the operator is down serves from its persisted sta
     assert.equal(statSync(join(state, 'secrets.json')).mode & 0o777, 0o600);
     assert.equal(statSync(join(state, 'routing.json')).mode & 0o777, 0o600);
 
-    const down = new StreamSource({ url: 'ws://127.0.0.1:9/stream', proxyName: 'proxy-a', token: async () => 'token-a', logger, stateDir: state, initialBackoffMs: 50 });
+    const down = new StreamSource({ allowPlaintext: true, url: 'ws://127.0.0.1:9/stream', proxyName: 'proxy-a', token: async () => 'token-a', logger, stateDir: state, initialBackoffMs: 50 });
     let served: RoutingUpdate | undefined;
     await down.start((u) => { served = u; });
     assert.equal(served!.root, operator.current!.root);
@@ -182,7 +182,7 @@ test('a proxy restarted while the operator is down serves from its persisted sta
     assert.equal(down.status.connected, false);
     await down.close();
 
-    const stale = new StreamSource({ url: 'ws://127.0.0.1:9/stream', proxyName: 'proxy-a', token: async () => 'token-a', logger, stateDir: state, maxStateAgeMs: -1, initialBackoffMs: 50 });
+    const stale = new StreamSource({ allowPlaintext: true, url: 'ws://127.0.0.1:9/stream', proxyName: 'proxy-a', token: async () => 'token-a', logger, stateDir: state, maxStateAgeMs: -1, initialBackoffMs: 50 });
     let staleServed = false;
     void stale.start(() => { staleServed = true; });
     await new Promise((r) => setImmediate(r));
@@ -230,7 +230,7 @@ test('a corrupted delta is refused (NACK) and never becomes the routing table; a
     assert.match(JSON.stringify(nacks[0]), /does not match its hash/);
     assert.match(JSON.stringify(nacks[1]), /older than the held 10/);
   });
-  const c = new StreamSource({ url: op.url, proxyName: 'p', logger });
+  const c = new StreamSource({ allowPlaintext: true, url: op.url, proxyName: 'p', logger });
   await c.start((u) => { updates.push(u); });
   await op.done;
   assert.equal(updates.length, 1, 'only the verified snapshot was applied');
@@ -297,7 +297,7 @@ test('through one Service URL, a proxy that keeps landing on the follower (4010)
   // would spend at least 125+250+500+1000+2000 = 3875 ms before the sixth attempt, the last
   // wait alone at least 2 s; the 4010 retry is at most 100+200+400+800+1000 = 2500 ms.
   const op = await replicasBehindOneService(5);
-  const c = new StreamSource({ url: op.url, proxyName: 'p', logger });
+  const c = new StreamSource({ allowPlaintext: true, url: op.url, proxyName: 'p', logger });
   try {
     void c.start(() => undefined);
     await eventually('the first connection', () => op.attempts.length > 0);
@@ -316,8 +316,8 @@ test('through one Service URL, a proxy that keeps landing on the follower (4010)
 test('when no replica leads (every connection answered 4010), retries stay bounded: one URL or several', async () => {
   const single = await replicasBehindOneService(Infinity);
   const pair = [await replicasBehindOneService(Infinity), await replicasBehindOneService(Infinity)];
-  const a = new StreamSource({ url: single.url, proxyName: 'p', logger });
-  const b = new StreamSource({ url: pair.map((s) => s.url), proxyName: 'p', logger });
+  const a = new StreamSource({ allowPlaintext: true, url: single.url, proxyName: 'p', logger });
+  const b = new StreamSource({ allowPlaintext: true, url: pair.map((s) => s.url), proxyName: 'p', logger });
   try {
     void a.start(() => undefined);
     void b.start(() => undefined);
