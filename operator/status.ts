@@ -32,7 +32,7 @@ export interface StatusWriterOptions {
 export const EVENT_REASONS = {
   Synced: 'the Ingress is compiled and served',
   InvalidIngress: 'the Ingress has errors; its routes are not served',
-  HostConflict: 'a host+path of this Ingress is served by an older Ingress',
+  HostConflict: 'a host+path of this Ingress is claimed by another Ingress too: every party gets it, the oldest (which serves the path) included',
   Warning: 'the Ingress is served, with a warning',
   ProxyNack: 'a proxy refused a routing version',
 } as const;
