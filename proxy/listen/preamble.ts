@@ -4,7 +4,7 @@
  * whose SNI name decides between terminating TLS and passing it through. Both are read
  * with bounded size and time, and what was read past them is put back on the socket.
  */
-import type { Socket } from 'node:net';
+import { isIPv4, isIPv6, type Socket } from 'node:net';
 import { setReadSink } from './shared-reads.ts';
 
 export interface ProxiedAddress {
@@ -22,8 +22,11 @@ const V1_MAX = 107;
 
 export interface ProxyHeader { length: number; address: ProxiedAddress | null }
 
-/** ipv6 formats 16 bytes in the RFC 5952 form Node uses for remoteAddress. */
+/** ipv6 formats 16 bytes in the RFC 5952 form Node uses for remoteAddress (an IPv4-mapped one as IPv4, as plainAddress would). */
 function ipv6(buf: Buffer, at: number): string {
+  if (buf.readUInt32BE(at) === 0 && buf.readUInt32BE(at + 4) === 0 && buf.readUInt32BE(at + 8) === 0xffff) {
+    return `${buf[at + 12]}.${buf[at + 13]}.${buf[at + 14]}.${buf[at + 15]}`;
+  }
   const groups: number[] = [];
   for (let i = 0; i < 16; i += 2) groups.push(buf.readUInt16BE(at + i));
   let bestStart = -1;
@@ -40,7 +43,24 @@ function ipv6(buf: Buffer, at: number): string {
   return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
 }
 
-/** parseProxyHeader reads a PROXY v1 or v2 header; address null means "use the socket's" (LOCAL, UNKNOWN). */
+/** v1Port parses a v1 port: decimal, 0 to 65535, without a sign or leading zero; -1 for anything else. */
+function v1Port(s: string): number {
+  if (s.length === 0 || s.length > 5 || (s.length > 1 && s.charCodeAt(0) === 0x30)) return -1;
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i) - 0x30;
+    if (c < 0 || c > 9) return -1;
+    n = n * 10 + c;
+  }
+  return n <= 65535 ? n : -1;
+}
+
+/**
+ * parseProxyHeader reads a PROXY v1 or v2 header; address null means "use the socket's" (LOCAL,
+ * UNKNOWN, AF_UNSPEC). The source address becomes the client's, in X-Forwarded-For and X-Real-IP,
+ * so v1's text is held to the spec's grammar: dotted-quad TCP4 or zone-less TCP6 addresses
+ * (node:net's isIP), plain decimal ports, single spaces, CRLF; v2 to TCP over IPv4 or IPv6.
+ */
 export function parseProxyHeader(buf: Buffer): ProxyHeader | typeof NEED_MORE | typeof INVALID {
   if (buf.length === 0) return NEED_MORE;
   if (buf[0] === 0x0d) {
@@ -54,11 +74,12 @@ export function parseProxyHeader(buf: Buffer): ProxyHeader | typeof NEED_MORE | 
     const command = verCmd & 0x0f;
     if (command === 0) return { length, address: null };
     if (command !== 1) return INVALID;
-    const family = buf[13]! >> 4;
-    if (family === 1 && length >= 16 + 12) {
+    // Family and transport: TCP over IPv4 (0x11) or IPv6 (0x21), or UNSPEC (0x00); UDP and UNIX sockets are not HTTP clients.
+    const family = buf[13]!;
+    if (family === 0x11 && length >= 16 + 12) {
       return { length, address: { sourceAddress: `${buf[16]}.${buf[17]}.${buf[18]}.${buf[19]}`, sourcePort: buf.readUInt16BE(24), destinationPort: buf.readUInt16BE(26) } };
     }
-    if (family === 2 && length >= 16 + 36) {
+    if (family === 0x21 && length >= 16 + 36) {
       return { length, address: { sourceAddress: ipv6(buf, 16), sourcePort: buf.readUInt16BE(48), destinationPort: buf.readUInt16BE(50) } };
     }
     return family === 0 ? { length, address: null } : INVALID;
@@ -69,12 +90,17 @@ export function parseProxyHeader(buf: Buffer): ProxyHeader | typeof NEED_MORE | 
   if (end < 0) return buf.length >= V1_MAX ? INVALID : NEED_MORE;
   if (end + 2 > V1_MAX) return INVALID;
   const parts = buf.toString('latin1', 0, end).split(' ');
+  // The spec has receivers ignore whatever follows UNKNOWN: none of it is used.
   if (parts[1] === 'UNKNOWN') return { length: end + 2, address: null };
-  if (parts.length !== 6 || (parts[1] !== 'TCP4' && parts[1] !== 'TCP6')) return INVALID;
-  const sourcePort = Number(parts[4]);
-  const destinationPort = Number(parts[5]);
-  if (!(sourcePort >= 0 && sourcePort <= 65535 && destinationPort >= 0 && destinationPort <= 65535)) return INVALID;
-  return { length: end + 2, address: { sourceAddress: parts[2]!, sourcePort, destinationPort } };
+  if (parts.length !== 6) return INVALID;
+  const isIP = parts[1] === 'TCP4' ? isIPv4 : parts[1] === 'TCP6' ? isIPv6 : null;
+  const source = parts[2]!;
+  const destination = parts[3]!;
+  if (isIP === null || !isIP(source) || !isIP(destination) || source.includes('%') || destination.includes('%')) return INVALID;
+  const sourcePort = v1Port(parts[4]!);
+  const destinationPort = v1Port(parts[5]!);
+  if (sourcePort < 0 || destinationPort < 0) return INVALID;
+  return { length: end + 2, address: { sourceAddress: source, sourcePort, destinationPort } };
 }
 
 export interface ClientHello { length: number; servername: string }
