@@ -63,7 +63,7 @@ export function registerProxy(program: Command): void {
   const d = DEFAULT_OPTIONS;
   program.command('proxy')
     .description('run the proxy (data plane) on routing from the operator\'s stream, or compiled from a directory of manifests')
-    .option('--from-files <dir>', 'directory of manifests, watched: changes apply live')
+    .option('--from-files <path>', 'file or directory of manifests, watched: changes apply live')
     .option('--operator <urls>', 'wss:// URL(s) of the operator stream, comma-separated (replicas); instead of --from-files')
     .option('--proxy-name <name>', 'this proxy\'s name on the stream (its pod name in a cluster)', process.env.POD_NAME)
     .option('--token-file <file>', 'bearer token for the stream, re-read on every connect (a projected ServiceAccount token)')
@@ -132,14 +132,12 @@ export function registerProxy(program: Command): void {
         logger: log,
         takeStats: async () => (handle ? handle.stats() : {}),
       }) : new FileSource({
-        dir: resolve(flags.fromFiles!),
+        paths: [resolve(flags.fromFiles!)],
         compile: {
           ingressClass: flags.ingressClass,
           mergeSlashes: flags.mergeSlashes,
           ...(options.defaultSslCertificate ? { defaultCertificate: options.defaultSslCertificate } : {}),
         },
-        debounceMs: options.watchDebounceMs,
-        maxHoldoffMs: options.watchMaxHoldoffMs,
         logger: log,
       });
       try {

@@ -117,7 +117,7 @@ export async function up(o: UpOptions): Promise<Up> {
     await writeFile(tokenFile, tokens.join('\n') + '\n', { mode: 0o600 });
 
     operator = new Operator({
-      source: new FileObjectSource(o.dir, logger),
+      source: new FileObjectSource([o.dir], logger),
       authenticate: await tokenFileAuthenticator(tokenFile),
       expectedProxies: names,
       logger,

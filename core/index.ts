@@ -25,7 +25,7 @@ export {
 export { normalizePath, normalizeHost, splitTarget } from './paths.ts';
 export { compileUserRegex, type CompiledRegex } from './regex.ts';
 export { validate, type Verdict, type ValidationContext } from './validate.ts';
-export { formatProblem, type Problem } from './problems.ts';
+export { formatProblem, clip, type Problem } from './problems.ts';
 export { parseDurationMs, parseSizeBytes } from './units.ts';
 export { stepWeightsOf, BUILT_IN_METRICS, WEBHOOK_TYPES } from './canary.ts';
 export {

@@ -14,6 +14,7 @@ import { formatProblem, CLOSE, SERVICE_NAME_LABEL, type CompileOptions, type Obj
 import type { ObjectSource } from './sources/source.ts';
 import type { StatusWriter } from './status.ts';
 import type { Logger } from '../lib/log.ts';
+import { ProblemLog } from '../lib/manifests.ts';
 
 /**
  * A Controller runs inside the operator beside the compile pipeline (the canary controller
@@ -102,6 +103,7 @@ export class Operator {
   private stream: StreamServer | null = null;
   private reported = new Map<string, string>();
   private lastStatuses: ReadonlyMap<string, ObjectStatus> = new Map();
+  private readonly problemLog: ProblemLog;
   /** Statuses a follower saw but could not write; written once it leads. */
   private readonly statusPending = new Set<string>();
   private readonly ingressesTouched = new Set<string>();
@@ -111,6 +113,7 @@ export class Operator {
     if (!options.tls && !options.allowPlaintext) throw new Error('stream: tls (a serving certificate and key) is required; allowPlaintext serves ws:// for local development only');
     this.options = options;
     this.metrics = createOperatorMetrics();
+    this.problemLog = new ProblemLog(options.logger, (kind, key) => options.source.fileOf?.(kind, key));
     this.fleet.setExpected(options.expectedProxies ?? []);
     this.metrics.expectedProxies.set(options.expectedProxies?.length ?? 0);
     this.pipeline = new Pipeline({
@@ -304,13 +307,13 @@ export class Operator {
    */
   private reportStatuses(statuses: ReadonlyMap<string, ObjectStatus>, all = false): void {
     this.lastStatuses = statuses;
+    if (!all) this.problemLog.report(statuses);
     const seen = new Set<string>();
     for (const [id, status] of statuses) {
       seen.add(id);
       const text = status.problems.map(formatProblem).join('\n');
       const touched = status.kind === 'Ingress' && this.ingressesTouched.has(status.key);
       if (!all && this.reported.get(id) === text && !this.statusPending.has(id) && !touched) continue;
-      const textChanged = this.reported.get(id) !== text;
       this.reported.set(id, text);
       const ing = status.kind === 'Ingress' ? this.ingresses.get(status.key) : undefined;
       if (ing && this.options.status) {
@@ -321,12 +324,6 @@ export class Operator {
         } else {
           this.statusPending.add(id);
         }
-      }
-      if (all || !textChanged) continue;
-      for (const p of status.problems) {
-        const entry = { object: `${status.kind} ${status.key}`, reason: p.reason, field: p.field };
-        if (p.severity === 'error') this.options.logger.error(entry, `${status.kind} ${status.key}: ${formatProblem(p)}`);
-        else this.options.logger.warn(entry, `${status.kind} ${status.key}: ${formatProblem(p)}`);
       }
     }
     for (const id of this.reported.keys()) if (!seen.has(id)) this.reported.delete(id);

@@ -1,11 +1,12 @@
 /**
  * The operator's pipeline: object changes in, versions of the routing resources out.
- * Changes are coalesced (a rebuild after `quietMs` of quiet, never held off longer than
- * `maxHoldMs`, as Contour does); each rebuild that changes any resource becomes a version
+ * Changes are coalesced by lib/coalesce.ts (a rebuild after `quietMs` of quiet, never held
+ * off longer than `maxHoldMs`); each rebuild that changes any resource becomes a version
  * whose generation only grows — across restarts and leaders too, because it is at least
  * the wall clock in milliseconds and above every generation a proxy has reported.
  */
 import { Compiler, type CompileOptions, type KubeObject, type ObjectKind, type ResourceMap, type ObjectStatus } from '../core/index.ts';
+import { Coalescer } from '../lib/coalesce.ts';
 
 export interface RoutingVersion {
   generation: number;
@@ -32,28 +33,25 @@ export interface PipelineOptions {
 
 export class Pipeline {
   private readonly compiler: Compiler;
-  private readonly options: Required<Omit<PipelineOptions, 'compile' | 'onStatuses'>> & Pick<PipelineOptions, 'onStatuses'>;
-  private timer: NodeJS.Timeout | null = null;
-  private pendingSince = 0;
+  private readonly options: Pick<Required<PipelineOptions>, 'now' | 'onVersion'> & Pick<PipelineOptions, 'onStatuses'>;
+  private readonly coalescer: Coalescer;
   private lastVersion: RoutingVersion | null = null;
   private generationFloor = 0;
-  private closed = false;
 
   constructor(options: PipelineOptions) {
     this.compiler = new Compiler(options.compile);
-    this.options = {
-      quietMs: options.quietMs ?? 100,
-      maxHoldMs: options.maxHoldMs ?? 500,
-      now: options.now ?? Date.now,
-      onVersion: options.onVersion,
-      onStatuses: options.onStatuses,
-    };
+    this.options = { now: options.now ?? Date.now, onVersion: options.onVersion, onStatuses: options.onStatuses };
+    this.coalescer = new Coalescer({
+      ...(options.quietMs !== undefined ? { quietMs: options.quietMs } : {}),
+      ...(options.maxHoldMs !== undefined ? { maxHoldMs: options.maxHoldMs } : {}),
+      now: this.options.now,
+    }, (since) => this.build(since));
   }
 
   get current(): RoutingVersion | null { return this.lastVersion; }
 
-  set(obj: KubeObject): void { this.compiler.set(obj); this.schedule(); }
-  delete(kind: ObjectKind, key: string): void { this.compiler.delete(kind, key); this.schedule(); }
+  set(obj: KubeObject): void { this.compiler.set(obj); this.coalescer.changed(); }
+  delete(kind: ObjectKind, key: string): void { this.compiler.delete(kind, key); this.coalescer.changed(); }
 
   /** raiseGeneration makes every later version's generation greater than `generation`. */
   raiseGeneration(generation: number): void {
@@ -62,10 +60,12 @@ export class Pipeline {
 
   /** flush builds now, without waiting for the quiet period. */
   flush(): RoutingVersion | null {
-    if (this.timer) { clearTimeout(this.timer); this.timer = null; }
+    return this.build(this.coalescer.take());
+  }
+
+  private build(burstStartedAt: number): RoutingVersion | null {
     const started = this.options.now();
-    const changeStartedAt = this.pendingSince || started;
-    this.pendingSince = 0;
+    const changeStartedAt = burstStartedAt || started;
     const t0 = performance.now();
     const result = this.compiler.build();
     const compileMs = performance.now() - t0;
@@ -89,17 +89,6 @@ export class Pipeline {
   }
 
   close(): void {
-    this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = null;
-  }
-
-  private schedule(): void {
-    if (this.closed) return;
-    const now = this.options.now();
-    if (!this.pendingSince) this.pendingSince = now;
-    if (this.timer) clearTimeout(this.timer);
-    const holdLeft = this.options.maxHoldMs - (now - this.pendingSince);
-    this.timer = setTimeout(() => { this.timer = null; this.flush(); }, Math.max(0, Math.min(this.options.quietMs, holdLeft)));
+    this.coalescer.close();
   }
 }

@@ -55,10 +55,6 @@ export interface ProxyOptions {
   outlier: OutlierOptions;
   /** Label request metrics by route path too (off: 10k Ingresses must not mean millions of series). */
   metricsPerPath: boolean;
-  /** Quiet time before a change in the manifest directory is applied. */
-  watchDebounceMs: number;
-  /** A burst of changes is never held off longer than this. */
-  watchMaxHoldoffMs: number;
 }
 
 export const DEFAULT_OPTIONS: ProxyOptions = {
@@ -82,8 +78,6 @@ export const DEFAULT_OPTIONS: ProxyOptions = {
   retries: 2,
   outlier: { consecutiveFailures: 3, baseEjectionMs: 10_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 },
   metricsPerPath: false,
-  watchDebounceMs: 100,
-  watchMaxHoldoffMs: 500,
 };
 
 function port(name: string, value: number, allowZero: boolean): void {
@@ -133,8 +127,6 @@ export function resolveOptions(partial: Partial<ProxyOptions>): ProxyOptions {
   positive('--outlier-max-ejection', o.outlier.maxEjectionMs);
   if (o.outlier.maxEjectionMs < o.outlier.baseEjectionMs) throw new ProxyError('EOPTION', '--outlier-max-ejection must not be below --outlier-base-ejection');
   if (!(o.outlier.maxEjectionPercent >= 0 && o.outlier.maxEjectionPercent <= 100)) throw new ProxyError('EOPTION', '--outlier-max-ejection-percent must be from 0 to 100');
-  positive('watch debounce', o.watchDebounceMs);
-  if (o.watchMaxHoldoffMs < o.watchDebounceMs) throw new ProxyError('EOPTION', 'watch hold-off must not be below the debounce');
   return o;
 }
 

@@ -1,28 +1,34 @@
-/** FileObjectSource: objects from a directory of manifests, watched (lib/manifest-watch.ts). */
+/**
+ * FileObjectSource: objects from manifest files, watched. Watching, coalescing, parsing and
+ * the invalid-input policy are lib/manifest-watch.ts's, shared with the proxy's file mode.
+ */
 import { ManifestWatcher } from '../../lib/manifest-watch.ts';
 import type { Logger } from '../../lib/log.ts';
+import type { ObjectKind } from '../../core/index.ts';
 import type { ObjectSink, ObjectSource } from './source.ts';
 
 export class FileObjectSource implements ObjectSource {
   private readonly watcher: ManifestWatcher;
-  private readonly logger: Logger;
-  private readonly dir: string;
+  private readonly paths: string[];
+  private files: ReadonlyMap<string, string> = new Map();
 
-  constructor(dir: string, logger: Logger) {
-    this.dir = dir;
-    this.logger = logger;
-    this.watcher = new ManifestWatcher({ dir, onError: (err) => logger.error({ dir, err: err.message }, 'reading manifests failed') });
+  /** paths: files or directories of manifests. */
+  constructor(paths: string[], logger: Logger) {
+    this.paths = paths;
+    this.watcher = new ManifestWatcher({ paths, logger });
   }
 
   start(sink: ObjectSink): Promise<void> {
     return this.watcher.start((changes) => {
-      for (const e of changes.errors) this.logger.error({ file: e.file }, `${e.file}: ${e.message}`);
+      this.files = changes.files;
       for (const obj of changes.set) sink.set(obj);
       for (const d of changes.deleted) sink.delete(d.kind, d.key);
     });
   }
 
+  fileOf(kind: ObjectKind, key: string): string | undefined { return this.files.get(`${kind}/${key}`); }
+
   close(): Promise<void> { return this.watcher.close(); }
 
-  toString(): string { return `files:${this.dir}`; }
+  toString(): string { return `files:${this.paths.join(',')}`; }
 }

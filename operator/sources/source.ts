@@ -10,4 +10,6 @@ export interface ObjectSource {
   /** start delivers every current object, resolving once the first complete view was delivered. */
   start(sink: ObjectSink): Promise<void>;
   close(): Promise<void>;
+  /** fileOf names the file an object came from, for its problems to name it too (file mode). */
+  fileOf?(kind: ObjectKind, key: string): string | undefined;
 }

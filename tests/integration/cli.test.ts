@@ -2,6 +2,10 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { ALIAS_BOMB } from '../support/hostile-manifests.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 
@@ -34,6 +38,27 @@ test('vane validate reports YAML syntax errors with file and line', () => {
   const r = spawnSync('bash', ['-c', `d=$(mktemp -d) && printf 'kind: Ingress\\nmetadata: {name: x\\n' > $d/bad.yaml && ${JSON.stringify(process.execPath)} cli/main.ts validate $d; rc=$?; rm -rf $d; exit $rc`], { cwd: root, encoding: 'utf8' });
   assert.equal(r.status, 1);
   assert.match(r.stdout, /bad\.yaml: line \d+: /);
+});
+
+test('vane validate reports every file\'s findings — an alias bomb, a broken file, a 10 MB value clipped — not only the first', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vane-validate-'));
+  try {
+    writeFileSync(join(dir, 'a-bomb.yaml'), ALIAS_BOMB);
+    writeFileSync(join(dir, 'b-broken.yaml'), 'kind: Ingress\nmetadata: {name: x\n');
+    const huge = 'h'.repeat(10 * 1024 * 1024);
+    writeFileSync(join(dir, 'c-huge.yaml'), `apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: huge, namespace: demo}\nspec:\n  ingressClassName: vane\n  rules: [{host: "${huge}"}]\n`);
+    writeFileSync(join(dir, 'd-ok.yaml'), 'apiVersion: networking.k8s.io/v1\nkind: Ingress\nmetadata: {name: ok, namespace: demo, annotations: {vane.dev/load-balance: random}}\nspec: {ingressClassName: vane, defaultBackend: {service: {name: web, port: {number: 80}}}}\n');
+    const r = vane('validate', dir);
+    assert.equal(r.code, 1, r.stderr);
+    assert.ok(r.stdout.length < 8 * 1024, `${r.stdout.length} bytes of output`);
+    const lines = r.stdout.trim().split('\n');
+    assert.ok(lines.some((l) => l.startsWith(`${join(dir, 'a-bomb.yaml')}: refused: `)), r.stdout);
+    assert.ok(lines.some((l) => l.startsWith(`${join(dir, 'b-broken.yaml')}: line `)), r.stdout);
+    assert.ok(lines.some((l) => l.startsWith(`${join(dir, 'c-huge.yaml')}: Ingress demo/huge: spec.rules[0].host: `) && /characters clipped/.test(l)), r.stdout);
+    assert.ok(lines.some((l) => l.startsWith(`${join(dir, 'd-ok.yaml')}: Ingress demo/ok: metadata.annotations["vane.dev/load-balance"]`)), r.stdout);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
 });
 
 test('vane explain --json on the quickstart', () => {

@@ -57,7 +57,7 @@ before(async () => {
   writeFileSync(tokens, 'proxy-a token-a\nproxy-b token-b\n');
   writeWorld(['/']);
   operator = new Operator({
-    allowPlaintext: true, source: new FileObjectSource(dir, logger), authenticate: await tokenFileAuthenticator(tokens), expectedProxies: ['proxy-a', 'proxy-b'], logger, quietMs: 20, maxHoldMs: 100,
+    allowPlaintext: true, source: new FileObjectSource([dir], logger), authenticate: await tokenFileAuthenticator(tokens), expectedProxies: ['proxy-a', 'proxy-b'], logger, quietMs: 20, maxHoldMs: 100,
   });
   await operator.start();
 });
@@ -145,7 +145,7 @@ test('a restarted operator with no history sends only the difference to a proxy 
   await eventually('ACK', () => operator.fleetReport().connected.find((c) => c.proxy === 'proxy-a')?.acked?.root === operator.current!.root);
   await a.close();
 
-  const second = new Operator({ allowPlaintext: true, source: new FileObjectSource(dir, logger), authenticate: await tokenFileAuthenticator(tokens), expectedProxies: ['proxy-a'], logger, quietMs: 20 });
+  const second = new Operator({ allowPlaintext: true, source: new FileObjectSource([dir], logger), authenticate: await tokenFileAuthenticator(tokens), expectedProxies: ['proxy-a'], logger, quietMs: 20 });
   await second.start();
   try {
     const b = new StreamSource({ allowPlaintext: true, url: `ws://127.0.0.1:${second.streamAddress.port}/stream`, proxyName: 'proxy-a', token: async () => 'token-a', logger, stateDir: state });

@@ -1,12 +1,12 @@
 /**
  * Live operation: manifest changes applied under load without a failed request, invalid
- * manifests refused while the last good routing serves, workers replaced under load, and
- * the graceful shutdown Kubernetes needs.
+ * objects dropped and bad files skipped while the rest applies, workers replaced under load,
+ * and the graceful shutdown Kubernetes needs.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { readFile, writeFile } from 'node:fs/promises';
+import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
@@ -15,6 +15,8 @@ import {
   startUpstream, runProxy, tempDir, writeManifests, ingress, service, INGRESS_CLASS, get, poll, load, readyz, metric,
   type Upstream, type RunningProxy, type Echo,
 } from './harness.ts';
+import { eventually } from '../../support/wait.ts';
+import { ALIAS_BOMB } from '../../support/hostile-manifests.ts';
 
 let dir: { dir: string; remove(): Promise<void> };
 let blue: Upstream;
@@ -62,7 +64,7 @@ test('manifest changes apply live under load with zero failed requests', async (
   assert.equal(await upstreamOf('new.test'), 'blue');
 });
 
-test('invalid manifests are logged as `vane validate` reports them, and the last good routing keeps serving', async () => {
+test('an invalid object is dropped with the line `vane validate` prints and the rest applies; a bad file keeps its last good objects and holds up no other', async () => {
   const generation = (await readyz(proxy.admin)).generation;
   const bad = ingress({ name: 'bad', host: 'bad.test', paths: [{ path: '/', service: 'green' }], annotations: { 'vane.dev/load-balance': 'random' } });
   await writeManifests(dir.dir, 'app.json', [...base(), ingress({ name: 'app', host: 'app.test', paths: [{ path: '/', service: 'green' }] }), bad]);
@@ -71,19 +73,27 @@ test('invalid manifests are logged as `vane validate` reports them, and the last
   const validate = await promisify(execFile)(process.execPath, [cli, 'validate', dir.dir]).catch((e: { stdout: string }) => e);
   const expected = validate.stdout.split('\n').find((l) => l.includes('Ingress default/bad'));
   assert.ok(expected?.startsWith(`${file}: Ingress default/bad: metadata.annotations["vane.dev/load-balance"]`), expected);
-  await poll('the error in the log', () => proxy.logs.some((l) => l.level === 'error' && l.msg === expected));
-  await poll('the refusal in the log', () => proxy.logs.some((l) => l.msg === 'manifests have new errors; the last good routing keeps serving'));
-  assert.equal(await upstreamOf('app.test'), 'blue', 'the valid part of a refused change is not applied either');
-  assert.equal((await readyz(proxy.admin)).generation, generation);
-
-  await writeFile(join(dir.dir, 'broken.yaml'), 'kind: Ingress\nmetadata: [unclosed\n');
-  await poll('the YAML error in the log', () => proxy.logs.some((l) => l.level === 'error' && String(l.msg).startsWith(join(dir.dir, 'broken.yaml'))));
-  assert.equal(await upstreamOf('app.test'), 'blue');
-
-  await writeFile(join(dir.dir, 'broken.yaml'), '# fixed\n');
-  await writeManifests(dir.dir, 'app.json', [...base(), ingress({ name: 'app', host: 'app.test', paths: [{ path: '/', service: 'green' }] })]);
-  await poll('the fixed manifests to apply', async () => (await upstreamOf('app.test')) === 'green');
+  await eventually('the error in the log', () => proxy.logs.some((l) => l.level === 'error' && l.msg === expected && l.file === file));
+  await eventually('the valid part of the change to apply', async () => (await upstreamOf('app.test')) === 'green');
+  assert.equal(await upstreamOf('bad.test'), 'status 404', 'the invalid Ingress has no routes');
   assert.ok((await readyz(proxy.admin)).generation > generation);
+
+  // Half-saved: what app.json last gave keeps serving until it is whole again.
+  await writeFile(file, '{"apiVersion": "v1", "kind": "List", "items": [');
+  await eventually('the broken file in the log', () => proxy.logs.some((l) => l.level === 'error' && String(l.msg).startsWith(`${file}: not applied; the `)));
+  assert.equal(await upstreamOf('app.test'), 'green');
+
+  // An alias bomb in one file holds up no change in another.
+  await writeFile(join(dir.dir, 'bomb.yaml'), ALIAS_BOMB);
+  await writeManifests(dir.dir, 'new.json', [ingress({ name: 'new', host: 'new.test', paths: [{ path: '/', service: 'blue' }] })]);
+  await eventually('the change beside the bomb to apply', async () => (await upstreamOf('new.test')) === 'blue');
+  assert.ok(proxy.logs.some((l) => l.level === 'error' && String(l.msg).startsWith(`${join(dir.dir, 'bomb.yaml')}: refused: `)));
+  assert.equal(await upstreamOf('app.test'), 'green');
+
+  await rm(join(dir.dir, 'bomb.yaml'));
+  await rm(join(dir.dir, 'new.json'));
+  await writeManifests(dir.dir, 'app.json', [...base(), ingress({ name: 'app', host: 'app.test', paths: [{ path: '/', service: 'blue' }] })]);
+  await eventually('the fixed manifests to apply', async () => (await upstreamOf('app.test')) === 'blue' && (await upstreamOf('new.test')) === 'status 404');
 });
 
 test('a worker is replaced under load with zero non-2xx responses; metrics survive it', async () => {
