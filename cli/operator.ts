@@ -6,6 +6,8 @@ import type { Command } from 'commander';
 import type { Operator, Authenticator } from '../operator/index.ts';
 import { createLogger } from '../lib/log.ts';
 import { CLOSE } from '../core/index.ts';
+import { defaultListenHost } from './listen.ts';
+import { UsageError } from './explain.ts';
 
 function collect(value: string, previous: string[]): string[] { return [...previous, value]; }
 function port(value: string): number {
@@ -23,6 +25,7 @@ export interface OperatorFlags {
   adminPort: number;
   tlsCert?: string;
   tlsKey?: string;
+  allowPlaintextStream?: boolean;
   tokenFile?: string;
   expectProxies: string[];
   proxyService?: string;
@@ -56,10 +59,15 @@ export async function runOperator(flags: OperatorFlags): Promise<Operator> {
   const [{ loadKubeConfig }, { Operator, FileObjectSource, KubeObjectSource, LeaderElector, StatusWriter, tokenFileAuthenticator, kubeAuthenticator, CanaryController, KubeCanaryStore, OverlayCanaryStore }] =
     await Promise.all([import('../lib/kube/index.ts'), import('../operator/index.ts')]);
   const logger = createLogger('operator');
+  if (Boolean(flags.tlsCert) !== Boolean(flags.tlsKey)) throw new UsageError(`${flags.tlsCert ? '--tls-key' : '--tls-cert'} is required with ${flags.tlsCert ? '--tls-cert' : '--tls-key'}`);
+  if (flags.fromFiles && !flags.tlsCert && !flags.allowPlaintextStream) {
+    throw new UsageError('--from-files: the stream needs --tls-cert and --tls-key (proxies send their tokens over it), or --allow-plaintext-stream for local development');
+  }
   const tls = flags.tlsCert && flags.tlsKey ? { cert: await readFile(flags.tlsCert, 'utf8'), key: await readFile(flags.tlsKey, 'utf8') } : undefined;
   const compile = { ingressClass: flags.ingressClass, ...(flags.defaultSslCertificate ? { defaultCertificate: flags.defaultSslCertificate } : {}) };
   const common = {
     compile, logger, streamHost: flags.streamHost, streamPort: flags.streamPort, adminHost: flags.adminHost, adminPort: flags.adminPort, ...(tls ? { tls } : {}),
+    ...(flags.allowPlaintextStream ? { allowPlaintext: true } : {}),
   };
   const prometheus = flags.prometheusUrl ? { prometheusUrl: flags.prometheusUrl } : {};
   let operator: Operator;
@@ -119,12 +127,13 @@ export function registerOperator(program: Command): void {
     .description('watch objects (a directory or the API server), compile them and stream routing to the proxies')
     .option('--from-files <path>', 'file mode: a file or directory of manifests, watched, instead of the API server')
     .option('--kubeconfig <path>', 'Kubernetes mode: kubeconfig (default: $KUBECONFIG or in-cluster)')
-    .option('--stream-host <host>', 'stream listen address', '0.0.0.0')
+    .option('--stream-host <host>', 'stream listen address (default: 0.0.0.0 in a pod, else 127.0.0.1)', defaultListenHost())
     .option('--stream-port <port>', 'stream listen port', port, 7443)
-    .option('--admin-host <host>', 'admin listen address (/healthz, /readyz, /metrics, /fleet)', '0.0.0.0')
+    .option('--admin-host <host>', 'admin listen address, /healthz, /readyz, /metrics, /fleet (default: 0.0.0.0 in a pod, else 127.0.0.1)', defaultListenHost())
     .option('--admin-port <port>', 'admin listen port', port, 7901)
     .option('--tls-cert <file>', 'PEM serving certificate for the stream')
     .option('--tls-key <file>', 'PEM private key for the stream')
+    .option('--allow-plaintext-stream', 'file mode without --tls-cert: serve the stream as plain ws:// (local development only; tokens travel unencrypted)')
     .option('--stream-tls-secret <namespace/name>', 'Kubernetes mode, without --tls-cert: Secret holding the stream CA and serving certificate (created on first start)', 'vane-system/vane-stream-tls')
     .option('--stream-ca-configmap <namespace/name>', 'Kubernetes mode: ConfigMap where the stream CA bundle is published (ca.crt) for proxies', 'vane-system/vane-stream-ca')
     .option('--stream-dns-name <name>', 'DNS name in the stream serving certificate (repeatable)', collect, [])

@@ -4,6 +4,7 @@ import { resolve } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import { parseDurationMs, parseSizeBytes } from '../core/index.ts';
 import { createLogger } from '../lib/log.ts';
+import { defaultListenHost } from './listen.ts';
 import { readFile } from 'node:fs/promises';
 import { FileSource, StreamSource, resolveOptions, startProxy, DEFAULT_OPTIONS, type ProxyOptions, type ProxyHandle, type RoutingSource } from '../proxy/index.ts';
 
@@ -38,6 +39,7 @@ interface Flags {
   proxyName?: string;
   tokenFile?: string;
   operatorCa?: string;
+  allowPlaintextStream?: boolean;
   stateDir?: string;
   maxStateAge: number;
   httpPort: number; httpsPort: number; adminPort: number; host: string; adminHost: string;
@@ -68,13 +70,14 @@ export function registerProxy(program: Command): void {
     .option('--proxy-name <name>', 'this proxy\'s name on the stream (its pod name in a cluster)', process.env.POD_NAME)
     .option('--token-file <file>', 'bearer token for the stream, re-read on every connect (a projected ServiceAccount token)')
     .option('--operator-ca <file>', 'PEM CA bundle that signs the operator\'s stream certificate')
+    .option('--allow-plaintext-stream', 'accept ws:// operator URLs (local development only; the token travels unencrypted)')
     .option('--state-dir <dir>', 'keep last-known-good routing here (use a memory-backed volume: it holds TLS keys)')
     .option('--max-state-age <duration>', 'last-known-good routing older than this is not served on start', duration, 24 * 3600 * 1000)
     .option('--http-port <port>', 'plain HTTP listener', int, d.httpPort)
     .option('--https-port <port>', 'HTTPS listener', int, d.httpsPort)
     .option('--admin-port <port>', '/healthz, /readyz and /metrics', int, d.adminPort)
     .option('--host <address>', 'address the traffic listeners bind to', d.host)
-    .option('--admin-host <address>', 'address the admin listener binds to', d.adminHost)
+    .option('--admin-host <address>', 'address the admin listener binds to (default: 0.0.0.0 in a pod, else 127.0.0.1)', defaultListenHost())
     .option('--workers <n>', 'worker processes (default: one per core)', int, availableParallelism())
     .option('--trusted-proxies <cidrs>', 'comma-separated CIDRs whose X-Forwarded-* headers are believed')
     .option('--proxy-protocol [listeners]', 'expect a PROXY protocol v1/v2 header on http, https (default both)')
@@ -121,9 +124,15 @@ export function registerProxy(program: Command): void {
         log.fatal({}, 'exactly one of --from-files or --operator is required');
         process.exit(2);
       }
+      const plain = (flags.operator ?? '').split(',').map((u) => u.trim()).filter((u) => u.toLowerCase().startsWith('ws://'));
+      if (plain.length > 0 && !flags.allowPlaintextStream) {
+        log.fatal({ urls: plain }, '--operator: plain ws:// sends the stream token unencrypted; use wss:// (with --operator-ca), or --allow-plaintext-stream for local development');
+        process.exit(2);
+      }
       let handle: ProxyHandle | undefined;
       const source: RoutingSource = flags.operator ? new StreamSource({
         url: flags.operator.split(',').map((u) => u.trim()).filter(Boolean),
+        ...(flags.allowPlaintextStream ? { allowPlaintext: true } : {}),
         proxyName: flags.proxyName ?? 'proxy',
         ...(flags.tokenFile ? { token: async () => (await readFile(flags.tokenFile!, 'utf8')).trim() } : {}),
         ...(flags.operatorCa ? { ca: await readFile(flags.operatorCa, 'utf8') } : {}),

@@ -7,8 +7,11 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
-import { pino } from 'pino';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { pino, type Logger } from 'pino';
 import { Operator, MemoryObjectSource, tokenFileAuthenticator, type Authenticator } from '../../operator/index.ts';
+import { StreamServer } from '../../operator/stream/server.ts';
 import { StreamSource } from '../../proxy/source/stream.ts';
 import { SUBPROTOCOL, CLOSE, type KubeObject } from '../../core/index.ts';
 import { ingress, service, slice } from '../support/objects.ts';
@@ -22,7 +25,7 @@ const dir = mkdtempSync(join(tmpdir(), 'vane-stream-hardening-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
 
 /** logs collects the operator's log lines, parsed. */
-function capture(): { logger: ReturnType<typeof pino>; lines: { msg: string; [k: string]: unknown }[] } {
+function capture(): { logger: Logger; lines: { msg: string; [k: string]: unknown }[] } {
   const lines: { msg: string }[] = [];
   return { lines, logger: pino({ level: 'info' }, { write: (line: string) => { lines.push(JSON.parse(line) as { msg: string }); } }) };
 }
@@ -176,6 +179,39 @@ test('failed authentications are rate-limited per address (429 before any review
     assert.equal(await metric(operator, /^vane_operator_stream_rejections_total\{reason="unauthenticated"\} (\d+)/m), '25');
   } finally {
     await operator.close();
+  }
+});
+
+test('authentications in progress are capped: one more is answered 503 at once, before any review', async () => {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  let release!: () => void;
+  const held = new Promise<void>((resolve) => { release = resolve; });
+  let pending = 0;
+  const stream = new StreamServer({
+    server, logger: pino({ level: 'silent' }), maxPendingAuthentications: 2, onRejected: (reason) => rejected.push(reason),
+    authenticate: async () => { pending++; await held; return { ok: true, proxy: 'proxy-a' }; },
+  });
+  const rejected: string[] = [];
+  const url = `ws://127.0.0.1:${(server.address() as AddressInfo).port}/stream`;
+  try {
+    const waiting = [dial(url, 'a'), dial(url, 'b')];
+    await eventually('two authentications in progress', () => pending === 2);
+    const status = await new Promise<number>((resolve) => {
+      const ws = new WebSocket(url, SUBPROTOCOL);
+      ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); ws.terminate(); });
+      ws.on('error', () => undefined);
+      ws.on('open', () => resolve(101));
+    });
+    assert.equal(status, 503);
+    assert.deepEqual(rejected, ['busy']);
+    release();
+    await Promise.all(waiting.map((c) => c.open));
+    for (const c of waiting) c.ws.close();
+  } finally {
+    await stream.close();
+    server.closeAllConnections();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
   }
 });
 

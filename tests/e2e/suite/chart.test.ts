@@ -137,6 +137,7 @@ test('the default install is accepted by the API server, CRD included, and names
   // The names the operator, the proxies and the webhook find each other by.
   const operator = podSpec(find(objects, 'Deployment', 'vane-operator')).containers[0]!.args!;
   for (const flag of [
+    '--stream-host=0.0.0.0', '--admin-host=0.0.0.0',
     `--lease-namespace=${ns}`, '--lease-name=vane-operator', '--identity=$(POD_NAME)',
     `--stream-tls-secret=${ns}/vane-stream-tls`, `--stream-ca-configmap=${ns}/vane-stream-ca`,
     `--stream-dns-name=vane-operator.${ns}.svc`, `--stream-dns-name=vane-operator.${ns}.svc.cluster.local`,
