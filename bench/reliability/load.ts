@@ -92,7 +92,8 @@ export class Balancer {
   }
 }
 
-export interface Reply { status: number; backend: string | null; path: string | null; body: string }
+/** Reply is an answer, or (status 0) the error that stood in for one. */
+export interface Reply { status: number; backend: string | null; path: string | null; body: string; error?: string }
 
 export interface Sent { method: string; path: string; host: string; headers?: Record<string, string>; body?: string }
 
@@ -116,7 +117,7 @@ export interface LoadOptions {
 export interface LoadStats {
   requests: number;
   failed: number;
-  /** Failures by class ("status 502", "ECONNRESET", or what a check said). */
+  /** Failures by class (what the check said: "status 502", "ECONNRESET", …). */
   failures: Record<string, number>;
   /** The first few failures, each with when and where. */
   examples: string[];
@@ -132,7 +133,12 @@ export interface Load {
   stop(): Promise<LoadStats>;
 }
 
-function send(sent: Sent, target: Target, agent: Agent, timeoutMs: number): Promise<Reply | { error: string }> {
+const failed = (error: string): Reply => ({ status: 0, backend: null, path: null, body: '', error });
+
+/** defaultCheck fails errors and answers other than 2xx. */
+export const defaultCheck: Check = (r) => r.error ?? (r.status >= 200 && r.status < 300 ? null : `status ${r.status}`);
+
+function send(sent: Sent, target: Target, agent: Agent, timeoutMs: number): Promise<Reply> {
   return new Promise((resolve) => {
     const body = sent.body;
     const req = request({
@@ -147,10 +153,10 @@ function send(sent: Sent, target: Target, agent: Agent, timeoutMs: number): Prom
         try { parsed = JSON.parse(text) as typeof parsed; } catch { parsed = {}; }
         resolve({ status: res.statusCode ?? 0, backend: parsed.backend ?? null, path: parsed.path ?? null, body: text });
       });
-      res.on('error', (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message }));
+      res.on('error', (err: NodeJS.ErrnoException) => resolve(failed(err.code ?? err.message)));
     });
-    req.on('timeout', () => req.destroy(Object.assign(new Error('timeout'), { code: 'TIMEOUT' })));
-    req.on('error', (err: NodeJS.ErrnoException) => resolve({ error: err.code ?? err.message }));
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', (err: NodeJS.ErrnoException) => resolve(failed(err.code ?? err.message)));
     req.end(body);
   });
 }
@@ -184,11 +190,11 @@ export function startLoad(o: LoadOptions): Load {
       const sentAt = Date.now();
       const r = await send(sent, picked.target, picked.agent, o.timeoutMs ?? 10_000);
       const doneAt = Date.now();
-      if ('error' in r) { fail(r.error, `${sent.method} ${sent.host}${sent.path} via ${picked.target.name}`); continue; }
-      stats.byStatus[r.status] = (stats.byStatus[r.status] ?? 0) + 1;
+      const status = r.error ?? String(r.status);
+      stats.byStatus[status] = (stats.byStatus[status] ?? 0) + 1;
       if (r.backend) stats.byBackend[r.backend] = (stats.byBackend[r.backend] ?? 0) + 1;
-      const problem = o.check ? o.check(r, sent, { sentAt, doneAt, proxy: picked.target.name }) : (r.status >= 200 && r.status < 300 ? null : `status ${r.status}`);
-      if (problem) fail(problem, `${sent.method} ${sent.host}${sent.path} via ${picked.target.name} → ${r.status} ${r.backend ?? ''} ${r.path ?? r.body.slice(0, 120)}`);
+      const problem = (o.check ?? defaultCheck)(r, sent, { sentAt, doneAt, proxy: picked.target.name });
+      if (problem) fail(problem, `${sent.method} ${sent.host}${sent.path} via ${picked.target.name} → ${status} ${r.backend ?? ''} ${r.path ?? r.body.slice(0, 120)}`);
     }
   };
   const loops = Array.from({ length: o.concurrency }, (_, k) => loop(k));

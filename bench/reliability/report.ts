@@ -2,13 +2,16 @@
 import type { LoadStats } from './load.ts';
 
 export interface Result {
-  id: number;
+  /** The issue's scenario number; a scenario in parts has a letter per part (3a, 3b). */
+  id: string;
   name: string;
   requests: number;
   durationMs: number;
   faults: string;
   /** Requests that failed or were answered wrongly (a check said why). */
   failed: number;
+  /** failedDetail splits `failed` when some failures are the scenario's expected remainder. */
+  failedDetail?: string;
   /** What breaks the scenario's promise; empty when it holds. */
   problems: string[];
   /** What the table cannot hold: timings, what remains, peaks. */
@@ -43,7 +46,7 @@ export function percentile(xs: number[], p: number): number {
 export function table(results: Result[]): string {
   const rows = [
     ['#', 'scenario', 'load held (requests, rate, time)', 'faults injected', 'failed', 'verdict'],
-    ...results.map((r) => [String(r.id), r.name, `${r.requests}, ${rate(r.requests, r.durationMs)}, ${seconds(r.durationMs)}`, r.faults, String(r.failed), verdict(r)]),
+    ...results.map((r) => [r.id, r.name, `${r.requests}, ${rate(r.requests, r.durationMs)}, ${seconds(r.durationMs)}`, r.faults, `${r.failed}${r.failedDetail ? ` (${r.failedDetail})` : ''}`, verdict(r)]),
   ];
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
   const line = (row: string[]): string => `| ${row.map((cell, i) => cell.padEnd(widths[i]!)).join(' | ')} |`;

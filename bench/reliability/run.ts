@@ -17,7 +17,7 @@ const { values } = parseArgs({ options: {
   scale: { type: 'string', default: 'long' }, only: { type: 'string' }, proxies: { type: 'string' },
 } });
 const scale = values.scale === 'short' ? SHORT : LONG;
-const only = values.only ? new Set(values.only.split(',').map(Number)) : null;
+const only = values.only ? new Set(values.only.split(',')) : null;
 const skip = e2eSkip || netnsSkip;
 if (skip) {
   console.error(`cannot run: ${skip}`);
@@ -31,7 +31,7 @@ const world = await World.create({
 const results: Result[] = [];
 try {
   for (const s of SCENARIOS) {
-    if (only && !only.has(s.id)) continue;
+    if (only && !only.has(s.id) && !only.has(s.id.replace(/[a-z]$/, ''))) continue;
     log(`scenario ${s.id}: ${s.name} (${scale.name})`);
     const r = await s.run(world, scale);
     results.push(r);

@@ -42,6 +42,8 @@ export interface OperatorSlot {
   process: OperatorProcess | null;
   start(): Promise<void>;
   kill(): Promise<void>;
+  /** stop is a graceful stop: the lease is released. */
+  stop(): Promise<void>;
 }
 
 export interface ProxySlot {
@@ -99,6 +101,7 @@ export class World {
   readonly operators: OperatorSlot[] = [];
   readonly proxies: ProxySlot[] = [];
   readonly backends = new Map<string, EchoBackend>();
+  private readonly dead = new Set<string>();
   readonly balancer: Balancer;
   readonly hosts: { main: string; pool: string; shop: string };
   /** states[j] is the main host's routing after change j; states[0] is the initial one. */
@@ -175,6 +178,7 @@ export class World {
             ['--stream-port', String(streamPort), '--admin-port', String(slot.adminPort)]);
         },
         kill: async () => { await slot.process?.stop('SIGKILL'); slot.process = null; },
+        stop: async () => { await slot.process?.stop('SIGTERM'); slot.process = null; },
       };
       this.operators.push(slot);
       this.closers.push(async () => { await slot.process?.stop(); });
@@ -221,8 +225,18 @@ export class World {
   async addBackend(name: string): Promise<EchoBackend> {
     const b = await startEchoBackend(name);
     this.backends.set(name, b);
-    this.closers.push(() => b.close());
+    this.closers.push(async () => { if (!this.dead.has(name)) await b.close(); });
     return b;
+  }
+
+  /**
+   * killBackend is a pod's death: its process SIGKILLed and its network gone at once, so the
+   * address answers nothing (EHOSTUNREACH) while the EndpointSlice still lists it.
+   */
+  killBackend(name: string): void {
+    this.dead.add(name);
+    // Its slot may be claimed again by the next backend: it is never torn down a second time.
+    this.backends.get(name)!.netns.destroySync();
   }
 
   service(name: string, backends: string[]): object[] {
@@ -267,6 +281,7 @@ export class World {
 
   /** stateOf reads which main-host state an answer belongs to, or says why it belongs to none. */
   stateOf(r: Reply): MainState | string {
+    if (r.error) return r.error;
     if (r.status !== 200) return `status ${r.status}`;
     const m = /^\/v(\d+)\//.exec(r.path ?? '');
     if (!m || (r.backend !== STABLE && r.backend !== CANARY)) return `not a main-host answer: ${r.backend} ${r.path}`;

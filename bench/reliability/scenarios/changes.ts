@@ -28,7 +28,7 @@ export async function changes(w: World, s: Scale): Promise<Result> {
   const stats = await load.stop();
   problems.push(...failureProblems('load on the main host', stats));
   return {
-    id: 1, name: 'route and canary changes', requests: stats.requests, durationMs: stats.durationMs,
+    id: '1', name: 'route and canary changes', requests: stats.requests, durationMs: stats.durationMs,
     faults: `${counts.route} route + ${counts.canary} canary changes`, failed: stats.failed, problems,
     notes: [`change → every proxy serves it: p50 ${percentile(converged, 50)} ms, p99 ${percentile(converged, 99)} ms, max ${Math.max(0, ...converged)} ms; answers by backend ${JSON.stringify(stats.byBackend)}`],
   };

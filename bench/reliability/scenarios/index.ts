@@ -3,11 +3,22 @@ import type { Result } from '../report.ts';
 import type { World } from '../world.ts';
 import type { Scale } from './scale.ts';
 import { changes } from './changes.ts';
+import { rolling } from './rolling.ts';
+import { leaderPartition, operatorKills } from './operators.ts';
+import { lastKnownGood } from './lkg.ts';
+import { endpointDeath } from './endpoint.ts';
+import { canaryRollback } from './canary.ts';
 
 export { SHORT, LONG, type Scale } from './scale.ts';
 
-export interface Scenario { id: number; name: string; run(w: World, s: Scale): Promise<Result> }
+export interface Scenario { id: string; name: string; run(w: World, s: Scale): Promise<Result> }
 
 export const SCENARIOS: Scenario[] = [
-  { id: 1, name: 'route and canary changes', run: changes },
+  { id: '1', name: 'route and canary changes', run: changes },
+  { id: '2', name: 'rolling restart of every proxy', run: rolling },
+  { id: '3a', name: 'operator leader SIGKILLed, restarted', run: operatorKills },
+  { id: '3b', name: 'operator leader partitioned', run: leaderPartition },
+  { id: '4', name: 'proxies restarted, operators down', run: lastKnownGood },
+  { id: '5', name: 'backend endpoint dies', run: endpointDeath },
+  { id: '8', name: 'canary rollback', run: canaryRollback },
 ];
