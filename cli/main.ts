@@ -38,7 +38,7 @@ export function buildProgram(): Command {
 
   program.command('explain')
     .description('show which Ingress, rule and backend a request reaches, and why')
-    .requiredOption('--from-files <dir>', 'directory of manifests')
+    .requiredOption('--from-files <path>', 'file or directory of manifests')
     .argument('<url>', 'request URL, e.g. http://shop.example.com/cart')
     .option('-H, --header <header>', 'request header "Name: value" (repeatable)', collect, [])
     .option('--cookie <cookie>', 'request cookie name=value (repeatable)', collect, [])

@@ -89,6 +89,25 @@ test('a problem is logged once, not on every read while it stays', async () => {
   assert.equal(w.logs.filter((l) => l.file === join(w.dir, 'bad.yaml') && l.msg.includes(': line ')).length, 1, JSON.stringify(w.logs));
 });
 
+test('a file named directly is watched alone: its edits apply, a file beside it is not read', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vane-watch-file-'));
+  const file = join(dir, 'one.manifest');
+  writeFileSync(file, service('one'));
+  writeFileSync(join(dir, 'other.yaml'), service('other'));
+  const names: string[] = [];
+  const watcher = new ManifestWatcher({ paths: [file], logger: pino({ level: 'silent' }), quietMs: 10, maxHoldMs: 50 });
+  try {
+    await watcher.start((changes) => { for (const o of changes.set) names.push(`${o.metadata?.name}:${JSON.stringify((o as { spec?: unknown }).spec)}`); });
+    assert.deepEqual(names, ['one:{"ports":[{"port":80}]}']);
+    writeFileSync(file, service('one', 81));
+    await eventually('the edit applied', () => names.includes('one:{"ports":[{"port":81}]}'), 5_000);
+    assert.ok(!names.some((n) => n.startsWith('other:')));
+  } finally {
+    await watcher.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('the coalescer runs after a quiet time, and a steady trickle of changes waits no longer than the hold-off', () => {
   mock.timers.enable({ apis: ['setTimeout', 'Date'] });
   try {
