@@ -18,10 +18,10 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
-import { get } from 'node:http';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { waitHttp } from '../support/http.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SECONDS = Number(process.env.VANE_AB_SECONDS ?? 3);
@@ -44,18 +44,6 @@ async function freePort(): Promise<number> {
   const port = (s.address() as AddressInfo).port;
   await new Promise((r) => s.close(r));
   return port;
-}
-
-async function waitHttp(port: number, host: string, path = '/'): Promise<void> {
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const ok = await new Promise<boolean>((done) => {
-      get({ host: '127.0.0.1', port, path, headers: { host }, agent: false }, (res) => { res.resume(); done(res.statusCode === 200); }).on('error', () => done(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing answers 200 on port ${port}${path}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 function manifests(upstreamPort: number): object {

@@ -32,11 +32,11 @@ import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type AddressInfo } from 'node:net';
-import { get } from 'node:http';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildWorld } from '../support/world.ts';
+import { waitHttp } from '../support/http.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const QUICK = process.env.VANE_BENCH_QUICK === '1';
@@ -79,18 +79,6 @@ async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'
   const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
   await exited;
   clearTimeout(timer);
-}
-
-async function waitHttp(port: number, host: string, path = '/'): Promise<void> {
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    const ok = await new Promise<boolean>((resolve) => {
-      get({ host: '127.0.0.1', port, path, headers: { host }, agent: false }, (res) => { res.resume(); resolve(res.statusCode === 200); }).on('error', () => resolve(false));
-    });
-    if (ok) return;
-    if (Date.now() > deadline) throw new Error(`nothing answers 200 on port ${port}${path}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /**

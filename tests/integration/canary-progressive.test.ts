@@ -15,7 +15,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runTraffic, type SecondStats } from '../../examples/progressive/traffic.ts';
-import { freePortRange } from '../support/wait.ts';
+import { eventually, freePortRange, type EventuallyOptions } from '../support/wait.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const EXAMPLE = join(ROOT, 'examples', 'progressive');
@@ -93,7 +93,7 @@ async function startDemo(): Promise<Demo> {
   };
   const demo = { dir, http, stable, canary, events, child, output, applyCanary, stop };
   try {
-    await until('vane up to report a converged fleet', () => output.some((l) => l.includes('fleet converged')), 60_000, demo);
+    await eventually('vane up to report a converged fleet', () => output.some((l) => l.includes('fleet converged')), 60_000, watched(demo));
   } catch (err) {
     await stop();
     throw err;
@@ -101,13 +101,12 @@ async function startDemo(): Promise<Demo> {
   return demo;
 }
 
-async function until(what: string, probe: () => boolean, timeoutMs: number, demo?: Demo): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!probe()) {
-    if (demo && demo.child.exitCode !== null) throw new Error(`vane up exited (${demo.child.exitCode}) while waiting for ${what}:\n${demo.output.slice(-30).join('\n')}`);
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${demo ? `:\n${demo.output.slice(-30).join('\n')}` : ''}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
+/** watched: wait options that stop as soon as vane up exits and show its last output on failure. */
+function watched(demo: Demo): EventuallyOptions {
+  return {
+    giveUp: () => (demo.child.exitCode ?? demo.child.signalCode) !== null && `vane up exited (${demo.child.exitCode ?? demo.child.signalCode})`,
+    detail: () => `its last output:\n${demo.output.slice(-30).join('\n')}`,
+  };
 }
 
 function post(port: number, path: string, body: unknown): Promise<number> {
@@ -128,7 +127,7 @@ async function shopTraffic(demo: Demo, signal: AbortSignal, rps = 40): Promise<{
     ports: [demo.http, demo.http + 1], host: 'shop.example.com', path: '/checkout', rps, durationMs: SCENARIO_MS, signal,
     onSecond: (s) => seconds.push({ ...s, startMs: t0 + s.second * 1000 }),
   });
-  await until('traffic to flow', () => seconds.length > 0, 5000);
+  await eventually('traffic to flow', () => seconds.length > 0, 5000);
   return { seconds, traffic };
 }
 
@@ -150,9 +149,9 @@ test('a healthy canary walks 10 → 25 → 50 one interval at a time, the traffi
   try {
     const { seconds, traffic } = await shopTraffic(demo, ac.signal);
     demo.applyCanary();
-    await until('the canary to be promoted', () => demo.events.some((e) => e.reason === 'Promoted'), SCENARIO_MS, demo);
+    await eventually('the canary to be promoted', () => demo.events.some((e) => e.reason === 'Promoted'), SCENARIO_MS, watched(demo));
     const promotedAt = demo.events.find((e) => e.reason === 'Promoted')!.atMs;
-    await until('two whole seconds of traffic after the promotion', () => seconds.filter((x) => x.startMs >= promotedAt + 1500).length >= 2, 10_000, demo);
+    await eventually('two whole seconds of traffic after the promotion', () => seconds.filter((x) => x.startMs >= promotedAt + 1500).length >= 2, 10_000, watched(demo));
     ac.abort();
     const totals = await traffic;
 
@@ -195,7 +194,7 @@ test('a canary backend that starts failing is rolled back within threshold × in
     // CI machine) could fall short, hold as NoData and make the rollback an interval late.
     const { seconds, traffic } = await shopTraffic(demo, ac.signal, 100);
     demo.applyCanary();
-    await until('the rollback', () => demo.events.some((e) => e.reason === 'ThresholdReached'), SCENARIO_MS, demo);
+    await eventually('the rollback', () => demo.events.some((e) => e.reason === 'ThresholdReached'), SCENARIO_MS, watched(demo));
     const first = demo.events.find((e) => e.reason === 'StepAdvanced')!;
     const failed = demo.events.find((e) => e.reason === 'ThresholdReached')!;
     assert.ok(failed.atMs - first.atMs <= 2 * INTERVAL_MS + 3000, `rolled back ${failed.atMs - first.atMs} ms after the first step (threshold 2 × 10 s)`);
@@ -203,7 +202,7 @@ test('a canary backend that starts failing is rolled back within threshold × in
     assert.deepEqual(demo.events.map((e) => e.reason), ['Started', 'StepAdvanced', 'CheckFailed', 'ThresholdReached']);
     assert.match(demo.events[2]!.message, /success-rate: \d+(\.\d+)?% of \d+ requests succeeded \(min 95%\)/);
     // Once the proxies have ACKed the version without the split (well within 2 s), nothing reaches the canary.
-    await until('three whole seconds of traffic after the rollback settled', () => seconds.filter((s) => s.startMs >= failed.atMs + 2000).length >= 3, 10_000, demo);
+    await eventually('three whole seconds of traffic after the rollback settled', () => seconds.filter((s) => s.startMs >= failed.atMs + 2000).length >= 3, 10_000, watched(demo));
     ac.abort();
     await traffic;
     const since = share(seconds, failed.atMs + 2000, Date.now());

@@ -17,6 +17,7 @@ import { createServer as createNetServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { eventually } from '../support/wait.ts';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
 const script = join(root, 'scripts', 'build-image.sh');
@@ -205,12 +206,9 @@ test('a proxy serves from the image with a read-only root and a tmpfs /tmp', { s
   child.stderr.on('data', (c: Buffer) => { output += c.toString(); });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
   try {
-    let ready = false;
-    for (let i = 0; i < 100 && !ready && child.exitCode === null; i++) {
-      try { ready = (await get(admin, '/readyz')).status === 200; } catch { /* not listening yet */ }
-      if (!ready) await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.ok(ready, `the proxy never became ready:\n${output}`);
+    await eventually('the proxy to be ready', async () => (await get(admin, '/readyz')).status === 200, 10_000, {
+      intervalMs: 100, giveUp: () => child.exitCode !== null && `it exited with ${child.exitCode}`, detail: () => output,
+    });
     const ps = ok(run('ps', ['-o', 'user=,args=', '-g', String(child.pid)]), 'ps');
     assert.match(ps, /^65532 +\/usr\/local\/bin\/node .*\/app\/dist\/proxy\/worker-main\.js/m, `no worker from dist/ as 65532:\n${ps}`);
     // The quickstart's backends are not running here: the worker answers for them itself.

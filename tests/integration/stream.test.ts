@@ -12,20 +12,11 @@ import { StreamSource } from '../../proxy/source/stream.ts';
 import type { RoutingUpdate } from '../../proxy/source/source.ts';
 import { buildRouteTable, match, compile, hashValue, SUBPROTOCOL, CLOSE, type KubeObject, type HashedResource } from '../../core/index.ts';
 import { ingress, service, slice, tlsSecret } from '../support/objects.ts';
+import { eventually } from '../support/wait.ts';
 import { selfSigned } from '../support/tls.ts';
 import { createLogger } from '../../lib/log.ts';
 
 const logger = createLogger('test', 'silent');
-
-async function eventually<T>(what: string, probe: () => T | undefined | null | false, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
 
 let dir: string;
 let tokens: string;

@@ -2,14 +2,38 @@
 import { readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 
-/** eventually polls probe every intervalMs until it returns a truthy value, or throws after timeoutMs. */
-export async function eventually<T>(what: string, probe: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 20_000, intervalMs = 50): Promise<T> {
+/** Probe answers a truthy value once what is awaited holds; a falsy one or a throw means not yet. */
+export type Probe<T> = () => Promise<T | null | undefined | false> | T | null | undefined | false;
+
+export interface EventuallyOptions {
+  intervalMs?: number;
+  /** detail is appended to the timeout's message: what the caller knows that the probe does not say (a process's last log lines). */
+  detail?: () => string;
+  /** giveUp names a reason to stop waiting at once (the process that should answer has exited), or returns nothing. */
+  giveUp?: () => string | null | undefined | false;
+}
+
+/**
+ * eventually polls probe until it returns a truthy value, and throws after timeoutMs. A probe
+ * that throws is asked again (what it reads may not be up yet), so a probe may assert: the
+ * timeout's message carries its last error, or its last value when that says more than
+ * `false`, so that a failure shows how far the wait got.
+ */
+export async function eventually<T>(what: string, probe: Probe<T>, timeoutMs = 20_000, options: EventuallyOptions = {}): Promise<T> {
+  const { intervalMs = 50, detail, giveUp } = options;
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    let value: T | null | undefined | false = null;
-    try { value = await probe(); } catch { value = null; }
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
+    let last: string | null = null;
+    try {
+      const value = await probe();
+      if (value) return value;
+      if (value !== false && value !== null && value !== undefined) last = `last value ${JSON.stringify(value)}`;
+    } catch (err) {
+      last = `last error: ${err instanceof Error ? err.message : String(err)}`;
+    }
+    const reason = giveUp?.();
+    const failure = reason ? `gave up waiting for ${what}: ${reason}` : Date.now() > deadline ? `timed out after ${timeoutMs} ms waiting for ${what}` : null;
+    if (failure) throw new Error([failure, last, detail?.()].filter(Boolean).join('; '));
     await new Promise((r) => setTimeout(r, intervalMs));
   }
 }

@@ -10,6 +10,7 @@ import { fileURLToPath } from 'node:url';
 import { onExitSync } from '../../../devtools/controlplane/index.ts';
 import { createNetns, destroyAllNetnsSync, releaseIfIdle, type Netns } from '../../../devtools/netns.ts';
 import { runId } from './run.ts';
+import { eventually } from '../../support/wait.ts';
 
 const ECHO = fileURLToPath(new URL('../../../devtools/echo.ts', import.meta.url));
 const READY_TIMEOUT_MS = 10_000;
@@ -93,13 +94,10 @@ export async function startEchoBackend(name: string, opts: { port?: number } = {
     child.stdout?.destroy();
     child.unref();
     const url = `http://${netns.address}:${port}`;
-    const deadline = Date.now() + READY_TIMEOUT_MS;
-    for (;;) {
-      const r = await httpJson<{ backend?: string }>(`${url}/__echo/state`, { timeoutMs: 1_000 }).catch(() => null);
-      if (r?.status === 200 && r.body.backend === name) break;
-      if (Date.now() >= deadline) throw new Error(`echo backend ${name} at ${url} is not reachable from the host`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
+    await eventually(`echo backend ${name} at ${url} to be reachable from the host`, async () => {
+      const r = await httpJson<{ backend?: string }>(`${url}/__echo/state`, { timeoutMs: 1_000 });
+      return r.status === 200 && r.body.backend === name;
+    }, READY_TIMEOUT_MS);
     const control = async (path: string, body?: unknown): Promise<void> => {
       const r = await httpJson(`${url}/__echo/${path}`, { method: 'POST', body: body ?? {} });
       if (r.status !== 200) throw new Error(`echo backend ${name}: POST /__echo/${path}: ${r.status} ${r.text}`);

@@ -8,6 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { e2eSkip, netnsSkip } from '../harness/index.ts';
 import { canaryFile, converged, binomialOk, NAME, everySecond } from './canary-support.ts';
+import { eventually } from '../../support/wait.ts';
 import { FINALIZER } from '../../../core/index.ts';
 
 const skip = e2eSkip || netnsSkip;
@@ -43,13 +44,8 @@ test('deleting a promoted canary steps traffic back one interval per rung, then 
     await world().until('the fleet at weight 0', (c) => converged(c) && c.status?.proxies?.converged === 2);
     assert.deepEqual((await world().send(100)).byBackend, { [NAME]: 100 });
 
-    const gone = Date.now() + 30_000;
-    for (;;) {
-      const r = await world().c.api('GET', `/apis/vane.dev/v1alpha1/namespaces/${world().ns}/canaries/${NAME}`);
-      if (r.status === 404) break;
-      assert.ok(Date.now() < gone, 'the finalizer was released after a passing interval at 0');
-      await new Promise((res) => setTimeout(res, 250));
-    }
+    await eventually('the finalizer to be released after a passing interval at 0',
+      async () => (await world().c.api('GET', `/apis/vane.dev/v1alpha1/namespaces/${world().ns}/canaries/${NAME}`)).status === 404, 30_000, { intervalMs: 250 });
     const reasons = (await world().events()).map((e) => e.reason);
     assert.deepEqual(reasons.slice(reasons.indexOf('Promoted') + 1), ['Retiring', 'Retiring', 'Retired']);
   } finally {

@@ -12,8 +12,8 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync, renameSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { e2eSkip, netnsSkip } from '../harness/index.ts';
-import { canaryWorld, condition, eventually, NAME, type CanaryWorld, everySecond } from './canary-support.ts';
-import { freePortRange } from '../../support/wait.ts';
+import { canaryWorld, condition, NAME, type CanaryWorld, everySecond } from './canary-support.ts';
+import { eventually, freePortRange } from '../../support/wait.ts';
 
 const PROMETHEUS = '/usr/bin/prometheus';
 function prometheusSkip(): string | false {

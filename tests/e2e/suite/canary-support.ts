@@ -15,7 +15,7 @@ import { envWithoutProxies } from '../../../devtools/controlplane/index.ts';
 import { cluster, fileNamespace, startEchoBackend, type Cluster, type EchoBackend, type KubectlResult } from '../harness/index.ts';
 import { setupFleet, startOperator, startProxy, type Fleet, type OperatorProcess, type ProxyProcess } from '../harness/vane.ts';
 import type { Canary, CanarySpec } from '../../../core/index.ts';
-import { freePortRange } from '../../support/wait.ts';
+import { eventually, freePortRange } from '../../support/wait.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const NAME = 'checkout';
@@ -75,21 +75,6 @@ export function everySecond(maxMs: number, send: () => Promise<unknown>): { stop
     }
   })();
   return { stop: async () => { running = false; await loop; } };
-}
-
-export async function eventually<T>(what: string, probe: () => Promise<T | null | false | undefined>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await probe();
-      if (v) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs / 1000}s waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
 }
 
 export function condition(c: Canary, type: string): { status?: string; reason?: string; message?: string } {
@@ -184,9 +169,9 @@ export async function canaryWorld(fileUrl: string, opts: CanaryWorldOptions = {}
       closers.push(() => p.stop());
       proxies[i] = p;
       let last = 0;
-      await eventually(`proxy ${i} to serve`, async () => (last = (await get(p.http, '/', {})).status) === 200, 30_000).catch((err: Error) => {
-        // What the proxy said is what tells a slow start from a broken one.
-        throw new Error(`${err.message} (last status ${last}); its last log lines:\n${p.lines.slice(-20).join('\n')}`);
+      // What the proxy said is what tells a slow start from a broken one.
+      await eventually(`proxy ${i} to serve`, async () => (last = (await get(p.http, '/', {})).status) === 200, 30_000, {
+        intervalMs: 200, detail: () => `last status ${last}; its last log lines:\n${p.lines.slice(-20).join('\n')}`,
       });
       return p;
     };
@@ -212,11 +197,9 @@ export async function canaryWorld(fileUrl: string, opts: CanaryWorldOptions = {}
       },
       async until(what, probe, timeoutMs = 30_000, name = NAME) {
         let last: Canary | null = null;
-        try {
-          return await eventually(what, async () => { last = await world.get(name); return probe(last) ? last : null; }, timeoutMs);
-        } catch (err) {
-          throw new Error(`${(err as Error).message}; last status: ${JSON.stringify((last as Canary | null)?.status ?? null)}`);
-        }
+        return eventually(what, async () => { last = await world.get(name); return probe(last) ? last : null; }, timeoutMs, {
+          intervalMs: 200, detail: () => `last status: ${JSON.stringify((last as Canary | null)?.status ?? null)}`,
+        });
       },
       async send(n, o = {}) {
         const via = o.via ?? proxies.map((_, i) => i).filter((i) => proxies[i]);

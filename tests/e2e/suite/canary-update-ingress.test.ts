@@ -7,7 +7,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { e2eSkip, netnsSkip } from '../harness/index.ts';
-import { canaryFile, condition, converged, eventually, NAME } from './canary-support.ts';
+import { canaryFile, condition, converged, NAME } from './canary-support.ts';
+import { eventually } from '../../support/wait.ts';
 import type { Ingress } from '../../../core/index.ts';
 
 const skip = e2eSkip || netnsSkip;
@@ -32,5 +33,5 @@ test('UpdateIngress: the Ingress is patched to the canary Service, the split rem
   assert.deepEqual((await world().send(100)).byBackend, { [CANARY]: 100 }, 'the Ingress names the new version: nothing flips back');
   const stepDowns = (await world().events()).filter((e) => e.reason === 'Retiring');
   assert.deepEqual(stepDowns, [], 'no step-down was needed');
-  await eventually('the Canary gone', async () => (await world().c.api('GET', `/apis/vane.dev/v1alpha1/namespaces/${world().ns}/canaries/${NAME}`)).status === 404);
+  await eventually('the Canary gone', async () => (await world().c.api('GET', `/apis/vane.dev/v1alpha1/namespaces/${world().ns}/canaries/${NAME}`)).status === 404, 30_000);
 });

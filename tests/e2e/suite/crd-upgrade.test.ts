@@ -18,7 +18,8 @@ import { join } from 'node:path';
 import { parse, parseAllDocuments } from 'yaml';
 import { envWithoutProxies } from '../../../devtools/controlplane/index.ts';
 import { cluster, e2eSkip, fileNamespace, type Cluster } from '../harness/index.ts';
-import { ROOT, installCrds, waitFor } from './webhook-support.ts';
+import { ROOT, installCrds } from './webhook-support.ts';
+import { eventually } from '../../support/wait.ts';
 
 const CRD_FILE = join(ROOT, 'crds/canaries.vane.dev.yaml');
 const CHART = join(ROOT, 'charts/vane');
@@ -98,7 +99,7 @@ test('a CRD upgrade with `kubectl apply --server-side --force-conflicts` restore
     specSchema(older).properties!.legacy = { type: 'string', description: 'Dropped since.' };
     older.metadata.resourceVersion = (await readCrd()).metadata.resourceVersion!;
     await c.kubectlOk(['replace', '--field-manager=helm', '-f', '-'], { input: JSON.stringify(older) });
-    await waitFor(`the API server to serve the older schema (spec.${REMOVED} unknown)`, () => unknownPaused());
+    await eventually(`the API server to serve the older schema (spec.${REMOVED} unknown)`, () => unknownPaused());
     const during = await c.kubectl(['-n', ns, 'get', 'canaries.vane.dev', 'checkout', '-o', 'json']);
     assert.equal(during.code, 0, 'the Canary is still there under the older CRD');
     const seen = JSON.parse(during.stdout) as typeof stored;
@@ -120,7 +121,7 @@ test('a CRD upgrade with `kubectl apply --server-side --force-conflicts` restore
     assert.equal(specSchema(upgraded).properties!.traffic!.description, specSchema(current).properties!.traffic!.description);
     assert.equal(specSchema(upgraded).properties!.legacy, undefined, 'what only the older CRD had is gone: the schema is the chart\'s, exactly');
     await c.kubectlOk(['wait', '--for=condition=Established', 'crd/canaries.vane.dev', '--timeout=30s']);
-    await waitFor(`the API server to serve spec.${REMOVED} again`, async () => !(await unknownPaused()));
+    await eventually(`the API server to serve spec.${REMOVED} again`, async () => !(await unknownPaused()));
 
     const after = JSON.parse(await c.kubectlOk(['-n', ns, 'get', 'canaries.vane.dev', 'checkout', '-o', 'json'])) as typeof stored;
     assert.equal(after.metadata.uid, stored.metadata.uid, 'the same Canary, never deleted');

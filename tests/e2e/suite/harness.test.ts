@@ -11,6 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { createCertificate, generateKeyPair, privateKeyPem } from '../../../lib/certs/index.ts';
 import { STREAM_AUDIENCE, toolVersions } from '../../../devtools/controlplane/index.ts';
 import { cluster, e2eSkip, fileNamespace, httpJson, netnsSkip, startEchoBackend, type Cluster } from '../harness/index.ts';
+import { eventually } from '../../support/wait.ts';
 
 let c: Cluster;
 let ns: string;
@@ -63,10 +64,10 @@ test('RBAC: a ServiceAccount token is authenticated but forbidden until a RoleBi
   // A Role of its own: the aggregated ClusterRoles (view, edit) stay empty without kube-controller-manager.
   await c.kubectlOk(['-n', ns, 'create', 'role', 'service-reader', '--verb=get,list,watch', '--resource=services']);
   await c.kubectlOk(['-n', ns, 'create', 'rolebinding', 'reader', '--role=service-reader', `--serviceaccount=${ns}:reader`]);
-  const deadline = Date.now() + 10_000;
   let status = 0;
-  while (Date.now() < deadline && (status = (await c.api('GET', path, undefined, { token })).status) !== 200) await new Promise((r) => setTimeout(r, 100));
-  assert.equal(status, 200, 'the RoleBinding takes effect');
+  await eventually('the RoleBinding to take effect', async () => (status = (await c.api('GET', path, undefined, { token })).status) === 200, 10_000, {
+    intervalMs: 100, detail: () => `last status ${status}`,
+  });
 });
 
 test('TokenRequest with audience vane-stream, checked by TokenReview with that audience', { skip: e2eSkip }, async () => {
@@ -136,14 +137,11 @@ test('ValidatingAdmissionWebhook on loopback: the API server calls it and enforc
       }),
     });
     // Webhook configurations reach the admission chain through an informer: poll until the denial shows.
-    const deadline = Date.now() + 15_000;
-    let denied = { code: 0, stdout: '', stderr: '' };
-    for (let i = 0; Date.now() < deadline; i++) {
-      denied = await c.kubectl(['-n', ns, 'create', 'configmap', `refused-${i}`, '--from-literal=verdict=deny']);
-      if (denied.code !== 0) break;
-      await new Promise((r) => setTimeout(r, 100));
-    }
-    assert.notEqual(denied.code, 0, 'the webhook denial never took effect');
+    let attempt = 0;
+    const denied = await eventually('the webhook denial to take effect', async () => {
+      const r = await c.kubectl(['-n', ns, 'create', 'configmap', `refused-${attempt++}`, '--from-literal=verdict=deny']);
+      return r.code !== 0 ? r : null;
+    }, 15_000, { intervalMs: 100 });
     assert.match(denied.stderr, /admission webhook "e2e\.vane\.dev" denied the request: e2e webhook says no/);
     await c.kubectlOk(['-n', ns, 'create', 'configmap', 'allowed', '--from-literal=verdict=allow']);
     assert.ok(seen.includes('allowed'), `the webhook saw ${seen.join(', ')}`);

@@ -13,6 +13,7 @@ import { pino } from 'pino';
 import { Kube, RESOURCES, Reflector, loadKubeConfig, type ReflectedObject } from '../../../lib/kube/index.ts';
 import { startControlPlane, type ControlPlane } from '../../../devtools/controlplane/index.ts';
 import { cluster, e2eSkip } from '../harness/index.ts';
+import { eventually } from '../../support/wait.ts';
 
 let plane: ControlPlane | null = null;
 let dir = '';
@@ -28,14 +29,6 @@ before(async () => {
 after(async () => {
   await plane?.stop({ removeState: true });
 });
-
-async function waitFor(what: string, check: () => boolean, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 interface ConfigMapObj extends ReflectedObject { data?: Record<string, string> }
 
@@ -59,7 +52,7 @@ test('the watch resumes after the API server restarts: nothing lost, nothing del
     reflector.start();
     await reflector.listed;
     await kube.mergePatch(RESOURCES.ConfigMap, { namespace: 'default', name: 'before' }, { data: { value: '2' } });
-    await waitFor('the live watch', () => seen.get('before') === '2');
+    await eventually('the live watch', () => seen.get('before') === '2', 30_000);
     const watchesBefore = reflector.stats.watches;
 
     const ports = plane!.state.ports;
@@ -74,14 +67,14 @@ test('the watch resumes after the API server restarts: nothing lost, nothing del
 
     await kube.create(RESOURCES.ConfigMap, configMap('after', '3'));
     await kube.delete(RESOURCES.ConfigMap, { namespace: 'default', name: 'before' });
-    await waitFor('the changes made after the restart', () => seen.get('after') === '3' && !seen.has('before'));
+    await eventually('the changes made after the restart', () => seen.get('after') === '3' && !seen.has('before'), 30_000);
     assert.ok(reflector.stats.watches > watchesBefore, 'a new watch was started');
     assert.deepEqual([...seen.keys()], ['after']);
     assert.equal(new Set(upserts).size, upserts.length, `no version delivered twice: ${upserts.join(', ')}`);
 
     // The resumed watch is live.
     await kube.mergePatch(RESOURCES.ConfigMap, { namespace: 'default', name: 'after' }, { data: { value: '4' } });
-    await waitFor('the resumed watch', () => seen.get('after') === '4');
+    await eventually('the resumed watch', () => seen.get('after') === '4', 30_000);
     console.error(`reflector stats: ${JSON.stringify(reflector.stats)}`);
   } finally {
     reflector.close();

@@ -21,6 +21,7 @@ import { KubeConfig } from '@kubernetes/client-node';
 import { Kube, RESOURCES, Reflector, isKubeError, readLease, updateLease, microTime, type ReflectedObject } from '../../../lib/kube/index.ts';
 import { LeaderElector, StatusWriter } from '../../../operator/index.ts';
 import { cluster, e2eSkip, type Cluster } from '../harness/index.ts';
+import { eventually } from '../../support/wait.ts';
 
 let c: Cluster;
 let ns: string;
@@ -72,14 +73,6 @@ function kubeVia(r: Relay, options: ConstructorParameters<typeof Kube>[1] = {}):
   return new Kube(kc, options);
 }
 
-async function waitFor(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 20_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 interface EventObj extends ReflectedObject { message?: string }
 
 function event(name: string, message: string): object {
@@ -116,7 +109,7 @@ test('410 Gone after etcd compaction: the reflector lists again and delivers eve
     assert.deepEqual([...seen].sort(), [['one', 'first'], ['two', 'second']]);
     // The watch is live: a change arrives through it.
     await direct.mergePatch(RESOURCES.Event, { namespace: ns, name: 'one' }, { message: 'first, again' });
-    await waitFor('the watch to deliver the change', () => seen.get('one') === 'first, again');
+    await eventually('the watch to deliver the change', () => seen.get('one') === 'first, again');
     const before = { ...reflector.stats };
     const stale = reflector.lastResourceVersion;
 
@@ -134,7 +127,7 @@ test('410 Gone after etcd compaction: the reflector lists again and delivers eve
     assert.match(await old.text(), /compacted/, 'etcd no longer holds the reflector\'s resourceVersion');
 
     r.set('forward');
-    await waitFor('the reflector to catch up', () => seen.size === 2 && seen.get('one') === 'changed while away' && seen.get('three') === 'born while away', 30_000);
+    await eventually('the reflector to catch up', () => seen.size === 2 && seen.get('one') === 'changed while away' && seen.get('three') === 'born while away', 30_000);
     assert.ok(!seen.has('two'), 'the delete it missed was delivered');
     assert.ok(reflector.stats.gone > before.gone, `a 410 was seen (${JSON.stringify(reflector.stats)})`);
     assert.ok(reflector.stats.lists > before.lists, 'and answered by a relist');
@@ -142,7 +135,7 @@ test('410 Gone after etcd compaction: the reflector lists again and delivers eve
 
     // And it keeps watching after the relist.
     await direct.create(RESOURCES.Event, event('four', 'after'));
-    await waitFor('the new watch to deliver', () => seen.get('four') === 'after');
+    await eventually('the new watch to deliver', () => seen.get('four') === 'after');
   } finally {
     reflector.close();
   }
@@ -162,7 +155,7 @@ test('a write fenced on the lease is refused once another holder took the lease'
   const writer = new StatusWriter(kube, { isLeader: () => elector.isLeader(), addresses: [], logger });
   try {
     elector.start();
-    await waitFor('replica-a to lead', () => elector.isLeader());
+    await eventually('replica-a to lead', () => elector.isLeader());
     const patch = (value: string) => kube.mergePatch(RESOURCES.ConfigMap, { namespace: ns, name: 'fenced' }, { data: { writer: value } }, { fence: elector.fence });
     await patch('replica-a while leading');
     assert.equal(await writer.submit('probe', async () => {}), true, 'the StatusWriter runs writes while leading');
@@ -172,7 +165,7 @@ test('a write fenced on the lease is refused once another holder took the lease'
     assert.equal(lease?.spec?.holderIdentity, 'replica-a');
     lease!.spec = { ...lease!.spec, holderIdentity: 'replica-b', renewTime: microTime(Date.now()), leaseDurationSeconds: 60 };
     await updateLease(kube, lease!);
-    await waitFor('replica-a to step down', () => !elector.isLeader() && stopped === 1, 5_000);
+    await eventually('replica-a to step down', () => !elector.isLeader() && stopped === 1, 5_000);
 
     await assert.rejects(patch('replica-a after losing the lease'), (e) => isKubeError(e, 'EFENCED'));
     assert.equal(await writer.submit('probe', async () => { throw new Error('must not run'); }), false, 'the StatusWriter drops writes');
@@ -198,15 +191,15 @@ test('a leader whose API server turns into a black hole steps down within its re
   });
   try {
     elector.start();
-    await waitFor('replica-a to lead', () => elector.isLeader());
+    await eventually('replica-a to lead', () => elector.isLeader());
     await new Promise((res) => setTimeout(res, 500));
     const holeAt = Date.now();
     r.set('blackhole');
     // Its fence closes at the renew deadline, whatever the calls in flight do …
-    await waitFor('the fence to close', () => !elector.isLeader(), renewDeadlineMs + 1_000);
+    await eventually('the fence to close', () => !elector.isLeader(), renewDeadlineMs + 1_000);
     assert.ok(Date.now() - holeAt <= renewDeadlineMs + 500, `fence closed after ${Date.now() - holeAt} ms`);
     // … and the elector itself notices: each call ends at a third of the deadline, so an attempt ends and it steps down.
-    await waitFor('onStoppedLeading', () => stoppedAt > 0, renewDeadlineMs + 2_000);
+    await eventually('onStoppedLeading', () => stoppedAt > 0, renewDeadlineMs + 2_000);
     assert.ok(stoppedAt - holeAt < renewDeadlineMs + 2_000, `stepped down after ${stoppedAt - holeAt} ms`);
     const t = Date.now();
     await elector.close();
@@ -232,10 +225,10 @@ test('a silent watch is cut at its idle bound and resumed from its resourceVersi
   try {
     reflector.start();
     await reflector.listed;
-    await waitFor('three idle cut-offs', () => reflector.stats.watches >= 4, 10_000);
+    await eventually('three idle cut-offs', () => reflector.stats.watches >= 4, 10_000);
     assert.equal(reflector.stats.lists, 1, 'resumed, not relisted');
     await kube.create(RESOURCES.ConfigMap, { apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: 'late', namespace: quiet } });
-    await waitFor('the resumed watch to deliver', () => seen.includes('late'));
+    await eventually('the resumed watch to deliver', () => seen.includes('late'));
     assert.deepEqual(warnings, []);
   } finally {
     reflector.close();

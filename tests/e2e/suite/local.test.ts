@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { controlPlaneStatus, envWithoutProxies, isAlive } from '../../../devtools/controlplane/index.ts';
 import { e2eSkip, cluster } from '../harness/index.ts';
+import { eventually } from '../../support/wait.ts';
 
 const root = fileURLToPath(new URL('../../../', import.meta.url));
 let dir = '';
@@ -73,14 +74,11 @@ test('vane local up, status, up again, restart after a crash, down', { skip: e2e
   for (const name of ['operator', 'proxy-0', 'proxy-1']) assert.equal(first.status.components.find((c) => c.name === name)?.running, true, name);
   // The operator leads, and both proxies it expects (ready endpoints of the proxy Service) ACKed its routing.
   const fleetUrl = /operator started \(pid \d+, (http:\/\/127\.0\.0\.1:\d+\/fleet)/.exec(up.stderr)![1]!;
-  const deadlineFleet = Date.now() + 20_000;
   let fleet: { convergence: { expected: number; converged: number } | null } = { convergence: null };
-  while (Date.now() < deadlineFleet) {
+  await eventually('both expected proxies to ACK', async () => {
     fleet = await (await fetch(fleetUrl)).json() as typeof fleet;
-    if (fleet.convergence?.expected === 2 && fleet.convergence.converged === 2) break;
-    await new Promise((r) => setTimeout(r, 200));
-  }
-  assert.deepEqual([fleet.convergence?.expected, fleet.convergence?.converged], [2, 2]);
+    return fleet.convergence?.expected === 2 && fleet.convergence.converged === 2;
+  }, 20_000, { intervalMs: 200, detail: () => `last convergence ${JSON.stringify(fleet.convergence)}` });
 
   assert.equal((await kubectl(bin, 'get', '--raw', '/readyz')).stdout, 'ok');
   assert.equal((await kubectl(bin, 'get', 'crd', 'canaries.vane.dev', '-o', 'name')).stdout.trim(), 'customresourcedefinition.apiextensions.k8s.io/canaries.vane.dev');
@@ -109,8 +107,7 @@ test('vane local up, status, up again, restart after a crash, down', { skip: e2e
   assert.deepEqual([second.etcd, second.apiserver, second.state?.server], [first.status.etcd, first.status.apiserver, first.status.server]);
 
   process.kill(first.status.apiserver!, 'SIGKILL');
-  const deadline = Date.now() + 5_000;
-  while (isAlive(first.status.apiserver!) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  await eventually('the killed kube-apiserver to be gone', () => !isAlive(first.status.apiserver!), 5_000);
   assert.equal((await controlPlaneStatus(dir)).ready, false, 'not ready once kube-apiserver is gone');
   const restart = await vane('local', 'up', '--dir', dir, '--proxies', '2', '--no-build');
   assert.equal(restart.code, 0, restart.stderr);

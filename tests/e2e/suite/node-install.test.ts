@@ -182,7 +182,7 @@ test('helm install --wait brings the operator, proxies and webhook up in a names
     const r = await getJson(`http://${ip}:7901/fleet`);
     const body = r as { convergence: { expected: number; converged: number } | null; connected: { proxy: string }[] } | undefined;
     return body?.connected.length === 2 && body.convergence?.expected === 2 && body.convergence.converged === 2 ? body : undefined;
-  }, 60_000, 250);
+  }, 60_000, { intervalMs: 250 });
   assert.ok(fleet.connected.every((c) => c.proxy.startsWith('vane-proxy-')), JSON.stringify(fleet.connected));
 });
 
@@ -199,7 +199,7 @@ test('an echo Deployment behind an Ingress answers through the proxy Service, sp
   await eventually('the route through the proxies', async () => {
     const r = await get('/hello');
     return r.status === 200 && r.backend === 'checkout' ? r : undefined;
-  }, 60_000, 250);
+  }, 60_000, { intervalMs: 250 });
   const l = load(20, 3_000);
   await new Promise((r) => setTimeout(r, 3_000));
   const res = await l.stop();
@@ -244,7 +244,7 @@ test('a Canary progresses and promotes with pods as backends', { skip, timeout: 
   await eventually('the header rule served by both proxies', async () => {
     for (let i = 0; i < 10; i++) if ((await get('/', { 'x-canary': 'always' })).backend !== 'checkout-v2') return undefined;
     return true;
-  }, 30_000, 250);
+  }, 30_000, { intervalMs: 250 });
   const plain = load(10, 150_000);
   const forced = load(10, 150_000, { 'x-canary': 'always' });
   try {
@@ -276,7 +276,7 @@ test('helm upgrade to a changed value rolls every proxy with zero failed request
     await eventually('the old proxies gone', async () => {
       const names = (await node.kubectlOk(['-n', NS, 'get', 'pods', '-l', 'app.kubernetes.io/component=proxy', '-o', 'jsonpath={.items[*].metadata.name}'])).split(' ').filter(Boolean);
       return names.length === 2 && names.every((n) => !before.includes(n)) ? names : undefined;
-    }, 90_000, 250);
+    }, 90_000, { intervalMs: 250 });
   } finally {
     res = await traffic.stop();
   }
@@ -298,7 +298,7 @@ test('helm uninstall leaves only what the chart documents: the CRD, and the Secr
   await eventually('the release\'s pods gone', async () => {
     const left = await node.kubectlOk(['-n', NS, 'get', 'pods', '-o', 'name']);
     return left.trim() === '' ? true : undefined;
-  }, 90_000, 250);
+  }, 90_000, { intervalMs: 250 });
   const namespaced = (await node.kubectlOk(['-n', NS, 'get',
     'deployments,replicasets,services,serviceaccounts,roles,rolebindings,configmaps,secrets,leases,networkpolicies,poddisruptionbudgets,horizontalpodautoscalers',
     '-o', 'name'])).split('\n').filter(Boolean).sort();

@@ -13,6 +13,7 @@ import { StreamSource } from '../../../proxy/source/stream.ts';
 import type { RoutingUpdate } from '../../../proxy/source/source.ts';
 import { buildRouteTable, match, SUBPROTOCOL } from '../../../core/index.ts';
 import { createLogger } from '../../../lib/log.ts';
+import { eventually } from '../../support/wait.ts';
 
 const logger = createLogger('e2e-proxy', 'silent');
 let c: Cluster;
@@ -21,16 +22,6 @@ let fleet: Fleet;
 let leader: OperatorProcess;
 const clients: StreamSource[] = [];
 const updates = new Map<string, RoutingUpdate>();
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined | null | false> | T | undefined | null | false, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 function ingress(paths: string[], service = 'web'): string {
   return JSON.stringify({

@@ -16,8 +16,9 @@ import { envWithoutProxies } from '../../../devtools/controlplane/index.ts';
 import { cluster, e2eSkip, type Cluster } from '../harness/index.ts';
 import {
   PLACEHOLDER_URL, SNIPPET_DENIAL, awaitAdmission, cleanup, fingerprint, metric, pointAt, prepareWebhook, readConfig, readSecret,
-  reviews, served, snippetIngress, startWebhook, waitFor, webhookConfigFor, writeSecretData, type WebhookEnv, type WebhookProcess,
+  reviews, served, snippetIngress, startWebhook, webhookConfigFor, writeSecretData, type WebhookEnv, type WebhookProcess,
 } from './webhook-support.ts';
+import { eventually } from '../../support/wait.ts';
 
 const DAY_MS = 86_400_000;
 const RESYNC = ['--resync', '500ms'];
@@ -145,7 +146,7 @@ test('kubectl apply keeps caBundle; kubectl replace blanks it and the next resyn
   const replaced = JSON.parse(await c.kubectlOk(['replace', '-o', 'json', '-f', '-'], { input: manifest })) as { webhooks: { clientConfig: { caBundle?: string } }[] };
   assert.deepEqual(replaced.webhooks.map((w) => w.clientConfig.caBundle), [undefined, undefined], 'replace stores the manifest as it is');
   const started = Date.now();
-  await waitFor('caBundle to be restored', async () => (await readConfig(env)).caBundles.every((x) => x === ca), 5_000);
+  await eventually('caBundle to be restored', async () => (await readConfig(env)).caBundles.every((x) => x === ca), 5_000);
   assert.ok(Date.now() - started < 5_000);
   await awaitAdmission(env);
 });
@@ -166,14 +167,14 @@ test('rotation: a CA near expiry gets a successor in caBundle, then the serving 
   const base = written();
   const probe = prober();
   /** exercised waits until the API server has had n more requests denied through the webhook since now. */
-  const exercised = (n: number) => { const from = probe.denied(); return waitFor(`${n} more denials`, () => probe.denied() >= from + n, 10_000, 20); };
+  const exercised = (n: number) => { const from = probe.denied(); return eventually(`${n} more denials`, () => probe.denied() >= from + n, 10_000, { intervalMs: 20 }); };
   let other: string[];
   const writes: number[] = [];
   try {
     await exercised(3);
     let mark = written();
     await writeSecretData(env, { 'ca.crt': expiring });
-    const rotated = await waitFor('a second CA in the Secret and in caBundle', async () => {
+    const rotated = await eventually('a second CA in the Secret and in caBundle', async () => {
       const s = (await readSecret(env))!;
       const config = await readConfig(env);
       return splitPemCertificates(s.data['ca.crt']!).length === 2 && config.caBundles.every((x) => x === s.data['ca.crt']) ? s : null;
@@ -189,7 +190,7 @@ test('rotation: a CA near expiry gets a successor in caBundle, then the serving 
     assert.deepEqual((await readConfig(env)).caBundleManagers, ['vane-certs']);
     // The API server builds a new client for a changed caBundle: these are fresh handshakes.
     await exercised(3);
-    writes.push(await waitFor('the rollover in the log', () => written() - mark));
+    writes.push(await eventually('the rollover in the log', () => written() - mark));
 
     // A serving certificate 10 days from expiry (inside the 30-day window), still from the old CA.
     const key = generateKeyPair();
@@ -199,7 +200,7 @@ test('rotation: a CA near expiry gets a successor in caBundle, then the serving 
     }, { certificate: kept, privateKey: caKey });
     mark = written();
     await writeSecretData(env, { 'tls.crt': short, 'tls.key': privateKeyPem(key.privateKey) });
-    const renewed = await waitFor('a serving certificate from the new CA', async () => {
+    const renewed = await eventually('a serving certificate from the new CA', async () => {
       const s = (await readSecret(env))!;
       const cert = new X509Certificate(s.data['tls.crt']!);
       return cert.checkIssued(newCa) && cert.verify(newCa.publicKey) ? s : null;
@@ -208,14 +209,14 @@ test('rotation: a CA near expiry gets a successor in caBundle, then the serving 
     assert.ok(Date.parse(cert.validTo) > now + 80 * DAY_MS, 'a full 90-day certificate');
     assert.equal(renewed.data['ca.crt'], bundle, 'the bundle did not change again');
     const want = fingerprint(renewed.data['tls.crt']!);
-    await waitFor('both replicas to serve the renewed certificate', async () => (await served(a, bundle)) === want && (await served(b, bundle)) === want, 5_000);
+    await eventually('both replicas to serve the renewed certificate', async () => (await served(a, bundle)) === want && (await served(b, bundle)) === want, 5_000);
     assert.equal(await metric(a, bundle, 'vane_webhook_certificate_expiry_timestamp_seconds'), Date.parse(cert.validTo) / 1000);
-    writes.push(await waitFor('the renewal in the log', () => written() - mark));
+    writes.push(await eventually('the renewal in the log', () => written() - mark));
 
     // A new URL makes the API server open new connections: to b, with the renewed certificate.
     const atB = await reviews(b, bundle);
     await pointAt(env, b.url);
-    await waitFor('the API server to call replica b', async () => (await reviews(b, bundle)) > atB);
+    await eventually('the API server to call replica b', async () => (await reviews(b, bundle)) > atB);
     await exercised(3);
   } finally {
     other = await probe.stop();

@@ -18,8 +18,9 @@ import { selfSigned } from '../../support/tls.ts';
 import { reviewBody } from '../../unit/webhook/helpers.ts';
 import { cluster, e2eSkip, type Cluster } from '../harness/index.ts';
 import {
-  WATCH_RULES, awaitAdmission, cleanup, installCrds, pointAt, prepareWebhook, startWebhook, waitFor, type WebhookEnv,
+  WATCH_RULES, awaitAdmission, cleanup, installCrds, pointAt, prepareWebhook, startWebhook, type WebhookEnv,
 } from './webhook-support.ts';
+import { eventually } from '../../support/wait.ts';
 
 let c: Cluster;
 let ns: string;
@@ -88,7 +89,7 @@ test('the cache holds TLS Secrets as metadata only, never a byte of a key, and n
   kc.loadFromFile(c.kubeconfig);
   watched = await watchCluster(kc, logger());
   const { cache } = watched;
-  await waitFor('the cache to sync', () => cache.synced(), 30_000);
+  await eventually('the cache to sync', () => cache.synced(), 30_000);
 
   const cached = cache.get('Secret', ns, 'listed-tls');
   assert.ok(cached, 'a TLS Secret that existed before the cache started is in it');
@@ -108,7 +109,7 @@ test('the cache holds TLS Secrets as metadata only, never a byte of a key, and n
   // Modified: a new key for a listed Secret arrives as a watch event.
   await apply(tlsSecret('listed-tls', rotated));
   const rotatedRv = JSON.parse(await c.kubectlOk(['-n', ns, 'get', 'secret', 'listed-tls', '-o', 'json'])).metadata.resourceVersion as string;
-  await waitFor('the watched Secret and the rotation', () => cache.get('Secret', ns, 'watched-tls') && cache.get('Secret', ns, 'listed-tls')?.metadata?.resourceVersion === rotatedRv);
+  await eventually('the watched Secret and the rotation', () => cache.get('Secret', ns, 'watched-tls') && cache.get('Secret', ns, 'listed-tls')?.metadata?.resourceVersion === rotatedRv);
   assert.equal(cache.get('Secret', ns, 'opaque'), undefined, 'an Opaque Secret is never cached');
   assert.deepEqual([...cache.list('EndpointSlice')], [], 'EndpointSlices are not watched');
 
@@ -125,7 +126,7 @@ test('the cache holds TLS Secrets as metadata only, never a byte of a key, and n
   }
 
   await c.kubectlOk(['-n', ns, 'delete', 'secret', 'watched-tls']);
-  await waitFor('the deleted Secret to be forgotten', () => cache.get('Secret', ns, 'watched-tls') === undefined);
+  await eventually('the deleted Secret to be forgotten', () => cache.get('Secret', ns, 'watched-tls') === undefined);
   assert.ok(cache.get('Secret', ns, 'listed-tls'), 'the other one stays');
   // A just-installed CRD can answer 429 "storage is (re)initializing" once; the reflector
   // retries that. What must never happen: a Secret read failing, or anything refused.
@@ -141,7 +142,7 @@ test('a Canary whose Ingress does not exist yet is admitted with a warning namin
     { apiVersion: 'v1', kind: 'Service', metadata: { name: 'checkout', namespace: ns }, spec: port } as KubeObject,
     { apiVersion: 'v1', kind: 'Service', metadata: { name: 'checkout-v2', namespace: ns }, spec: port } as KubeObject,
   );
-  await waitFor('the Services in the cache', () => cache.get('Service', ns, 'checkout') && cache.get('Service', ns, 'checkout-v2'));
+  await eventually('the Services in the cache', () => cache.get('Service', ns, 'checkout') && cache.get('Service', ns, 'checkout-v2'));
   const canary = {
     apiVersion: 'vane.dev/v1alpha1', kind: 'Canary', metadata: { name: 'checkout', namespace: ns },
     spec: { ingressRef: { name: 'shop' }, service: 'checkout', canaryService: { name: 'checkout-v2', port: { number: 80 } } },
@@ -159,7 +160,7 @@ test('a Canary whose Ingress does not exist yet is admitted with a warning namin
       rules: [{ host: 'shop.cache.example', http: { paths: [{ path: '/', pathType: 'Prefix', backend: { service: { name: 'checkout', port: { number: 80 } } } }] } }],
     },
   } as KubeObject);
-  const settled = await waitFor('the warning to go once the Ingress is cached', () => {
+  const settled = await eventually('the warning to go once the Ingress is cached', () => {
     const r = review();
     return r.warnings === undefined ? r : null;
   });
@@ -175,7 +176,7 @@ test('`--watch-cluster` as a ServiceAccount with only the chart\'s RBAC: metadat
   assert.deepEqual(WATCH_RULES.find((r) => r.resources.includes('secrets'))?.verbs, ['list', 'watch']);
 
   const webhook = await startWebhook(env, ['--watch-cluster']);
-  await waitFor('the object cache to sync', () => webhook.count('object cache synced') === 1, 30_000);
+  await eventually('the object cache to sync', () => webhook.count('object cache synced') === 1, 30_000);
   await pointAt(env, webhook.url);
   await awaitAdmission(env);
 
@@ -200,7 +201,7 @@ test('`--watch-cluster` as a ServiceAccount with only the chart\'s RBAC: metadat
   });
   const missingIngress = `Warning: spec.ingressRef.name: Ingress ${env.ns}/shop not found; the canary routes nothing until it exists`;
   // The Services reach the cache through the watch; a dry run shows when only the Ingress is missing.
-  await waitFor('the Services in the webhook\'s cache', async () => {
+  await eventually('the Services in the webhook\'s cache', async () => {
     const dry = await c.kubectl(['-n', env.ns, 'apply', '--dry-run=server', '-f', '-'], { input: canary });
     return dry.code === 0 && dry.stderr.trim() === missingIngress;
   });
@@ -222,7 +223,7 @@ test('`--watch-cluster` as a ServiceAccount with only the chart\'s RBAC: metadat
   assert.equal(ing.code, 0, ing.stderr);
   assert.equal(ing.stderr.trim(), noSecret);
 
-  await waitFor('the Canary\'s warning to go once the Ingress is cached', async () => {
+  await eventually('the Canary\'s warning to go once the Ingress is cached', async () => {
     const dry = await c.kubectl(['-n', env.ns, 'apply', '--dry-run=server', '-f', '-'], { input: probe(canary) });
     assert.match(dry.stdout, /configured \(server dry run\)/, 'the dry run reached the API server');
     return dry.code === 0 && dry.stderr.trim() === '';
@@ -236,10 +237,10 @@ test('`--watch-cluster` as a ServiceAccount with only the chart\'s RBAC: metadat
     assert.match(dry.stdout, /configured \(server dry run\)/, 'the dry run reached the API server');
     return dry.stderr.trim();
   };
-  await waitFor('the Secret in the webhook\'s cache', async () => (await ingressWarnings()) === '');
+  await eventually('the Secret in the webhook\'s cache', async () => (await ingressWarnings()) === '');
   // … and its deletion brings the warning back.
   await c.kubectlOk(['-n', env.ns, 'delete', 'secret', 'shop-tls']);
-  await waitFor('the deleted Secret to be forgotten', async () => (await ingressWarnings()) === noSecret);
+  await eventually('the deleted Secret to be forgotten', async () => (await ingressWarnings()) === noSecret);
 
   const failures = webhook.logs().filter((l) => (l.level === 'warn' || l.level === 'error') && (l.kind === 'Secret' || /\b(401|403|406)\b/.test(String(l.err))));
   assert.deepEqual(failures, [], 'no list or watch was refused under the chart\'s RBAC');

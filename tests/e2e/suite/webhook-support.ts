@@ -18,6 +18,7 @@ import { envWithoutProxies } from '../../../devtools/controlplane/index.ts';
 import { parseManifestText } from '../../../lib/manifests.ts';
 import { call } from '../../integration/webhook/client.ts';
 import { fileNamespace, type Cluster } from '../harness/index.ts';
+import { eventually } from '../../support/wait.ts';
 
 export const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -155,17 +156,6 @@ export async function scopedNamespace(env: WebhookEnv, name: string): Promise<vo
   if (r.status !== 201) throw new Error(`creating namespace ${name}: HTTP ${r.status} ${r.text}`);
 }
 
-/** waitFor polls check until it returns a truthy value; fails with what after deadlineMs. */
-export async function waitFor<T>(what: string, check: () => T | undefined | null | false | Promise<T | undefined | null | false>, deadlineMs = 15_000, everyMs = 100): Promise<T> {
-  const until = Date.now() + deadlineMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > until) throw new Error(`timed out after ${deadlineMs} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, everyMs));
-  }
-}
-
 /** startWebhook runs `vane webhook` as the ServiceAccount and resolves once it listens (its certificates are then in place). */
 export async function startWebhook(env: WebhookEnv, extra: string[] = []): Promise<WebhookProcess> {
   const child: ChildProcess = spawn(process.execPath, [
@@ -194,10 +184,9 @@ export async function startWebhook(env: WebhookEnv, extra: string[] = []): Promi
   };
   const placeholder: WebhookProcess = { pid: child.pid!, port: 0, url: '', logs: () => lines, count: (msg) => lines.filter((l) => l.msg === msg).length, stop };
   env.processes.push(placeholder);
-  const port = await waitFor('vane webhook to listen', () => {
-    if (child.exitCode !== null) throw new Error(`vane webhook exited ${child.exitCode}: ${JSON.stringify(lines.slice(-5))}`);
-    return lines.find((l) => l.msg === 'webhook listening')?.port;
-  }, 30_000, 25);
+  const port = await eventually('vane webhook to listen', () => lines.find((l) => l.msg === 'webhook listening')?.port, 30_000, {
+    intervalMs: 25, giveUp: () => child.exitCode !== null && `vane webhook exited ${child.exitCode}`, detail: () => JSON.stringify(lines.slice(-5)),
+  });
   return Object.assign(placeholder, { port, url: `https://127.0.0.1:${port}/validate` });
 }
 
@@ -227,7 +216,7 @@ export const SNIPPET_DENIAL = 'admission webhook "ingresses.vane.dev" denied the
  * informer, and the Ingress webhook fails open, so until then the dry run is allowed.
  */
 export async function awaitAdmission(env: WebhookEnv, ns = env.ns): Promise<string> {
-  return waitFor('the API server to call the webhook', async () => {
+  return eventually('the API server to call the webhook', async () => {
     const r = await env.c.kubectl(['-n', ns, 'apply', '--dry-run=server', '-f', '-'], { input: JSON.stringify(snippetIngress('probe')) });
     return r.code !== 0 && r.stderr.includes(SNIPPET_DENIAL) ? r.stderr : null;
   }, 20_000);

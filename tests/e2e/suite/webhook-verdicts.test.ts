@@ -15,8 +15,9 @@ import { formatProblem, validate, type KubeObject } from '../../../core/index.ts
 import { webhookFixtures, type FixtureCase } from '../../unit/webhook/helpers.ts';
 import { cluster, e2eSkip, type Cluster } from '../harness/index.ts';
 import {
-  ROOT, awaitAdmission, cleanup, installCrds, pointAt, prepareWebhook, scopedNamespace, startWebhook, waitFor, type WebhookEnv,
+  ROOT, awaitAdmission, cleanup, installCrds, pointAt, prepareWebhook, scopedNamespace, startWebhook, type WebhookEnv,
 } from './webhook-support.ts';
+import { eventually } from '../../support/wait.ts';
 
 let c: Cluster;
 let env: WebhookEnv;
@@ -27,7 +28,7 @@ before(async () => {
   await installCrds(c);
   env = await prepareWebhook(c, import.meta.url, { watchCluster: true });
   const webhook = await startWebhook(env, ['--watch-cluster']);
-  await waitFor('the object cache to sync', () => webhook.count('object cache synced') === 1);
+  await eventually('the object cache to sync', () => webhook.count('object cache synced') === 1);
   await pointAt(env, webhook.url);
   await awaitAdmission(env);
 });
@@ -143,7 +144,7 @@ for (const fixture of fixtures.filter((f) => f.expect.warning || f.expect.allowe
     // The webhook learns of the objects just applied through its watch: a server-side dry run
     // shows when its cache holds them, so the real apply below is judged on the same cluster.
     const settled = (warnings: string[]) => (field ? warnings.some((w) => w.startsWith(`${field}: `)) : warnings.length === 0);
-    await waitFor(`the webhook's cache to hold the ${context.length} objects applied`, async () => {
+    await eventually(`the webhook's cache to hold the ${context.length} objects applied`, async () => {
       const dry = await c.kubectl(['apply', '--dry-run=server', '-f', '-'], { input: JSON.stringify(subject) });
       return dry.code === 0 && settled(warningsOf(dry.stderr));
     }, 10_000);

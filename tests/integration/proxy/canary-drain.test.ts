@@ -6,7 +6,8 @@
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { WebSocketServer, WebSocket } from 'ws';
-import { INGRESS_CLASS, ingress, service, startUpstream, tempDir, writeManifests, runProxy, poll, type Upstream, type RunningProxy } from './harness.ts';
+import { INGRESS_CLASS, ingress, service, startUpstream, tempDir, writeManifests, runProxy, type Upstream, type RunningProxy } from './harness.ts';
+import { eventually } from '../../support/wait.ts';
 
 const cleanups: (() => Promise<unknown>)[] = [];
 after(async () => { for (const c of cleanups.reverse()) await c(); });
@@ -61,7 +62,7 @@ test('rollback closes upgraded connections to the canary, and only those', async
   void toCanary.closed.then(() => { canaryClosedAt = Date.now(); });
   const rolledBackAt = Date.now();
   await writeManifests(dir.dir, 'all.json', world('Failed'));
-  await poll('the canary WebSocket to close', () => canaryClosedAt > 0, 10_000);
+  await eventually('the canary WebSocket to close', () => canaryClosedAt > 0, 10_000);
   assert.ok(canaryClosedAt - rolledBackAt < 10_000);
 
   const still = await new Promise<string>((resolve) => { toStable.ws.once('message', (m) => resolve(m.toString())); toStable.ws.send('still there?'); });

@@ -10,9 +10,10 @@ import { createHash, randomBytes } from 'node:crypto';
 import { request as httpRequest, Agent, type IncomingMessage } from 'node:http';
 import { connect, createServer as createNetServer, type Server as NetServer, type Socket, type AddressInfo } from 'node:net';
 import {
-  startUpstream, echo, runProxy, tempDir, writeManifests, ingress, service, INGRESS_CLASS, get, raw, metric, poll,
+  startUpstream, echo, runProxy, tempDir, writeManifests, ingress, service, INGRESS_CLASS, get, raw, metric,
   type Upstream, type RunningProxy, type Echo,
 } from './harness.ts';
+import { eventually } from '../../support/wait.ts';
 
 interface RawUpstream { port: number; requests: number; server: NetServer; close(): Promise<void> }
 
@@ -200,7 +201,7 @@ test('an upload that waits for a busy upstream connection flows once it gets one
   const agent = new Agent({ keepAlive: false });
   const seen = sink.requests;
   const busy = send(agent, 'GET', '/sink/slow');
-  await poll('the slow request to hold the only upstream connection', () => sink.requests > seen);
+  await eventually('the slow request to hold the only upstream connection', () => sink.requests > seen);
   const payload = randomBytes(256 * 1024);
   const upload = new Promise<Got>((resolve, reject) => {
     const req = httpRequest({ host: '127.0.0.1', port: proxy.http, method: 'POST', path: '/sink', agent, headers: { host: 'app.test', 'content-length': String(payload.length) } }, (res) => {
@@ -230,11 +231,11 @@ test('requests queued for an endpoint that leaves the routing are still served b
   const agent = new Agent({ keepAlive: false });
   const seen = hold.requests;
   const first = send(agent, 'GET', '/hold/first');
-  await poll('the first request to hold the only connection', () => hold.requests > seen);
+  await eventually('the first request to hold the only connection', () => hold.requests > seen);
   const queued = send(agent, 'GET', '/hold/queued');
   // The Service moves to another endpoint: the old one's pool closes with a request waiting.
   await writeManifests(dir.dir, 'hold.json', service('hold', [{ port: app.port }]));
-  await poll('the new endpoint to serve', async () => (await get(proxy.http, '/hold/probe', { host: 'app.test' })).headers['x-upstream'] === 'app');
+  await eventually('the new endpoint to serve', async () => (await get(proxy.http, '/hold/probe', { host: 'app.test' })).headers['x-upstream'] === 'app');
   const bounded = <T>(p: Promise<T>) => Promise.race([p, new Promise<never>((_, reject) => setTimeout(() => reject(new Error('the queued request was never answered')), 5_000))]);
   const [a, b] = await bounded(Promise.all([first, queued]));
   assert.equal(a.body.toString(), 'held');
@@ -384,7 +385,7 @@ test('a request head not complete within --client-header-timeout gets 408 and th
 test('the fast path counts requests in the same metrics as the general path', async () => {
   const before = await metric(proxy.admin, 'vane_proxy_requests_total', { ingress: 'default/app', service: 'default/app:80', code: '2xx' });
   for (let i = 0; i < 5; i++) assert.equal((await get(proxy.http, '/counted', { host: 'app.test' })).status, 200);
-  await poll('the requests to be counted', async () =>
+  await eventually('the requests to be counted', async () =>
     (await metric(proxy.admin, 'vane_proxy_requests_total', { ingress: 'default/app', service: 'default/app:80', code: '2xx' })) >= before + 5);
 });
 
@@ -422,7 +423,7 @@ test('plain-HTTP reads share one buffer per worker, and bytes kept between reads
   const agent = new Agent({ keepAlive: false });
   const seen = sink.requests;
   const busy = send(agent, 'GET', '/sink/slow');
-  await poll('the slow request to hold the only upstream connection', () => sink.requests > seen);
+  await eventually('the slow request to hold the only upstream connection', () => sink.requests > seen);
 
   // A body that came with its head, held while the request waits for the pool.
   const payload = randomBytes(3_000);

@@ -9,21 +9,9 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { eventually } from '../../support/wait.ts';
 
 const CLI = fileURLToPath(new URL('../../../cli/main.ts', import.meta.url));
-
-export async function poll<T>(what: string, fn: () => Promise<T | null | undefined | false> | T | null | undefined | false, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) { last = err; }
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${(last as Error).message}` : ''}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 // ---- upstreams --------------------------------------------------------------------------
 
@@ -188,10 +176,10 @@ export async function runProxy(dir: string, args: string[] = []): Promise<Runnin
     }
   });
   const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
-  const listening = await Promise.race([
-    poll('the proxy to listen', () => logs.find((l) => l.msg === 'proxy listening'), 20_000),
-    exited.then((code) => { throw new Error(`proxy exited with ${code}: ${logs.map((l) => JSON.stringify(l)).join('\n')}`); }),
-  ]);
+  const listening = await eventually('the proxy to listen', () => logs.find((l) => l.msg === 'proxy listening'), 20_000, {
+    giveUp: () => (child.exitCode ?? child.signalCode) !== null && `proxy exited with ${child.exitCode ?? child.signalCode}`,
+    detail: () => logs.map((l) => JSON.stringify(l)).join('\n'),
+  });
   return {
     http: listening.http as number, https: listening.https as number, admin: listening.admin as number, child, logs, exited,
     stop: (signal = 'SIGTERM') => { if (child.exitCode === null) child.kill(signal); return exited; },

@@ -12,7 +12,7 @@ import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { WORKER_SEMI_SPACE_MB } from '../../../proxy/primary/worker-flags.ts';
 import {
-  startUpstream, runProxy, tempDir, writeManifests, ingress, service, INGRESS_CLASS, get, poll, load, readyz, metric,
+  startUpstream, runProxy, tempDir, writeManifests, ingress, service, INGRESS_CLASS, get, load, readyz, metric,
   type Upstream, type RunningProxy, type Echo,
 } from './harness.ts';
 import { eventually } from '../../support/wait.ts';
@@ -54,9 +54,9 @@ test('manifest changes apply live under load with zero failed requests', async (
   const result = await load(proxy.http, 'app.test', async () => {
     await new Promise((r) => setTimeout(r, 300));
     await writeManifests(dir.dir, 'app.json', [...base(), ingress({ name: 'app', host: 'app.test', paths: [{ path: '/', service: 'green' }] }), ingress({ name: 'new', host: 'new.test', paths: [{ path: '/', service: 'blue' }] })]);
-    await poll('the switch to green', async () => (await upstreamOf('app.test')) === 'green');
+    await eventually('the switch to green', async () => (await upstreamOf('app.test')) === 'green');
     await writeManifests(dir.dir, 'app.json', [...base(), ingress({ name: 'app', host: 'app.test', paths: [{ path: '/', service: 'blue' }] }), ingress({ name: 'new', host: 'new.test', paths: [{ path: '/', service: 'blue' }] })]);
-    await poll('the switch back to blue', async () => (await upstreamOf('app.test')) === 'blue');
+    await eventually('the switch back to blue', async () => (await upstreamOf('app.test')) === 'blue');
   }, { maxMs: 20_000 });
   assert.deepEqual(result.errors, []);
   assert.deepEqual(Object.keys(result.statuses), ['200'], JSON.stringify(result.statuses));
@@ -104,7 +104,7 @@ test('a worker is replaced under load with zero non-2xx responses; metrics survi
   const result = await load(proxy.http, 'app.test', async () => {
     await new Promise((r) => setTimeout(r, 300));
     process.kill(victim, 'SIGTERM');
-    await poll('the replacement to serve and the old worker to leave', async () => {
+    await eventually('the replacement to serve and the old worker to leave', async () => {
       const now = await readyz(proxy.admin);
       return now.workers.length === 2 && now.workers.every((w) => w.ready && w.pid !== victim);
     }, 15_000);
@@ -127,11 +127,11 @@ test('SIGTERM: readiness fails, requests still flow during the delay, in-flight 
   const p = await runProxy(d.dir, ['--shutdown-delay', '1s', '--drain-timeout', '10s']);
   try {
     const inflight = get(p.http, '/', { host: 'slow.test' });
-    await poll('the slow request to reach the upstream', () => slow.requests > 0);
+    await eventually('the slow request to reach the upstream', () => slow.requests > 0);
     p.child.kill('SIGTERM');
-    await poll('readiness to fail', async () => (await get(p.admin, '/readyz')).status === 503);
+    await eventually('readiness to fail', async () => (await get(p.admin, '/readyz')).status === 503);
     assert.equal((await get(p.http, '/', { host: 'app.test' })).status, 200, 'still serving during the shutdown delay');
-    await poll('listeners to close', async () => { try { await get(p.http, '/', { host: 'app.test' }); return false; } catch { return true; } });
+    await eventually('listeners to close', async () => { try { await get(p.http, '/', { host: 'app.test' }); return false; } catch { return true; } });
     const r = await inflight;
     assert.equal(r.status, 200);
     assert.equal(r.body, 'done');

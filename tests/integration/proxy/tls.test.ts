@@ -10,9 +10,10 @@ import { X509Certificate } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import { selfSignedCertificate } from '../../../proxy/index.ts';
 import {
-  startUpstream, runProxy, tempDir, writeManifests, ingress, service, tlsSecret, INGRESS_CLASS, get, metric, poll,
+  startUpstream, runProxy, tempDir, writeManifests, ingress, service, tlsSecret, INGRESS_CLASS, get, metric,
   type Upstream, type RunningProxy,
 } from './harness.ts';
+import { eventually } from '../../support/wait.ts';
 
 const certA = selfSignedCertificate({ commonName: 'a.test' });
 const certB = selfSignedCertificate({ commonName: 'b.test', altNames: ['b.test', '*.b.test'] });
@@ -92,7 +93,7 @@ test('without a matching certificate the default applies: the fake one until the
   const noSni = await hello(undefined);
   assert.equal(noSni.cert.subject.CN, 'Vane Fake Certificate');
   await writeManifests(dir.dir, 'all.json', [...objects, tlsSecret('cert-default', certDefault)]);
-  await poll('the configured default certificate', async () => (await hello('unknown.test')).cert.subject.CN === 'default.test');
+  await eventually('the configured default certificate', async () => (await hello('unknown.test')).cert.subject.CN === 'default.test');
   assert.equal((await hello(undefined)).cert.subject.CN, 'default.test', 'clients without SNI get it too');
   assert.equal((await hello('a.test')).cert.subject.CN, 'a.test');
 });

@@ -12,7 +12,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CertManager, DirCertStore, MemoryCertStore, isCertError, planRotation, policyOf } from '../../../lib/certs/index.ts';
 import { reviewBody, ROOT } from '../../unit/webhook/helpers.ts';
-import { call, waitFor } from './client.ts';
+import { call } from './client.ts';
+import { eventually } from '../../support/wait.ts';
 
 const dirs: string[] = [];
 const children: ChildProcess[] = [];
@@ -38,11 +39,10 @@ async function startCli(args: string[]): Promise<Started> {
   let stderr = '';
   child.stderr!.on('data', (d: Buffer) => { stderr += d.toString('utf8'); });
   const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  const port = await waitFor('the webhook to listen', () => {
-    if (child.exitCode !== null) throw new Error(`vane webhook exited ${child.exitCode}: ${stderr}`);
+  const port = await eventually('the webhook to listen', () => {
     const line = stderr.split('\n').find((l) => l.includes('"webhook listening"'));
     return line ? (JSON.parse(line) as { port: number }).port : null;
-  });
+  }, 10_000, { giveUp: () => child.exitCode !== null && `vane webhook exited ${child.exitCode}`, detail: () => stderr });
   return { child, port, logs: () => stderr, exited };
 }
 
@@ -67,7 +67,7 @@ test('bootstraps a CA and serving certificate in --cert-dir, reviews with --from
   const denied = (await call(port, { ca, body: reviewBody({ uid: 'cli-2', object: { ...canary, spec: { ...canary.spec, canaryService: { name: 'checkout' } } } }) })).json().response;
   assert.equal(denied.allowed, false);
   assert.equal(denied.uid, 'cli-2');
-  await waitFor('the denial in the log', () => logs().includes('"msg":"admission denied"') && logs().includes('"object":"shop/checkout"'));
+  await eventually('the denial in the log', () => logs().includes('"msg":"admission denied"') && logs().includes('"object":"shop/checkout"'));
   assert.ok(!logs().includes('PRIVATE KEY'), 'no key material in logs');
   child.kill('SIGTERM');
   assert.equal(await exited, 0);
@@ -92,7 +92,7 @@ test('certificates managed outside Vane (tls.crt, tls.key, no ca.key) are served
   const second = planRotation({ stored: null, now: Date.now(), policy, published: null }).next!;
   await writeFile(join(dir, 'tls.crt'), second.certPem);
   await writeFile(join(dir, 'tls.key'), second.keyPem);
-  await waitFor('the reloaded certificate', async () => {
+  await eventually('the reloaded certificate', async () => {
     const r = await call(port, { ca: `${first.caBundlePem}${second.caBundlePem}`, method: 'GET', path: '/healthz' });
     return r.fingerprint === fingerprintOf(second.certPem);
   });

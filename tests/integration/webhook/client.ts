@@ -58,14 +58,3 @@ export function call(port: number, options: CallOptions): Promise<Reply> {
     req.end(options.body);
   });
 }
-
-/** waitFor polls until check returns a value, or fails after deadlineMs. */
-export async function waitFor<T>(what: string, check: () => T | undefined | null | false | Promise<T | undefined | null | false>, deadlineMs = 10_000): Promise<T> {
-  const until = Date.now() + deadlineMs;
-  for (;;) {
-    const value = await check();
-    if (value) return value;
-    if (Date.now() > until) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}

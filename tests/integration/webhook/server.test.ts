@@ -12,7 +12,8 @@ import { loadManifests } from '../../../lib/manifests.ts';
 import { CertManager, MemoryCertStore, splitPemCertificates, type ServingCertificate } from '../../../lib/certs/index.ts';
 import { startWebhookServer, MemoryObjectCache, type WebhookServer } from '../../../webhook/index.ts';
 import { reviewBody, ROOT } from '../../unit/webhook/helpers.ts';
-import { call, waitFor } from './client.ts';
+import { call } from './client.ts';
+import { eventually } from '../../support/wait.ts';
 
 const DAY = 86_400_000;
 /** The certificates are bootstrapped 8 days ago, so that a CA renewal falls due now, on the real clock TLS clients check. */
@@ -136,7 +137,7 @@ test('rotation without a restart: new connections get the new certificate; the p
     'the serving certificate stays on the old CA until the new bundle is published');
   const second = await manager.reconcile();
   assert.ok(second.rotated.some((r) => /moves to it/.test(r)), second.rotated.join('; '));
-  const after = await waitFor('the new certificate on a new connection', async () => {
+  const after = await eventually('the new certificate on a new connection', async () => {
     const r = await call(server.port, { ca: serving.caBundlePem, method: 'GET', path: '/healthz' });
     return r.fingerprint !== before.fingerprint ? r : null;
   });
