@@ -21,6 +21,7 @@ import { parseAllDocuments } from 'yaml';
 import { envWithoutProxies } from '../../../devtools/controlplane/index.ts';
 import { buildProgram } from '../../../cli/main.ts';
 import { cluster, e2eSkip, type Cluster } from '../harness/index.ts';
+import { eventually } from '../../support/wait.ts';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 const CHART = join(ROOT, 'charts', 'vane');
@@ -66,16 +67,6 @@ function find(objects: K8sObject[], kind: string, name: string): K8sObject {
 function podSpec(o: K8sObject): PodSpec {
   if (o.kind === 'Pod') return o.spec as PodSpec;
   return (o.spec as { template: { spec: PodSpec } }).template.spec;
-}
-
-async function eventually<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 15_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /** dryRun sends every object to the API server with `kubectl apply --dry-run=server` and returns what it accepted. */
