@@ -20,6 +20,10 @@ function duration(value: string): number {
   return ms;
 }
 
+function durationOrZero(value: string): number {
+  return value.trim() === '0' ? 0 : duration(value);
+}
+
 function size(value: string): number {
   const bytes = parseSizeBytes(value);
   if (bytes === null || bytes === 0) throw new InvalidArgumentError('must be a size such as "16k"');
@@ -51,9 +55,14 @@ interface Flags {
   httpsRedirectPort: number;
   maxHeaderBytes: number;
   clientHeaderTimeout: number;
+  clientBodyTimeout: number;
+  clientBodyTotalTimeout: number;
+  maxConnectionsPerClient: number;
   clientKeepaliveTimeout: number;
   upstreamConnections: number;
   upstreamKeepaliveTimeout: number;
+  upstreamQueue: number;
+  upstreamQueueTimeout: number;
   retries: number;
   outlierConsecutiveFailures: number; outlierBaseEjection: number; outlierMaxEjection: number; outlierMaxEjectionPercent: number;
   metricsPerPath?: boolean;
@@ -87,9 +96,14 @@ export function registerProxy(program: Command): void {
     .option('--https-redirect-port <port>', 'port in 308 redirects to HTTPS', int, d.httpsRedirectPort)
     .option('--max-header-bytes <size>', 'request head limit (larger: 431)', size, d.maxHeaderBytes)
     .option('--client-header-timeout <duration>', 'time a client has to send a whole request head (then 408)', duration, d.clientHeaderTimeoutMs)
+    .option('--client-body-timeout <duration>', 'longest silence between two reads of a request body (then 408)', duration, d.clientBodyTimeoutMs)
+    .option('--client-body-total-timeout <duration>', 'time a client has to send a whole request body (then 408; 0s: no limit)', durationOrZero, d.clientBodyTotalTimeoutMs)
+    .option('--max-connections-per-client <n>', 'connections at once from one untrusted client address, per worker (then 503; 0: no limit)', int, d.maxConnectionsPerClient)
     .option('--client-keepalive-timeout <duration>', 'idle keep-alive client connections close after this', duration, d.clientKeepAliveTimeoutMs)
     .option('--upstream-connections <n>', 'connections per upstream endpoint and worker', int, d.upstreamConnections)
     .option('--upstream-keepalive-timeout <duration>', 'idle upstream connections close after this', duration, d.upstreamKeepAliveMs)
+    .option('--upstream-queue <n>', 'requests that may wait for a busy endpoint\'s connection, per endpoint and worker (more: 503)', int, d.upstreamQueue)
+    .option('--upstream-queue-timeout <duration>', 'longest wait for an upstream connection (then 503)', duration, d.upstreamQueueTimeoutMs)
     .option('--retries <n>', 'extra attempts for idempotent requests whose connection failed', int, d.retries)
     .option('--outlier-consecutive-failures <n>', 'connect failures in a row that eject an endpoint', int, d.outlier.consecutiveFailures)
     .option('--outlier-base-ejection <duration>', 'first ejection time, doubled per ejection in a row', duration, d.outlier.baseEjectionMs)
@@ -110,9 +124,14 @@ export function registerProxy(program: Command): void {
         httpsRedirectPort: flags.httpsRedirectPort,
         maxHeaderBytes: flags.maxHeaderBytes,
         clientHeaderTimeoutMs: flags.clientHeaderTimeout,
+        clientBodyTimeoutMs: flags.clientBodyTimeout,
+        clientBodyTotalTimeoutMs: flags.clientBodyTotalTimeout,
+        maxConnectionsPerClient: flags.maxConnectionsPerClient,
         clientKeepAliveTimeoutMs: flags.clientKeepaliveTimeout,
         upstreamConnections: flags.upstreamConnections,
         upstreamKeepAliveMs: flags.upstreamKeepaliveTimeout,
+        upstreamQueue: flags.upstreamQueue,
+        upstreamQueueTimeoutMs: flags.upstreamQueueTimeout,
         retries: flags.retries,
         outlier: {
           consecutiveFailures: flags.outlierConsecutiveFailures, baseEjectionMs: flags.outlierBaseEjection,

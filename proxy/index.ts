@@ -2,7 +2,8 @@
 export { startProxy, type ProxyHandle } from './primary/start.ts';
 export { FileSource, type FileSourceOptions } from './source/files.ts';
 export type { RoutingSource, RoutingUpdate, WireDelta } from './source/source.ts';
-export { DEFAULT_OPTIONS, resolveOptions, ProxyError, type ProxyOptions, type OutlierOptions } from './options.ts';
+export { DEFAULT_OPTIONS, resolveOptions, type ProxyOptions, type OutlierOptions } from './options.ts';
+export { ProxyError, UpstreamError, BodyError, type ProxyErrorCode } from './errors.ts';
 export { selfSignedCertificate, type SelfSignedCertificate, type SelfSignedRequest } from './listen/x509.ts';
 export { parseProxyHeader, parseClientHello, NEED_MORE, INVALID } from './listen/preamble.ts';
 export { Cluster, Endpoint, type PoolSettings } from './upstream/endpoints.ts';

@@ -70,12 +70,17 @@ export class WorkerMetrics {
   private readonly connectErrors = new Map<string, number>();
   private readonly ejections = new Map<string, number>();
   private readonly retries = new Map<string, number>();
+  private readonly queueRejections = new Map<string, number>();
   readonly activeConnections = { http: 0, https: 0, passthrough: 0, upgraded: 0 };
   /** Client connections moved from the fast path to node:http, by reason. */
   readonly handoffs = { request: 0, 'tls-backend': 0 };
   /** The plain-HTTP listener reads into a shared buffer (listen/shared-reads.ts). */
   sharedReads = false;
   tlsContextsBuilt = 0;
+  /** Requests waiting for an upstream connection now, shared with the worker's pools. */
+  readonly upstreamWaiting = { count: 0 };
+  /** Client connections over --max-connections-per-client. */
+  clientLimitRefusals = 0;
   routingGeneration = 0;
   routingAppliedAtMs = 0;
   routingResources = 0;
@@ -108,6 +113,11 @@ export class WorkerMetrics {
     r.registerMetric(new Metric('vane_proxy_upstream_connect_errors_total', 'Failed connections to upstream endpoints, by service.', 'counter', 'sum', byService(this.connectErrors)) as never);
     r.registerMetric(new Metric('vane_proxy_outlier_ejections_total', 'Endpoints ejected after consecutive connect failures, by service.', 'counter', 'sum', byService(this.ejections)) as never);
     r.registerMetric(new Metric('vane_proxy_upstream_retries_total', 'Idempotent requests retried on another endpoint, by service.', 'counter', 'sum', byService(this.retries)) as never);
+    r.registerMetric(new Metric('vane_proxy_upstream_queue_rejections_total', 'Requests answered 503 because the endpoint\'s queue for a connection was full or they waited too long, by service.', 'counter', 'sum', byService(this.queueRejections)) as never);
+    r.registerMetric(new Metric('vane_proxy_upstream_waiting_requests', 'Requests waiting for a connection to an upstream endpoint (at most --upstream-queue per endpoint once its connections are taken).', 'gauge', 'sum',
+      () => [{ labels: {}, value: this.upstreamWaiting.count }]) as never);
+    r.registerMetric(new Metric('vane_proxy_client_limit_refusals_total', 'Client connections refused (503) over --max-connections-per-client.', 'counter', 'sum',
+      () => [{ labels: {}, value: this.clientLimitRefusals }]) as never);
     r.registerMetric(new Metric('vane_proxy_active_connections', 'Open client connections by listener.', 'gauge', 'sum',
       () => Object.entries(this.activeConnections).map(([listener, value]) => ({ labels: { listener }, value }))) as never);
     r.registerMetric(new Metric('vane_proxy_fast_path_handoffs_total', 'Client connections moved from the fast path to node:http: a request it does not take, or a backend spoken to over TLS.', 'counter', 'sum',
@@ -138,6 +148,7 @@ export class WorkerMetrics {
   connectError(service: string): void { this.connectErrors.set(service, (this.connectErrors.get(service) ?? 0) + 1); }
   ejection(service: string): void { this.ejections.set(service, (this.ejections.get(service) ?? 0) + 1); }
   retry(service: string): void { this.retries.set(service, (this.retries.get(service) ?? 0) + 1); }
+  queueRejected(service: string): void { this.queueRejections.set(service, (this.queueRejections.get(service) ?? 0) + 1); }
 
   async snapshot(): Promise<MetricsSnapshot> {
     return (await this.registry.getMetricsAsJSON()) as unknown as MetricsSnapshot;

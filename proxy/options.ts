@@ -3,16 +3,7 @@
  * (never halfway through a request). Defaults are what a platform team would run.
  */
 import { BlockList, isIP } from 'node:net';
-
-/** ProxyError is the root of the proxy's errors; callers branch on `code`. */
-export class ProxyError extends Error {
-  readonly code: string;
-  constructor(code: string, message: string) {
-    super(message);
-    this.name = 'ProxyError';
-    this.code = code;
-  }
-}
+import { ProxyError } from './errors.ts';
 
 export interface OutlierOptions {
   /** Consecutive connect failures that eject an endpoint. */
@@ -46,10 +37,20 @@ export interface ProxyOptions {
   maxHeaderBytes: number;
   /** Time a client has to send a complete request head (slow-loris bound). */
   clientHeaderTimeoutMs: number;
+  /** Longest silence between two reads of a request body while the proxy reads it (nginx's client_body_timeout). */
+  clientBodyTimeoutMs: number;
+  /** Time a client has to send a whole request body once its head is read; 0: no limit. */
+  clientBodyTotalTimeoutMs: number;
+  /** Connections at once from one untrusted client address, per worker; 0: no limit. */
+  maxConnectionsPerClient: number;
   clientKeepAliveTimeoutMs: number;
   /** Connections per upstream endpoint and worker. */
   upstreamConnections: number;
   upstreamKeepAliveMs: number;
+  /** Requests that may wait for a busy endpoint's connection, per endpoint and worker; more get 503. */
+  upstreamQueue: number;
+  /** Longest wait for an upstream connection; then 503. */
+  upstreamQueueTimeoutMs: number;
   /** Extra attempts for idempotent requests whose upstream connection failed. */
   retries: number;
   outlier: OutlierOptions;
@@ -72,9 +73,14 @@ export const DEFAULT_OPTIONS: ProxyOptions = {
   httpsRedirectPort: 443,
   maxHeaderBytes: 16 * 1024,
   clientHeaderTimeoutMs: 30_000,
+  clientBodyTimeoutMs: 60_000,
+  clientBodyTotalTimeoutMs: 300_000,
+  maxConnectionsPerClient: 0,
   clientKeepAliveTimeoutMs: 75_000,
   upstreamConnections: 256,
   upstreamKeepAliveMs: 60_000,
+  upstreamQueue: 1024,
+  upstreamQueueTimeoutMs: 10_000,
   retries: 2,
   outlier: { consecutiveFailures: 3, baseEjectionMs: 10_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 },
   metricsPerPath: false,
@@ -88,6 +94,10 @@ function port(name: string, value: number, allowZero: boolean): void {
 
 function positive(name: string, value: number, allowZero = false): void {
   if (!Number.isFinite(value) || value < 0 || (!allowZero && value === 0)) throw new ProxyError('EOPTION', `${name} must be a positive number, got ${value}`);
+}
+
+function count(name: string, value: number, allowZero: boolean): void {
+  if (!Number.isInteger(value) || value < (allowZero ? 0 : 1)) throw new ProxyError('EOPTION', `${name} must be a whole number${allowZero ? ' (0 or more)' : ' above 0'}, got ${value}`);
 }
 
 /** addCidr adds `10.0.0.0/8`, `::1/128` or a bare address into a BlockList entry. */
@@ -118,9 +128,14 @@ export function resolveOptions(partial: Partial<ProxyOptions>): ProxyOptions {
   positive('--drain-timeout', o.drainTimeoutMs);
   positive('--max-header-bytes', o.maxHeaderBytes);
   positive('--client-header-timeout', o.clientHeaderTimeoutMs);
+  positive('--client-body-timeout', o.clientBodyTimeoutMs);
+  positive('--client-body-total-timeout', o.clientBodyTotalTimeoutMs, true);
+  count('--max-connections-per-client', o.maxConnectionsPerClient, true);
   positive('--client-keepalive-timeout', o.clientKeepAliveTimeoutMs);
-  positive('--upstream-connections', o.upstreamConnections);
+  count('--upstream-connections', o.upstreamConnections, false);
   positive('--upstream-keepalive-timeout', o.upstreamKeepAliveMs);
+  count('--upstream-queue', o.upstreamQueue, true);
+  positive('--upstream-queue-timeout', o.upstreamQueueTimeoutMs);
   if (!Number.isInteger(o.retries) || o.retries < 0 || o.retries > 5) throw new ProxyError('EOPTION', `--retries must be from 0 to 5, got ${o.retries}`);
   positive('--outlier-consecutive-failures', o.outlier.consecutiveFailures);
   positive('--outlier-base-ejection', o.outlier.baseEjectionMs);

@@ -7,7 +7,7 @@
  *   prepare ─► answerLocally (404, 400, 413, 503, 308) ──────────────► reply
  *      └────► attempt: pick an endpoint ─► send (the path's transport)
  *                 ▲                          ├─► responseStarted … responseEnded
- *                 └── retry ◄── upstreamError ┴─► reply (502, 503, 504) or abort
+ *                 └── retry ◄── upstreamError ┴─► reply (502, 503, 504; 408, 413 for the body) or abort
  *
  * A path supplies only its transport: `send` (dispatch one attempt), `sendReply` (write a
  * reply from replies.ts), `abortResponse` (the upstream failed mid-response) and what ends its
@@ -36,6 +36,10 @@ export interface ExchangeContext {
   readonly retries: number;
   readonly httpsRedirectPort: number;
   readonly draining: boolean;
+  /** Longest silence between reads of a request body while the proxy reads it. */
+  readonly clientBodyTimeoutMs: number;
+  /** Time a client has to send a whole request body once its head is read; 0: no limit. */
+  readonly clientBodyTotalTimeoutMs: number;
   routeStats(route: RouteSpec, service: string): RequestStats;
   readonly unrouted: RequestStats;
   begin(): void;
@@ -52,8 +56,11 @@ export const STICKY_COOKIE = 'vane_bucket';
 const STICKY_MAX_AGE_SEC = 30 * 86_400;
 const IDEMPOTENT = new Set(['GET', 'HEAD', 'OPTIONS', 'TRACE', 'PUT', 'DELETE']);
 const CONNECT_ERRORS = new Set(['ECONNREFUSED', 'UND_ERR_CONNECT_TIMEOUT', 'EHOSTUNREACH', 'ENETUNREACH', 'ECONNRESET', 'ETIMEDOUT', 'EADDRNOTAVAIL', 'ENOTFOUND', 'EAI_AGAIN', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'UND_ERR_DESTROYED']);
-/** The code of the error a request body over the route's limit ends its upstream request with. */
-export const BODY_TOO_LARGE = 'EVANE_BODY_TOO_LARGE';
+/**
+ * Retry-After of a 503 for an endpoint whose queue is full or too slow: soon, since connections
+ * free up as requests end, and a retry may reach another proxy or endpoint.
+ */
+const BUSY_RETRY_AFTER_SEC = 1;
 
 function validRequestId(v: string): boolean {
   if (v.length === 0 || v.length > 200) return false;
@@ -276,7 +283,7 @@ export abstract class Exchange implements MatchRequest {
     if (this.clientGone) { this.finish(499); return; }
     if (!this.responding) {
       const status = statusFor(err);
-      this.fail(status, upstreamFailure(status));
+      this.fail(status, upstreamFailure(status), status === 503 ? BUSY_RETRY_AFTER_SEC : 0);
       return;
     }
     this.abortResponse(err);
@@ -295,6 +302,8 @@ export abstract class Exchange implements MatchRequest {
     if (!this.requestSent && CONNECT_ERRORS.has(code)) {
       this.ctx.metrics.connectError(cluster.service);
       if (cluster.connectFailed(ep, performance.now(), this.ctx.outlier)) this.ctx.metrics.ejection(cluster.service);
+    } else if (code === 'EVANE_QUEUE_FULL' || code === 'EVANE_QUEUE_TIMEOUT') {
+      this.ctx.metrics.queueRejected(cluster.service);
     }
     if (this.clientGone || this.requestSent || !this.replayable() || this.attempts > this.ctx.retries || !CONNECT_ERRORS.has(code)) return false;
     this.ctx.metrics.retry(cluster.service);
@@ -303,11 +312,11 @@ export abstract class Exchange implements MatchRequest {
 
   // ---- replies the proxy makes --------------------------------------------------------
 
-  /** fail answers with an error reply. */
-  protected fail(status: number, detail: string): void {
+  /** fail answers with an error reply; `retryAfterSec` above 0 adds Retry-After. */
+  protected fail(status: number, detail: string, retryAfterSec = 0): void {
     if (!this.requestId) this.requestId = newRequestId();
     const close = this.closesAfter(status);
-    this.sendReply(errorReply(status, this.requestId, detail, close), close);
+    this.sendReply(errorReply(status, this.requestId, detail, close, retryAfterSec), close);
   }
 
   /** redirect answers with a 308 to `location`. */
@@ -321,7 +330,7 @@ export abstract class Exchange implements MatchRequest {
    * leaves the connection in an unknown state, and a draining worker closes every connection.
    */
   protected closesAfter(status: number): boolean {
-    return this.ctx.draining || status === 413 || status === 400 || this.bodyUnread();
+    return this.ctx.draining || status === 413 || status === 400 || status === 408 || this.bodyUnread();
   }
 
   /** bodyUnread: the client has not sent (or the proxy not read) the whole request body. */
@@ -341,7 +350,9 @@ export abstract class Exchange implements MatchRequest {
 /** statusFor is the status of the reply to a request whose upstream failed with `err`. */
 function statusFor(err: Error): number {
   const code = (err as { code?: string }).code;
-  if (code === BODY_TOO_LARGE) return 413;
+  if (code === 'EVANE_BODY_TOO_LARGE') return 413;
+  if (code === 'EVANE_BODY_TIMEOUT') return 408;
+  if (code === 'EVANE_QUEUE_FULL' || code === 'EVANE_QUEUE_TIMEOUT') return 503;
   if (code === 'UND_ERR_HEADERS_TIMEOUT' || code === 'UND_ERR_CONNECT_TIMEOUT' || code === 'UND_ERR_BODY_TIMEOUT') return 504;
   return 502;
 }

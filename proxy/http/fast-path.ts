@@ -38,6 +38,9 @@ export interface FastPathHost extends ExchangeContext {
 
 export type HandoffReason = 'request' | 'tls-backend';
 
+/** Retry-After of the 503 to a client over its connection limit: once one of its others is done. */
+const CLIENT_LIMIT_RETRY_AFTER_SEC = 1;
+
 /** Below this size a response head and its first body bytes go out in one buffer (one write). */
 const COALESCE_BYTES = 16_384;
 
@@ -60,6 +63,8 @@ export class ClientConnection implements IdleWatched, ReadSink {
   /** Request body bytes still to come from the client for the current exchange. */
   private bodyLeft = 0;
   private headTimer: NodeJS.Timeout | null = null;
+  /** Bounds the whole body of the current exchange (set only when it did not come with its head). */
+  private bodyTimer: NodeJS.Timeout | null = null;
   private closing = false;
   private halfClosed = false;
   /** Reads come from a shared buffer (onRead), not 'data' events: see listen/shared-reads.ts. */
@@ -115,6 +120,7 @@ export class ClientConnection implements IdleWatched, ReadSink {
       if (this.bodyLeft > 0) {
         const take = Math.min(this.bodyLeft, d.length);
         this.bodyLeft -= take;
+        if (this.bodyLeft === 0) this.clearBodyTimer();
         this.exchange.clientBody(kept(take === d.length ? d : d.subarray(0, take), borrowed), this.bodyLeft === 0);
         if (take === d.length) return;
         d = d.subarray(take);
@@ -145,6 +151,7 @@ export class ClientConnection implements IdleWatched, ReadSink {
       this.headTimer ??= setTimeout(() => this.headTimedOut(), this.host.clientHeaderTimeoutMs);
       return;
     }
+    if (this.client.overLimit) { this.refuse(); return; }
     if (head === HANDOFF) { this.buf = kept(buf, borrowed); this.handoff('request'); return; }
     const exchange = new FastExchange(this.host, this, head, this.client);
     if (!exchange.route()) { this.buf = kept(buf, borrowed); this.handoff('tls-backend'); return; }
@@ -156,10 +163,32 @@ export class ClientConnection implements IdleWatched, ReadSink {
     const after = buf.length - head.size;
     const bodyNow = Math.min(length, after);
     this.bodyLeft = length - bodyNow;
+    if (this.bodyLeft > 0) this.watchBody();
     const rest = head.size + bodyNow;
     if (rest < buf.length) this.buf = kept(buf.subarray(rest), borrowed);
     const body = bodyNow > 0 ? buf.subarray(head.size, rest) : null;
     exchange.start(body === null ? null : kept(body, borrowed));
+  }
+
+  /**
+   * watchBody bounds a body still to come, before the exchange starts (which may end it at
+   * once): the idle limit becomes the body's (between reads), and a timer bounds the whole. An
+   * upstream connection the request holds is then held for at most that long, however slowly
+   * the client sends.
+   */
+  private watchBody(): void {
+    idleSweeper.watch(this, this.host.clientBodyTimeoutMs);
+    const totalMs = this.host.clientBodyTotalTimeoutMs;
+    if (totalMs > 0) this.bodyTimer = setTimeout(() => this.bodyTimedOut(`request body not received within ${totalMs} ms`), totalMs);
+  }
+
+  private clearBodyTimer(): void {
+    if (this.bodyTimer !== null) { clearTimeout(this.bodyTimer); this.bodyTimer = null; }
+  }
+
+  private bodyTimedOut(detail: string): void {
+    this.bodyTimer = null;
+    if (this.exchange !== null && this.bodyLeft > 0) this.exchange.bodyTimedOut(detail);
   }
 
   /** exchangeDone: the response is complete; the connection takes the next request or closes. */
@@ -180,12 +209,34 @@ export class ClientConnection implements IdleWatched, ReadSink {
   get bodyPending(): boolean { return this.bodyLeft > 0; }
 
   pause(): void { this.socket.pause(); }
-  resume(): void { this.socket.resume(); }
 
-  /** idleTimedOut: the socket was silent; a partial head gets 408, an idle connection just closes. */
+  resume(): void {
+    this.socket.resume();
+    // The body's idle limit counts from when the proxy reads again.
+    if (this.bodyLeft > 0 && this.exchange !== null) idleSweeper.watch(this, this.host.clientBodyTimeoutMs);
+  }
+
+  /**
+   * idleTimedOut: the socket was silent. A partial head gets 408, an idle connection just
+   * closes, a body the client stopped sending gets 408; silence while the proxy itself does not
+   * read (back-pressure, or waiting for an upstream connection) does not count.
+   */
   idleTimedOut(): void {
-    if (this.exchange !== null) return;
+    if (this.exchange !== null) {
+      if (this.bodyLeft === 0) return;
+      if (this.socket.isPaused()) { idleSweeper.watch(this, this.host.clientBodyTimeoutMs); return; }
+      this.exchange.bodyTimedOut(`no request body bytes for ${this.host.clientBodyTimeoutMs} ms`);
+      return;
+    }
     if (this.buf !== null) this.headTimedOut(); else this.socket.destroy();
+  }
+
+  /** refuse answers the first request of a client over --max-connections-per-client, and closes. */
+  private refuse(): void {
+    if (this.headTimer !== null) { clearTimeout(this.headTimer); this.headTimer = null; }
+    this.host.unrouted.record(503, 0);
+    this.closing = true;
+    this.socket.end(closingErrorBytes(503, newRequestId(), 'too many connections from this client address', CLIENT_LIMIT_RETRY_AFTER_SEC));
   }
 
   private headTimedOut(): void {
@@ -206,6 +257,7 @@ export class ClientConnection implements IdleWatched, ReadSink {
   private onClose(): void {
     idleSweeper.unwatch(this);
     if (this.headTimer !== null) { clearTimeout(this.headTimer); this.headTimer = null; }
+    this.clearBodyTimer();
     const ex = this.exchange;
     this.exchange = null;
     ex?.clientClosed();
@@ -414,6 +466,18 @@ export class FastExchange extends Exchange implements UpstreamExchange {
   }
 
   protected override abortResponse(): void { this.conn.socket.destroy(); }
+
+  /**
+   * bodyTimedOut: the client did not send the body in time. Before a response it gets 408 and
+   * the upstream connection, holding a request that will never be complete, is dropped; once
+   * the upstream answered (before reading the whole body), the body no longer matters.
+   */
+  bodyTimedOut(detail: string): void {
+    if (this.done || this.responding) return;
+    if (this.upstream !== null) { this.upstream.abort(); this.upstream = null; this.endpoint!.inflight--; }
+    else if (this.pool !== null && this.endpoint !== null) { this.pool.withdraw(this); this.endpoint.inflight--; }
+    this.fail(408, detail);
+  }
 
   /** clientClosed: the client connection closed before the response was complete. */
   clientClosed(): void {

@@ -12,23 +12,92 @@ import type { Dispatcher } from 'undici';
 import type { RouteSpec } from '../../core/index.ts';
 import { Cluster, type Endpoint } from '../upstream/endpoints.ts';
 import { filterResponseHeaders, inspectHeaders } from '../http1/headers.ts';
-import { BODY_TOO_LARGE, Exchange, type ExchangeContext, type Prepared, type RequestLine } from './exchange.ts';
+import { Exchange, type ExchangeContext, type Prepared, type RequestLine } from './exchange.ts';
 import type { ClientInfo } from '../listen/listeners.ts';
 import { replyBytes, STATUS_TEXT, type Reply } from './replies.ts';
 import { tunnel } from '../listen/tunnel.ts';
+import { idleSweeper, type IdleWatched } from '../idle.ts';
+import { BodyError, UpstreamError } from '../errors.ts';
 
 const kExchange = Symbol('vane.exchange');
 
-/** BodyLimit passes a chunked request body through and fails once it exceeds the route's limit. */
-class BodyLimit extends Transform {
+/**
+ * BodyGuard passes a request body through to undici and fails it (BodyError, which undici
+ * ends the upstream request with) once it exceeds the route's limit (chunked bodies: a
+ * declared length was checked before), or when the client is silent for the body timeout
+ * while the proxy reads, or has not sent it all within the total.
+ */
+class BodyGuard extends Transform implements IdleWatched {
+  active = false;
+  idleLimitMs = 0;
+  idleDeadline = 0;
   private seen = 0;
+  private readonly req: IncomingMessage;
   private readonly limit: number;
-  constructor(limit: number) { super(); this.limit = limit; }
+  private readonly idleMs: number;
+  private readonly total: NodeJS.Timeout | null;
+
+  constructor(req: IncomingMessage, limit: number, idleMs: number, totalMs: number) {
+    super();
+    this.req = req;
+    this.limit = limit;
+    this.idleMs = idleMs;
+    idleSweeper.watch(this, idleMs);
+    this.total = totalMs > 0 ? setTimeout(() => this.fail(`request body not received within ${totalMs} ms`), totalMs) : null;
+    req.pipe(this);
+  }
+
   override _transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback): void {
+    this.active = true;
     this.seen += chunk.length;
-    if (this.seen > this.limit) { cb(Object.assign(new Error('request body exceeds the limit'), { code: BODY_TOO_LARGE })); return; }
+    if (this.limit > 0 && this.seen > this.limit) { cb(new BodyError('EVANE_BODY_TOO_LARGE', `request body over the limit of ${this.limit} bytes`)); return; }
     cb(null, chunk);
   }
+
+  override _flush(cb: TransformCallback): void {
+    this.stop();
+    cb();
+  }
+
+  override _destroy(err: Error | null, cb: (err: Error | null) => void): void {
+    this.stop();
+    this.req.unpipe(this);
+    cb(err);
+  }
+
+  /** idleTimedOut: silence counts only while the proxy reads (pipe pauses the request for back-pressure). */
+  idleTimedOut(): void {
+    if (this.req.isPaused()) { idleSweeper.watch(this, this.idleMs); return; }
+    this.fail(`no request body bytes for ${this.idleMs} ms`);
+  }
+
+  private fail(detail: string): void {
+    if (!this.req.complete) this.destroy(new BodyError('EVANE_BODY_TIMEOUT', detail));
+  }
+
+  private stop(): void {
+    idleSweeper.unwatch(this);
+    if (this.total !== null) clearTimeout(this.total);
+  }
+}
+
+/**
+ * QueueWait bounds the time an attempt waits in undici's Pool for a connection (undici's own
+ * queue has neither a bound nor a deadline); it ends when the request starts.
+ */
+class QueueWait implements IdleWatched {
+  /** Never set: time in the queue counts whatever happens meanwhile. */
+  active = false;
+  idleLimitMs = 0;
+  idleDeadline = 0;
+  private readonly exchange: UndiciExchange;
+
+  constructor(exchange: UndiciExchange, timeoutMs: number) {
+    this.exchange = exchange;
+    idleSweeper.watch(this, timeoutMs);
+  }
+
+  idleTimedOut(): void { this.exchange.queueExpired(); }
 }
 
 /** requestLine reads node's parsed request; node:http always sets method and url on server requests. */
@@ -41,6 +110,10 @@ abstract class UndiciExchange extends Exchange implements Dispatcher.DispatchHan
   /** The upstream's headers, flat `[name, value, …]`, forwarding headers last (prepareRaw). */
   protected headers: string[] = [];
   protected controller: Dispatcher.DispatchController | null = null;
+  /** Set while the attempt waits for one of undici's connections. */
+  private queued: QueueWait | null = null;
+  /** The attempt was answered with 503 while undici still held it: whatever undici reports later is not this exchange's. */
+  private abandoned = false;
 
   constructor(ctx: ExchangeContext, req: IncomingMessage, client: ClientInfo) {
     super(ctx, requestLine(req), client);
@@ -56,21 +129,55 @@ abstract class UndiciExchange extends Exchange implements Dispatcher.DispatchHan
     return p;
   }
 
-  /** send dispatches the attempt through the endpoint's undici Pool. */
+  /** send dispatches the attempt through the endpoint's undici Pool, unless too many already wait there. */
   protected override send(ep: Endpoint, route: RouteSpec): void {
     this.controller = null;
+    if (ep.undiciWaiting >= ep.queueLimit) {
+      this.upstreamError(new UpstreamError('EVANE_QUEUE_FULL', `${ep.queueLimit} requests already wait for a connection to ${ep.key}`));
+      return;
+    }
+    ep.undiciQueued(1);
+    this.queued = new QueueWait(this, ep.queueTimeoutMs);
     ep.pool(route.timeouts.connectMs).dispatch(this.dispatchOptions(route), this);
   }
 
   protected abstract dispatchOptions(route: RouteSpec): Dispatcher.DispatchOptions;
 
+  /** leaveQueue: the attempt no longer waits for a connection; false when it was not waiting. */
+  private leaveQueue(): boolean {
+    const q = this.queued;
+    if (q === null) return false;
+    this.queued = null;
+    idleSweeper.unwatch(q);
+    this.endpoint!.undiciQueued(-1);
+    return true;
+  }
+
+  /** queueExpired answers 503 for an attempt undici has not started within the queue timeout. */
+  queueExpired(): void {
+    if (!this.leaveQueue()) return;
+    this.abandoned = true;
+    this.upstreamError(new UpstreamError('EVANE_QUEUE_TIMEOUT', `no connection to ${this.endpoint!.key} in time`));
+  }
+
+  /** bodyFailed: the body guard refused the body; undici reports it only once the request has started. */
+  protected bodyFailed(err: Error): void {
+    if (!this.leaveQueue()) return;
+    this.abandoned = true;
+    this.upstreamError(err);
+  }
+
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
+    if (this.abandoned) { controller.abort(new Error('answered while queued')); return; }
+    this.leaveQueue();
     this.requestSent = true;
     if (this.clientGone) controller.abort(new Error('client went away'));
   }
 
   onResponseError(_controller: Dispatcher.DispatchController, err: Error): void {
+    if (this.abandoned) return;
+    this.leaveQueue();
     this.upstreamError(err);
   }
 }
@@ -80,7 +187,7 @@ export class GeneralExchange extends UndiciExchange {
   private readonly req: IncomingMessage;
   private readonly res: ServerResponse;
   private readonly expectContinue: boolean;
-  private body: IncomingMessage | BodyLimit | null = null;
+  private body: BodyGuard | null = null;
   private status = 0;
 
   constructor(ctx: ExchangeContext, req: IncomingMessage, res: ServerResponse, client: ClientInfo, expectContinue: boolean) {
@@ -97,14 +204,9 @@ export class GeneralExchange extends UndiciExchange {
     if (this.answerLocally(this.prepareRaw())) return;
     const route = this.decision!.route!;
     if (this.hasBody) {
-      if (this.chunked && route.maxBodyBytes > 0) {
-        const limit = new BodyLimit(route.maxBodyBytes);
-        this.req.pipe(limit);
-        limit.on('error', () => this.req.unpipe(limit));
-        this.body = limit;
-      } else {
-        this.body = this.req;
-      }
+      const c = this.ctx;
+      this.body = new BodyGuard(this.req, this.chunked ? route.maxBodyBytes : 0, c.clientBodyTimeoutMs, c.clientBodyTotalTimeoutMs);
+      this.body.on('error', (err: Error) => this.bodyFailed(err));
     }
     if (this.expectContinue) this.res.writeContinue();
     this.attempt(null);

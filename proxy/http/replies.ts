@@ -25,12 +25,14 @@ export interface Reply {
 
 /**
  * errorReply is the reply with an error status; `close` adds `connection: close` (the
- * connection ends after it: draining, a refused or unread body, an upgrade request).
+ * connection ends after it: draining, a refused or unread body, an upgrade request), and
+ * `retryAfterSec` above 0 adds Retry-After (an overloaded upstream or client limit).
  */
-export function errorReply(status: number, requestId: string, detail: string, close: boolean): Reply {
+export function errorReply(status: number, requestId: string, detail: string, close: boolean, retryAfterSec = 0): Reply {
   const reason = STATUS_TEXT[status] ?? '';
   const body = `${status} ${reason}: ${detail}\nrequest id: ${requestId}\n`;
   const headers = ['content-type', 'text/plain; charset=utf-8', 'content-length', String(Buffer.byteLength(body)), 'x-request-id', requestId];
+  if (retryAfterSec > 0) headers.push('retry-after', String(retryAfterSec));
   if (close) headers.push('connection', 'close');
   return { status, reason, headers, body };
 }
@@ -44,7 +46,8 @@ export function redirectReply(location: string, requestId: string, close: boolea
 
 /** upstreamFailure is the detail of the reply to a request whose upstream failed with `status`. */
 export function upstreamFailure(status: number): string {
-  return status === 413 ? 'request body too large' : status === 504 ? 'upstream timed out' : 'upstream failed';
+  return status === 413 ? 'request body too large' : status === 408 ? 'request body not received in time'
+    : status === 503 ? 'upstream busy, no connection free in time' : status === 504 ? 'upstream timed out' : 'upstream failed';
 }
 
 /** replyBytes is the reply as an HTTP/1.1 response, for sockets without a ServerResponse. */
@@ -55,7 +58,7 @@ export function replyBytes(r: Reply): string {
   return `${head}\r\n${r.body}`;
 }
 
-/** closingErrorBytes is an error reply that ends the connection, as bytes (parse errors, timeouts). */
-export function closingErrorBytes(status: number, requestId: string, detail: string): string {
-  return replyBytes(errorReply(status, requestId, detail, true));
+/** closingErrorBytes is an error reply that ends the connection, as bytes (parse errors, timeouts, client limits). */
+export function closingErrorBytes(status: number, requestId: string, detail: string, retryAfterSec = 0): string {
+  return replyBytes(errorReply(status, requestId, detail, true, retryAfterSec));
 }

@@ -7,6 +7,12 @@
  *
  * Each connection's ClientInfo (address, PROXY protocol aware, and whether it is trusted) is
  * computed once here and kept on the socket for node:http's requests (`clientInfoOf`).
+ *
+ * With --max-connections-per-client, connections are counted per untrusted client address
+ * (after the PROXY header, so the address is the client's) in this worker; one over the
+ * limit is served nothing but a 503 (nginx's limit_conn answers the request too, rather than
+ * resetting it), or closed when it is a TLS pass-through. Trusted proxies are not counted:
+ * all their clients share their address.
  */
 import { connect, createServer as createNetServer, isIPv6, type BlockList, type Server as NetServer, type Socket } from 'node:net';
 import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
@@ -32,6 +38,8 @@ export interface ClientInfo {
   /** Port the client connected to, for X-Forwarded-Port, as the header carries it. */
   port: string;
   scheme: 'http' | 'https';
+  /** The client already has --max-connections-per-client others: its request gets 503. */
+  overLimit: boolean;
 }
 
 const kClientInfo = Symbol('vane.clientInfo');
@@ -62,6 +70,8 @@ export class Listeners {
   /** Terminates TLS; the decrypted connections then take the same HTTP paths as plain ones. */
   private readonly tlsServer: TlsServer;
   private readonly rawServers: { http: NetServer; https: NetServer };
+  /** Open connections per counted client address. */
+  private readonly perClient = new Map<string, number>();
 
   constructor(options: ProxyOptions, ticketKeys: Buffer, tls: TlsStore, host: ListenerHost) {
     this.options = options;
@@ -116,7 +126,25 @@ export class Listeners {
   private clientInfo(socket: Socket, listener: Listener, proxied: ProxiedAddress | null): ClientInfo {
     const address = plainAddress(proxied ? proxied.sourceAddress : socket.remoteAddress);
     const trusted = address !== '' && this.trusted.check(address, isIPv6(address) ? 'ipv6' : 'ipv4');
-    return { address, trusted, port: String(proxied ? proxied.destinationPort : socket.localPort ?? 0), scheme: listener };
+    return { address, trusted, port: String(proxied ? proxied.destinationPort : socket.localPort ?? 0), scheme: listener, overLimit: false };
+  }
+
+  /** count adds the connection to its client's; true when that puts the client over the limit. */
+  private count(socket: Socket, info: ClientInfo): boolean {
+    const limit = this.options.maxConnectionsPerClient;
+    if (limit === 0 || info.trusted || info.address === '') return false;
+    const address = info.address;
+    const n = (this.perClient.get(address) ?? 0) + 1;
+    if (n > limit) {
+      this.host.metrics.clientLimitRefusals++;
+      return true;
+    }
+    this.perClient.set(address, n);
+    socket.once('close', () => {
+      const left = this.perClient.get(address)! - 1;
+      if (left === 0) this.perClient.delete(address); else this.perClient.set(address, left);
+    });
+    return false;
   }
 
   private onConnection(socket: Socket, listener: Listener): void {
@@ -142,6 +170,7 @@ export class Listeners {
   /** accept serves a connection once its preamble, if any, is read; `rest`: bytes read past it (shared reads). */
   private accept(socket: Socket, listener: Listener, proxied: ProxiedAddress | null, rest: Buffer | null = null): void {
     const info = this.clientInfo(socket, listener, proxied);
+    info.overLimit = this.count(socket, info);
     (socket as unknown as Record<symbol, ClientInfo>)[kClientInfo] = info;
     if (listener === 'http') { this.host.serveHttp(socket, info, rest); return; }
     const state = this.host.state;
@@ -150,8 +179,9 @@ export class Listeners {
       .then((hello) => {
         const now = this.host.state;
         const vhost = now && hello.servername ? findHost(now.table, normalizeHost(hello.servername)) : null;
-        if (now && vhost?.spec.passthrough && now.passthrough.has(vhost.name)) this.passthrough(socket, now, vhost.spec.passthrough.backend);
-        else this.tlsServer.emit('connection', socket);
+        if (!now || !vhost?.spec.passthrough || !now.passthrough.has(vhost.name)) this.tlsServer.emit('connection', socket);
+        else if (info.overLimit) socket.destroy();
+        else this.passthrough(socket, now, vhost.spec.passthrough.backend);
       })
       .catch(() => socket.destroy());
   }

@@ -19,6 +19,11 @@ import { UpstreamPool } from './pool.ts';
 export interface PoolSettings {
   connections: number;
   keepAliveMs: number;
+  /** Requests that may wait once every connection is taken (each path's own pool). */
+  queue: number;
+  queueTimeoutMs: number;
+  /** The worker's count of requests waiting for a connection, on either path. */
+  waiting: { count: number };
 }
 
 /** Endpoint is one upstream address; its outlier state is shared by every backend that lists it. */
@@ -34,6 +39,8 @@ export class Endpoint {
   private readonly settings: PoolSettings;
   refs = 0;
   inflight = 0;
+  /** Requests dispatched to the undici Pools and not started yet: their queue, which undici leaves unbounded. */
+  undiciWaiting = 0;
   consecutiveFailures = 0;
   /** Ejections in a row, for the back-off. */
   ejections = 0;
@@ -49,11 +56,20 @@ export class Endpoint {
     this.settings = settings;
   }
 
+  get queueLimit(): number { return this.settings.queue; }
+  get queueTimeoutMs(): number { return this.settings.queueTimeoutMs; }
+
+  /** undiciQueued counts a request into (+1) or out of (-1) the undici Pools' queue. */
+  undiciQueued(delta: 1 | -1): void {
+    this.undiciWaiting += delta;
+    this.settings.waiting.count += delta;
+  }
+
   /** fastPool returns the fast path's pool for a connect timeout (plain HTTP endpoints only). */
   fastPool(connectMs: number): UpstreamPool {
     let p = this.fastPools.get(connectMs);
     if (!p) {
-      p = new UpstreamPool(this.address, this.port, { connections: this.settings.connections, keepAliveMs: this.settings.keepAliveMs, connectMs });
+      p = new UpstreamPool(this.address, this.port, { ...this.settings, connectMs });
       // A retry of an exchange that began before the endpoint was removed finds it refusing.
       if (this.closed) p.close(); else this.fastPools.set(connectMs, p);
     }

@@ -7,9 +7,15 @@
  * paths alike: UND_ERR_CONNECT_TIMEOUT, UND_ERR_HEADERS_TIMEOUT (no response head within the
  * read timeout), UND_ERR_BODY_TIMEOUT (silence mid-body), UND_ERR_SOCKET (closed or reset
  * early), UND_ERR_RESPONSE (malformed response), and the socket's own (ECONNREFUSED, …).
+ *
+ * The queue is bounded twice, so that a few slow requests holding every connection (a client
+ * trickling its body, a slow upstream) cost the others a quick 503 rather than an endless
+ * wait: at most `queue` exchanges wait once every connection is taken (EVANE_QUEUE_FULL), and
+ * none waits longer than `queueTimeoutMs` (EVANE_QUEUE_TIMEOUT), on the worker's coarse clock.
  */
 import { connect, type Socket } from 'node:net';
 import { idleSweeper, type IdleWatched } from '../idle.ts';
+import { UpstreamError } from '../errors.ts';
 import { ChunkScanner, INCOMPLETE, MALFORMED, parseResponseHead, type ResponseHead } from '../http1/response-head.ts';
 
 /** MAX_RESPONSE_HEAD is the largest upstream response head accepted (nginx's large buffers: 4 × 8 KiB, doubled). */
@@ -21,6 +27,11 @@ export interface UpstreamSettings {
   connections: number;
   keepAliveMs: number;
   connectMs: number;
+  /** Exchanges that may wait once every connection is taken. */
+  queue: number;
+  queueTimeoutMs: number;
+  /** Shared by every pool of the worker (both paths'): the requests waiting for a connection now. */
+  waiting: { count: number };
 }
 
 /** UpstreamExchange is what a pooled connection reports to, one request at a time. */
@@ -36,10 +47,6 @@ export interface UpstreamExchange {
   onResponseEnd(): void;
   /** `sent`: the request had been written; `reused`: on a connection that served before. */
   onUpstreamError(err: Error, sent: boolean, reused: boolean): void;
-}
-
-export function upstreamError(code: string, message: string): Error {
-  return Object.assign(new Error(message), { code });
 }
 
 /** UpstreamConnection is one keep-alive socket to an endpoint. */
@@ -74,7 +81,7 @@ export class UpstreamConnection implements IdleWatched {
     idleSweeper.watch(this, connectMs);
     this.socket.on('connect', () => this.onConnect());
     this.socket.on('error', (err) => this.fail(err));
-    this.socket.on('close', () => this.fail(upstreamError('UND_ERR_SOCKET', 'upstream closed the connection')));
+    this.socket.on('close', () => this.fail(new UpstreamError('UND_ERR_SOCKET', 'upstream closed the connection')));
   }
 
   /** park sets the idle limit of a connection back in the pool. */
@@ -125,7 +132,7 @@ export class UpstreamConnection implements IdleWatched {
       const h = parseResponseHead(buf, MAX_RESPONSE_HEAD, this.noBody);
       if (h === INCOMPLETE) { this.buf = buf.buffer === this.readBuf.buffer ? Buffer.from(buf) : buf; return; }
       this.buf = null;
-      if (h === MALFORMED) { this.fail(upstreamError('UND_ERR_RESPONSE', 'malformed response from upstream')); return; }
+      if (h === MALFORMED) { this.fail(new UpstreamError('UND_ERR_RESPONSE', 'malformed response from upstream')); return; }
       // 1xx interim responses (103 Early Hints and the like) are not relayed.
       if (h.status < 200) {
         if (buf.length > h.size) this.onData(buf.subarray(h.size));
@@ -158,7 +165,7 @@ export class UpstreamConnection implements IdleWatched {
     }
     if (h.framing === 'chunked') {
       const end = this.chunks!.scan(d, 0);
-      if (end === -2) { this.fail(upstreamError('UND_ERR_RESPONSE', 'malformed chunked body from upstream')); return; }
+      if (end === -2) { this.fail(new UpstreamError('UND_ERR_RESPONSE', 'malformed chunked body from upstream')); return; }
       if (end === -1) { user.onResponseData(d); return; }
       user.onResponseData(end < d.length ? d.subarray(0, end) : d);
       if (this.user === user) this.complete(end < d.length);
@@ -181,11 +188,11 @@ export class UpstreamConnection implements IdleWatched {
   }
 
   idleTimedOut(): void {
-    if (!this.connected) { this.fail(upstreamError('UND_ERR_CONNECT_TIMEOUT', 'connecting to upstream timed out')); return; }
+    if (!this.connected) { this.fail(new UpstreamError('UND_ERR_CONNECT_TIMEOUT', 'connecting to upstream timed out')); return; }
     if (this.user === null) { this.destroy(); return; }
     this.fail(this.head === null
-      ? upstreamError('UND_ERR_HEADERS_TIMEOUT', `no response head within ${this.readMs} ms`)
-      : upstreamError('UND_ERR_BODY_TIMEOUT', `upstream silent for ${this.readMs} ms`));
+      ? new UpstreamError('UND_ERR_HEADERS_TIMEOUT', `no response head within ${this.readMs} ms`)
+      : new UpstreamError('UND_ERR_BODY_TIMEOUT', `upstream silent for ${this.readMs} ms`));
   }
 
   /** fail ends the connection; the exchange on it, if any, learns why. */
@@ -233,7 +240,7 @@ export class UpstreamPool {
   private readonly settings: UpstreamSettings;
   private readonly idle: UpstreamConnection[] = [];
   private readonly connecting: UpstreamConnection[] = [];
-  private readonly waiting: { user: UpstreamExchange; readMs: number }[] = [];
+  private readonly waiting: Waiter[] = [];
   private total = 0;
   private closed = false;
 
@@ -245,19 +252,45 @@ export class UpstreamPool {
 
   /** acquire finds a connection for the exchange (now, or once one is free); `fresh` skips idle ones. */
   acquire(user: UpstreamExchange, readMs: number, fresh = false): void {
-    if (this.closed) { user.onUpstreamError(upstreamError('UND_ERR_CLOSED', 'endpoint removed'), false, false); return; }
+    if (this.closed) { user.onUpstreamError(new UpstreamError('UND_ERR_CLOSED', 'endpoint removed'), false, false); return; }
     if (!fresh) {
       const conn = this.idle.pop();
       if (conn !== undefined) { conn.assign(user, readMs); return; }
     }
-    this.waiting.push({ user, readMs });
-    if (this.total < this.settings.connections) this.open();
+    const opening = this.total < this.settings.connections;
+    if (!opening && this.waiting.length - this.connecting.length >= this.settings.queue) {
+      user.onUpstreamError(new UpstreamError('EVANE_QUEUE_FULL', `${this.settings.queue} requests already wait for a connection to ${this.address}:${this.port}`), false, false);
+      return;
+    }
+    const w = new Waiter(this, user, readMs);
+    this.waiting.push(w);
+    this.settings.waiting.count++;
+    idleSweeper.watch(w, this.settings.queueTimeoutMs);
+    if (opening) this.open();
   }
 
   /** withdraw removes an exchange still waiting for a connection (its client went away). */
   withdraw(user: UpstreamExchange): void {
     const i = this.waiting.findIndex((w) => w.user === user);
-    if (i >= 0) this.waiting.splice(i, 1);
+    if (i < 0) return;
+    idleSweeper.unwatch(this.waiting.splice(i, 1)[0]!);
+    this.settings.waiting.count--;
+  }
+
+  /** expired fails a waiter whose deadline passed. */
+  expired(w: Waiter): void {
+    const i = this.waiting.indexOf(w);
+    if (i < 0) return;
+    this.waiting.splice(i, 1);
+    this.settings.waiting.count--;
+    w.user.onUpstreamError(new UpstreamError('EVANE_QUEUE_TIMEOUT', `no connection to ${this.address}:${this.port} within ${this.settings.queueTimeoutMs} ms`), false, false);
+  }
+
+  /** next takes the oldest waiter off the queue. */
+  private next(): Waiter | undefined {
+    const w = this.waiting.shift();
+    if (w !== undefined) { idleSweeper.unwatch(w); this.settings.waiting.count--; }
+    return w;
   }
 
   private open(): void {
@@ -274,13 +307,13 @@ export class UpstreamPool {
 
   /** connectFailed fails the oldest waiting exchange: each connection attempt was made for one. */
   connectFailed(err: Error): void {
-    const w = this.waiting.shift();
+    const w = this.next();
     if (w !== undefined) w.user.onUpstreamError(err, false, false);
   }
 
   release(conn: UpstreamConnection): void {
     // Exchanges that queued before the pool closed are still served, as undici's Pool does.
-    const w = this.waiting.shift();
+    const w = this.next();
     if (w !== undefined) { conn.assign(w.user, w.readMs); return; }
     if (this.closed) { conn.destroy(); return; }
     conn.park(this.settings.keepAliveMs);
@@ -305,6 +338,29 @@ export class UpstreamPool {
   destroy(): void {
     this.closed = true;
     for (const c of [...this.idle, ...this.connecting]) c.destroy();
-    for (const w of this.waiting.splice(0)) w.user.onUpstreamError(upstreamError('UND_ERR_DESTROYED', 'endpoint removed'), false, false);
+    for (const w of this.waiting.splice(0)) {
+      idleSweeper.unwatch(w);
+      this.settings.waiting.count--;
+      w.user.onUpstreamError(new UpstreamError('UND_ERR_DESTROYED', 'endpoint removed'), false, false);
+    }
   }
+}
+
+/** Waiter is an exchange waiting for a connection, with its deadline on the worker's coarse clock. */
+class Waiter implements IdleWatched {
+  readonly pool: UpstreamPool;
+  readonly user: UpstreamExchange;
+  readonly readMs: number;
+  /** Never set: time in the queue counts whatever happens meanwhile. */
+  active = false;
+  idleLimitMs = 0;
+  idleDeadline = 0;
+
+  constructor(pool: UpstreamPool, user: UpstreamExchange, readMs: number) {
+    this.pool = pool;
+    this.user = user;
+    this.readMs = readMs;
+  }
+
+  idleTimedOut(): void { this.pool.expired(this); }
 }

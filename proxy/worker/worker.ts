@@ -47,6 +47,8 @@ export class ProxyWorker implements ExchangeContext, FastPathHost, ListenerHost 
   readonly unrouted: RequestStats;
   readonly maxHeaderBytes: number;
   readonly clientHeaderTimeoutMs: number;
+  readonly clientBodyTimeoutMs: number;
+  readonly clientBodyTotalTimeoutMs: number;
   readonly clientKeepAliveTimeoutMs: number;
 
   private readonly options: ProxyOptions;
@@ -74,9 +76,14 @@ export class ProxyWorker implements ExchangeContext, FastPathHost, ListenerHost 
     this.httpsRedirectPort = o.httpsRedirectPort;
     this.maxHeaderBytes = o.maxHeaderBytes;
     this.clientHeaderTimeoutMs = o.clientHeaderTimeoutMs;
+    this.clientBodyTimeoutMs = o.clientBodyTimeoutMs;
+    this.clientBodyTotalTimeoutMs = o.clientBodyTotalTimeoutMs;
     this.clientKeepAliveTimeoutMs = o.clientKeepAliveTimeoutMs;
     this.unrouted = this.metrics.requestStats('', '', 'none', null);
-    this.endpoints = new Endpoints({ connections: o.upstreamConnections, keepAliveMs: o.upstreamKeepAliveMs });
+    this.endpoints = new Endpoints({
+      connections: o.upstreamConnections, keepAliveMs: o.upstreamKeepAliveMs, queue: o.upstreamQueue, queueTimeoutMs: o.upstreamQueueTimeoutMs,
+      waiting: this.metrics.upstreamWaiting,
+    });
     this.router = new Router(this.endpoints);
     this.tls = new TlsStore(init.fakeCertificate, () => { this.metrics.tlsContextsBuilt++; });
 

@@ -82,7 +82,7 @@ function objects(refusedPort: number, silentPort: number): KubeObject[] {
   ];
 }
 
-const endpoints = new Endpoints({ connections: 4, keepAliveMs: 1_000 });
+const endpoints = new Endpoints({ connections: 4, keepAliveMs: 1_000, queue: 16, queueTimeoutMs: 5_000, waiting: { count: 0 } });
 let state: RoutingState | null = null;
 const metrics = new WorkerMetrics();
 const stats = metrics.requestStats('', '', 'none', null);
@@ -91,11 +91,11 @@ const host: FastPathHost = {
   metrics, outlier: DEFAULT_OPTIONS.outlier, retries: 0, httpsRedirectPort: 8443, draining: false,
   routeStats: (_route: RouteSpec, _service: string) => stats, unrouted: stats,
   begin: () => undefined, end: () => undefined, trackCanaryTunnel: () => () => undefined,
-  maxHeaderBytes: 16_384, clientHeaderTimeoutMs: 30_000, clientKeepAliveTimeoutMs: 5_000,
+  maxHeaderBytes: 16_384, clientHeaderTimeoutMs: 30_000, clientBodyTimeoutMs: 30_000, clientBodyTotalTimeoutMs: 0, clientKeepAliveTimeoutMs: 5_000,
   handoff: () => { throw new Error('no request in these tests leaves the fast path'); },
   connectionClosed: () => undefined,
 };
-const info: ClientInfo = { address: '127.0.0.1', trusted: false, port: '80', scheme: 'http' };
+const info: ClientInfo = { address: '127.0.0.1', trusted: false, port: '80', scheme: 'http', overLimit: false };
 
 let fast: NetServer;
 let general: HttpServer;

@@ -26,6 +26,8 @@ test('options: defaults, and each bad value named', () => {
   assert.equal(o.httpsPort, 8443);
   assert.equal(o.adminPort, 9901);
   assert.equal(o.shutdownDelayMs, 5_000);
+  // docs/proxy.md says why: nginx's client_body_timeout, Node's requestTimeout, Envoy's max_pending_requests; no per-client limit behind SNAT.
+  assert.deepEqual([o.clientBodyTimeoutMs, o.clientBodyTotalTimeoutMs, o.upstreamQueue, o.upstreamQueueTimeoutMs, o.maxConnectionsPerClient], [60_000, 300_000, 1024, 10_000, 0]);
   const bad: [object, RegExp][] = [
     [{ httpPort: 70000 }, /--http-port/],
     [{ workers: 0 }, /--workers/],
@@ -33,6 +35,11 @@ test('options: defaults, and each bad value named', () => {
     [{ trustedProxies: ['not-an-ip'] }, /not an IP address/],
     [{ defaultSslCertificate: 'no-slash' }, /namespace\/name/],
     [{ retries: 9 }, /--retries/],
+    [{ clientBodyTimeoutMs: 0 }, /--client-body-timeout must be a positive number/],
+    [{ clientBodyTotalTimeoutMs: -1 }, /--client-body-total-timeout/],
+    [{ upstreamQueue: 1.5 }, /--upstream-queue must be a whole number/],
+    [{ upstreamQueueTimeoutMs: 0 }, /--upstream-queue-timeout/],
+    [{ maxConnectionsPerClient: -2 }, /--max-connections-per-client/],
     [{ outlier: { consecutiveFailures: 3, baseEjectionMs: 10, maxEjectionMs: 5, maxEjectionPercent: 50 } }, /--outlier-max-ejection/],
   ];
   for (const [partial, message] of bad) {

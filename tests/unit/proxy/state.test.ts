@@ -26,7 +26,7 @@ function objects(blueAddress: string, extraHost = false): KubeObject[] {
 }
 
 test('Router: a delta rebuilds only the clusters it touches and keeps the rest by identity', () => {
-  const registry = new Endpoints({ connections: 1, keepAliveMs: 1000 });
+  const registry = new Endpoints({ connections: 1, keepAliveMs: 1000, queue: 16, queueTimeoutMs: 1000, waiting: { count: 0 } });
   const router = new Router(registry);
   const first = compile(objects('10.0.0.1'));
   const s1 = router.apply({ upserts: [...first.resources.values()], removals: [], root: first.root, generation: 1, full: true }).state;

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { Cluster, Endpoint, DEFAULT_OPTIONS, type OutlierOptions } from '../../../proxy/index.ts';
 
-const settings = { connections: 1, keepAliveMs: 1000 };
+const settings = { connections: 1, keepAliveMs: 1000, queue: 16, queueTimeoutMs: 1000, waiting: { count: 0 } };
 const outlier: OutlierOptions = { consecutiveFailures: 3, baseEjectionMs: 1_000, maxEjectionMs: 5_000, maxEjectionPercent: 50 };
 
 function endpoints(n: number): Endpoint[] {
