@@ -7,6 +7,8 @@
 //   CLI's dev commands and the tests, never by a component;
 // - outside a part, it is entered through its index.ts (lib/ through a module file or a
 //   folder's index.ts).
+// And one error root (core/errors.ts): an error Vane raises on purpose is a VaneError subclass
+// with a stable code, never Object.assign(new Error(…), { code }).
 // tests/unit/layering.test.ts checks that each rule fails on a violation.
 import tseslint from 'typescript-eslint';
 
@@ -49,6 +51,10 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
       '@typescript-eslint/consistent-type-imports': 'error',
       'no-console': 'off',
+      'no-restricted-syntax': ['error', {
+        selector: "CallExpression[callee.object.name='Object'][callee.property.name='assign'][arguments.0.type='NewExpression'][arguments.0.callee.name=/Error$/]",
+        message: 'one error root: raise a VaneError subclass with a stable code (core/errors.ts), not Object.assign(new Error(…), {…}).',
+      }],
     },
   },
   layer('proxy', ['operator', 'webhook', 'cli', 'devtools'], 'proxy/ never imports operator/, webhook/, cli/ or devtools/ (DESIGN.md).'),

@@ -1,6 +1,7 @@
 /**
- * The layering of DESIGN.md is enforced by eslint.config.js: each rule, fed a file that breaks
- * it, must fail the lint step — and the same file with the import it may make must pass.
+ * The layering of DESIGN.md and the one error root are enforced by eslint.config.js: each
+ * rule, fed a file that breaks it, must fail the lint step — and the same file with what it
+ * may do instead must pass.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,10 +12,10 @@ import { ESLint } from 'eslint';
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const eslint = new ESLint({ cwd: ROOT });
 
-/** lint returns the no-restricted-imports messages for `source` as if it were the file at `path`. */
-async function lint(path: string, source: string): Promise<string[]> {
+/** lint returns the messages of `rule` for `source` as if it were the file at `path`. */
+async function lint(path: string, source: string, rule = 'no-restricted-imports'): Promise<string[]> {
   const [result] = await eslint.lintText(source, { filePath: join(ROOT, path) });
-  return (result?.messages ?? []).filter((m) => m.ruleId === 'no-restricted-imports').map((m) => m.message);
+  return (result?.messages ?? []).filter((m) => m.ruleId === rule).map((m) => m.message);
 }
 
 interface Case { file: string; breaks: string; allowed: string; says: RegExp }
@@ -39,5 +40,15 @@ for (const c of CASES) {
     const broken = await lint(c.file, `${c.breaks}\nexport const b = a;\n`);
     assert.ok(broken.some((m) => c.says.test(m)), `expected a message matching ${c.says}, got ${JSON.stringify(broken)}`);
     assert.deepEqual(await lint(c.file, `${c.allowed}\nexport const b = a;\n`), []);
+  });
+}
+
+for (const file of ['operator/x.ts', 'proxy/x.ts', 'lib/x.ts', 'cli/x.ts', 'devtools/x.ts', 'tests/x.ts']) {
+  test(`${file}: Object.assign(new Error(…), { code }) fails the lint step; a VaneError subclass passes`, async () => {
+    for (const broken of [
+      "export const e = Object.assign(new Error('refused'), { code: 'EREFUSED' });",
+      "export const e = Object.assign(new RangeError('too big'), { code: 'ETOOBIG', limit: 1 });",
+    ]) assert.match((await lint(file, broken, 'no-restricted-syntax')).join('\n'), /one error root: raise a VaneError subclass/, broken);
+    assert.deepEqual(await lint(file, "import { VaneError } from '../core/index.ts';\nexport class RefusedError extends VaneError<'EREFUSED'> {}\nexport const e = new RefusedError('EREFUSED', 'refused');", 'no-restricted-syntax'), []);
   });
 }

@@ -7,6 +7,7 @@ import { NetnsError } from '../../../devtools/netns.ts';
 import { ControlPlaneError, NodeClusterError } from '../../../devtools/controlplane/index.ts';
 import { PluginError } from '../../../cli/kubectl-vane.ts';
 import { UsageError } from '../../../cli/explain.ts';
+import { foreignError } from '../../support/errors.ts';
 
 test('VaneError carries its code, message and cause; isVaneError narrows by code', () => {
   const cause = new Error('socket hang up');
@@ -18,7 +19,7 @@ test('VaneError carries its code, message and cause; isVaneError narrows by code
   assert.equal(isVaneError(err), true);
   assert.equal(isVaneError(err, 'EEXAMPLE', 'EOTHER'), true);
   assert.equal(isVaneError(err, 'EOTHER'), false);
-  assert.equal(isVaneError(Object.assign(new Error('x'), { code: 'EEXAMPLE' }), 'EEXAMPLE'), false, 'a plain Error with a code property is not one of ours');
+  assert.equal(isVaneError(foreignError('x', { code: 'EEXAMPLE' }), 'EEXAMPLE'), false, 'a plain Error with a code property is not one of ours');
 });
 
 const ERRORS: [string, VaneError, string][] = [

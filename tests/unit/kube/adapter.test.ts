@@ -9,10 +9,11 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer as createTcpServer, type Server as TcpServer, type Socket } from 'node:net';
 import { createServer as createHttpServer, type Server as HttpServer } from 'node:http';
-import { KubeConfig } from '@kubernetes/client-node';
+import { ApiException, KubeConfig } from '@kubernetes/client-node';
 import {
   Kube, KubeError, RESOURCES, apiStatusOf, apiMessageOf, fencedPatch, fieldPatch, microTime, pathOf, watch, isKubeError, type WatchEnd,
 } from '../../../lib/kube/index.ts';
+import { foreignError } from '../../support/errors.ts';
 
 function configFor(server: string): KubeConfig {
   const kc = new KubeConfig();
@@ -52,16 +53,16 @@ test('apiStatusOf reads the status of every error shape a Kubernetes call throws
   const cases: [string, unknown, number | undefined][] = [
     ['KubeError EHTTP', new KubeError('EHTTP', 'x', { status: 409 }), 409],
     ['KubeError ETIMEOUT', new KubeError('ETIMEOUT', 'x'), undefined],
-    ['client-node ApiException', Object.assign(new Error('HTTP-Code: 404'), { code: 404, body: '{"message":"nope"}' }), 404],
-    ['client-node Watch error', Object.assign(new Error('Gone'), { statusCode: 410 }), 410],
+    ['client-node ApiException', new ApiException(404, 'Not Found', '{"message":"nope"}', {}), 404],
+    ['client-node Watch error', foreignError('Gone', { statusCode: 410 }), 410],
     ['response.statusCode', { response: { statusCode: 503 } }, 503],
-    ['a system error (string code)', Object.assign(new Error('refused'), { code: 'ECONNREFUSED' }), undefined],
+    ['a system error (string code)', foreignError('refused', { code: 'ECONNREFUSED' }), undefined],
     ['a plain Error', new Error('x'), undefined],
     ['null', null, undefined],
     ['a string', 'HTTP 500', undefined],
   ];
   for (const [name, err, want] of cases) assert.equal(apiStatusOf(err), want, name);
-  assert.equal(apiMessageOf(Object.assign(new Error('HTTP-Code: 404'), { code: 404, body: '{"message":"canaries.vane.dev \\"x\\" not found"}' })), 'canaries.vane.dev "x" not found');
+  assert.equal(apiMessageOf(new ApiException(404, 'Not Found', '{"message":"canaries.vane.dev \\"x\\" not found"}', {})), 'canaries.vane.dev "x" not found');
 });
 
 test('pathOf: collections, objects and subresources of core, grouped and cluster-scoped kinds', () => {

@@ -3,7 +3,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import jsonpatch from 'fast-json-patch';
-import type { V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
+import { ApiException, type V1ValidatingWebhookConfiguration } from '@kubernetes/client-node';
 import {
   createCertificate, generateKeyPair, privateKeyPem, splitPemCertificates, planRotation, policyOf, CertManager, MemoryCertStore,
   CertError, isCertError, type CertBundle, type CaBundleTarget, type CertPolicy,
@@ -229,8 +229,8 @@ test('caBundlePatch: test-guarded RFC 6902 operations that set every webhook\'s 
   assert.throws(() => jsonpatch.applyPatch(structuredClone(reordered), ops, true, false), /Test operation failed/, 'a reordered configuration fails the test, not the wrong webhook');
 });
 
-function apiError(code: number): Error & { code: number } {
-  return Object.assign(new Error(`HTTP ${code}`), { code });
+function apiError(code: number): ApiException<null> {
+  return new ApiException(code, `HTTP ${code}`, null, {});
 }
 
 test('KubeSecretStore maps the API\'s answers to the store contract and keeps what others set on the Secret', async () => {
