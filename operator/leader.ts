@@ -5,7 +5,9 @@
  * can take the lease. Expiry is judged by this replica's own clock from when it last saw
  * the lease change, never by comparing clocks across machines. Every call to the API server
  * is bounded by a third of the renew deadline, so a black-holed API server costs an attempt,
- * never the deadline.
+ * never the deadline. The deadline itself is a timer armed at every renewal: leadership ends
+ * when it fires, whatever the attempt in flight is doing, so the stream stops at the same
+ * moment the write fence closes.
  */
 import type { Logger } from '../lib/log.ts';
 import { createLease, kubeOf, microTime, readLease, updateLease, type Kube, type KubeConfig, type Lease } from '../lib/kube/index.ts';
@@ -33,6 +35,7 @@ export class LeaderElector {
   private observed: { holder: string; renewTime: string } | null = null;
   private observedAt = 0;
   private timer: NodeJS.Timeout | null = null;
+  private deadline: NodeJS.Timeout | null = null;
   private running: Promise<void> | null = null;
   private closed = false;
 
@@ -60,6 +63,7 @@ export class LeaderElector {
   async close(): Promise<void> {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.deadline) clearTimeout(this.deadline);
     await this.running;
     if (!this.leading) return;
     this.stepDown('shutting down');
@@ -128,6 +132,7 @@ export class LeaderElector {
     this.lastRenewAt = at;
     this.observed = { holder: this.o.identity, renewTime: at.toString() };
     this.observedAt = at;
+    this.armDeadline();
     if (!this.leading) {
       this.leading = true;
       this.o.logger.info({ lease: `${this.o.namespace}/${this.o.name}`, identity: this.o.identity }, 'became leader');
@@ -135,9 +140,18 @@ export class LeaderElector {
     }
   }
 
+  /** armDeadline steps down when the renew deadline passes; a renewal re-arms it first. */
+  private armDeadline(): void {
+    if (this.deadline) clearTimeout(this.deadline);
+    const leftMs = this.lastRenewAt + this.o.renewDeadlineMs - this.o.now();
+    // The clock may read a millisecond short of the deadline when the timer fires: wait out the rest.
+    this.deadline = setTimeout(() => { this.deadline = null; if (this.isLeader()) this.armDeadline(); else this.stepDown('could not renew the lease within the renew deadline'); }, Math.max(1, leftMs));
+  }
+
   private stepDown(why: string): void {
     if (!this.leading) return;
     this.leading = false;
+    if (this.deadline) { clearTimeout(this.deadline); this.deadline = null; }
     this.o.logger.warn({ lease: `${this.o.namespace}/${this.o.name}`, identity: this.o.identity, why }, 'stopped leading');
     this.o.onStoppedLeading();
   }

@@ -8,7 +8,8 @@
  *   change and delete it missed;
  * - a fenced write is refused once another holder took the lease;
  * - a leader whose API server turns into a black hole gives up within its renew deadline, each
- *   Lease call ending at its bound instead of hanging;
+ *   Lease call ending at its bound instead of hanging, and its stream server closes every
+ *   proxy connection and refuses new ones the moment the fence closes;
  * - a silent watch is cut at its idle bound and resumed from its resourceVersion (no relist).
  * The API server restart is kube-adapter-restart.test.ts; a request timeout against a bare
  * black hole is tests/unit/kube/adapter.test.ts.
@@ -19,7 +20,9 @@ import { createServer, connect, type Server, type Socket } from 'node:net';
 import { pino } from 'pino';
 import { KubeConfig } from '@kubernetes/client-node';
 import { Kube, RESOURCES, Reflector, isKubeError, readLease, updateLease, microTime, type ReflectedObject } from '../../../lib/kube/index.ts';
-import { LeaderElector, StatusWriter } from '../../../operator/index.ts';
+import WebSocket from 'ws';
+import { LeaderElector, StatusWriter, Operator, MemoryObjectSource } from '../../../operator/index.ts';
+import { CLOSE, SUBPROTOCOL } from '../../../core/index.ts';
 import { cluster, e2eSkip, type Cluster } from '../harness/index.ts';
 import { eventually } from '../../support/wait.ts';
 
@@ -207,6 +210,47 @@ test('a leader whose API server turns into a black hole steps down within its re
   } finally {
     r.set('forward');
     await elector.close();
+  }
+});
+
+test('a leader whose API server turns into a black hole stops serving the stream when its fence closes, not when a Lease call ends', { skip: e2eSkip }, async () => {
+  const r = await relay(new URL(c.server));
+  relays.push(r);
+  const operator = new Operator({
+    source: new MemoryObjectSource([]), allowPlaintext: true, logger,
+    authenticate: async (token) => (token === 'token-a' ? { ok: true, proxy: 'proxy-a' } : { ok: false, code: CLOSE.unauthenticated, reason: 'unknown token' }),
+    // Each Lease call is bounded by 1 s, so without a timer of its own the elector would notice
+    // the deadline only when the attempt in flight ends, about 0.6 s after the fence closed.
+    leadership: (events) => new LeaderElector(kubeVia(r), {
+      namespace: ns, name: 'stream-deadline', identity: 'replica-a', logger, leaseDurationMs: 4_500, renewDeadlineMs: 3_000, retryPeriodMs: 200, ...events,
+    }),
+  });
+  const url = () => `ws://127.0.0.1:${operator.streamAddress.port}/stream`;
+  const dial = () => {
+    const ws = new WebSocket(url(), SUBPROTOCOL, { headers: { authorization: 'Bearer token-a' } });
+    ws.on('error', () => {});
+    const frames: unknown[] = [];
+    ws.on('message', (d) => frames.push(JSON.parse(d.toString())));
+    ws.on('open', () => ws.send(JSON.stringify({ type: 'hello', protocol: 1, proxy: { name: 'proxy-a' }, version: null, resources: [] })));
+    const closed = new Promise<{ code: number; at: number }>((resolve) => ws.on('close', (code) => resolve({ code, at: Date.now() })));
+    return { frames, closed };
+  };
+  try {
+    await operator.start();
+    await eventually('replica-a to lead', () => operator.isLeader());
+    const proxy = dial();
+    await eventually('the proxy to receive the routing', () => proxy.frames.length > 0);
+    r.set('blackhole');
+    const fenceClosedAt = (await eventually('the fence to close', () => !operator.isLeader() && Date.now(), 5_000, { intervalMs: 5 }));
+    const late = dial();
+    const closed = await proxy.closed;
+    assert.equal(closed.code, CLOSE.notLeader);
+    assert.ok(closed.at - fenceClosedAt < 250, `the stream closed ${closed.at - fenceClosedAt} ms after the fence`);
+    assert.equal((await late.closed).code, CLOSE.notLeader, 'a proxy arriving after the deadline is turned away');
+    assert.deepEqual(late.frames, []);
+  } finally {
+    r.set('forward');
+    await operator.close();
   }
 });
 
