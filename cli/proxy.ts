@@ -50,6 +50,7 @@ interface Flags {
   workers: number;
   trustedProxies?: string;
   proxyProtocol?: string | true;
+  proxyProtocolPeers?: string;
   defaultSslCertificate?: string;
   shutdownDelay: number; drainTimeout: number;
   httpsRedirectPort: number;
@@ -89,7 +90,8 @@ export function registerProxy(program: Command): void {
     .option('--admin-host <address>', 'address the admin listener binds to (default: 0.0.0.0 in a pod, else 127.0.0.1)', defaultListenHost())
     .option('--workers <n>', 'worker processes (default: one per core)', int, availableParallelism())
     .option('--trusted-proxies <cidrs>', 'comma-separated CIDRs whose X-Forwarded-* headers are believed')
-    .option('--proxy-protocol [listeners]', 'expect a PROXY protocol v1/v2 header on http, https (default both)')
+    .option('--proxy-protocol [listeners]', 'expect a PROXY protocol v1/v2 header on http, https (default both) from --proxy-protocol-peers')
+    .option('--proxy-protocol-peers <cidrs>', 'comma-separated CIDRs of the load balancers that send PROXY headers (required with --proxy-protocol)')
     .option('--default-ssl-certificate <namespace/name>', 'TLS Secret served when no certificate matches')
     .option('--shutdown-delay <duration>', 'readiness fails this long before listeners close', duration, d.shutdownDelayMs)
     .option('--drain-timeout <duration>', 'longest wait for in-flight requests on shutdown', duration, d.drainTimeoutMs)
@@ -119,6 +121,7 @@ export function registerProxy(program: Command): void {
         workers: flags.workers,
         trustedProxies: flags.trustedProxies ? flags.trustedProxies.split(',').filter((s) => s.trim() !== '') : [],
         proxyProtocol: flags.proxyProtocol === undefined ? d.proxyProtocol : listeners(flags.proxyProtocol),
+        proxyProtocolPeers: flags.proxyProtocolPeers ? flags.proxyProtocolPeers.split(',').filter((s) => s.trim() !== '') : [],
         defaultSslCertificate: flags.defaultSslCertificate ?? null,
         shutdownDelayMs: flags.shutdownDelay, drainTimeoutMs: flags.drainTimeout,
         httpsRedirectPort: flags.httpsRedirectPort,

@@ -26,6 +26,14 @@ export interface ProxyOptions {
   /** CIDRs whose forwarding headers (X-Forwarded-*) are believed. */
   trustedProxies: string[];
   proxyProtocol: { http: boolean; https: boolean };
+  /**
+   * CIDRs of the load balancers that send PROXY protocol headers: on a listener with
+   * proxyProtocol, their connections must start with one and others' are plain (their address is
+   * the socket's). Not trustedProxies: an address whose X-Forwarded-For is believed need not be
+   * one that may claim any client address at all, and in a cluster the load balancer often shares
+   * a range with clients.
+   */
+  proxyProtocolPeers: string[];
   /** `namespace/name` of the TLS Secret to use when no certificate matches. */
   defaultSslCertificate: string | null;
   /** How long readiness fails before listeners close, so load balancers stop sending. */
@@ -67,6 +75,7 @@ export const DEFAULT_OPTIONS: ProxyOptions = {
   workers: 1,
   trustedProxies: [],
   proxyProtocol: { http: false, https: false },
+  proxyProtocolPeers: [],
   defaultSslCertificate: null,
   shutdownDelayMs: 5_000,
   drainTimeoutMs: 30_000,
@@ -100,15 +109,15 @@ function count(name: string, value: number, allowZero: boolean): void {
   if (!Number.isInteger(value) || value < (allowZero ? 0 : 1)) throw new ProxyError('EOPTION', `${name} must be a whole number${allowZero ? ' (0 or more)' : ' above 0'}, got ${value}`);
 }
 
-/** addCidr adds `10.0.0.0/8`, `::1/128` or a bare address into a BlockList entry. */
-export function addCidr(list: BlockList, cidr: string): void {
+/** addCidr adds `10.0.0.0/8`, `::1/128` or a bare address into a BlockList entry; `flag` names the option in errors. */
+export function addCidr(list: BlockList, cidr: string, flag: string): void {
   const slash = cidr.indexOf('/');
   const address = slash < 0 ? cidr : cidr.slice(0, slash);
   const family = isIP(address);
-  if (family === 0) throw new ProxyError('EOPTION', `trusted proxy "${cidr}" is not an IP address or CIDR`);
+  if (family === 0) throw new ProxyError('EOPTION', `${flag}: "${cidr}" is not an IP address or CIDR`);
   const max = family === 4 ? 32 : 128;
   const bits = slash < 0 ? max : Number(cidr.slice(slash + 1));
-  if (!Number.isInteger(bits) || bits < 0 || bits > max) throw new ProxyError('EOPTION', `trusted proxy "${cidr}" has an invalid prefix length`);
+  if (!Number.isInteger(bits) || bits < 0 || bits > max) throw new ProxyError('EOPTION', `${flag}: "${cidr}" has an invalid prefix length`);
   list.addSubnet(address, bits, family === 4 ? 'ipv4' : 'ipv6');
 }
 
@@ -121,6 +130,10 @@ export function resolveOptions(partial: Partial<ProxyOptions>): ProxyOptions {
   port('--https-redirect-port', o.httpsRedirectPort, false);
   if (!Number.isInteger(o.workers) || o.workers < 1 || o.workers > 256) throw new ProxyError('EOPTION', `--workers must be from 1 to 256, got ${o.workers}`);
   addTrusted(o.trustedProxies);
+  addTrusted(o.proxyProtocolPeers, '--proxy-protocol-peers');
+  if ((o.proxyProtocol.http || o.proxyProtocol.https) && o.proxyProtocolPeers.length === 0) {
+    throw new ProxyError('EOPTION', '--proxy-protocol needs --proxy-protocol-peers: the CIDRs of the load balancers that send the header');
+  }
   if (o.defaultSslCertificate !== null && !/^[a-z0-9]([-a-z0-9]*[a-z0-9])?\/[a-z0-9]([-.a-z0-9]*[a-z0-9])?$/.test(o.defaultSslCertificate)) {
     throw new ProxyError('EOPTION', `--default-ssl-certificate must be namespace/name, got "${o.defaultSslCertificate}"`);
   }
@@ -145,9 +158,9 @@ export function resolveOptions(partial: Partial<ProxyOptions>): ProxyOptions {
   return o;
 }
 
-/** addTrusted builds the matcher for --trusted-proxies. */
-export function addTrusted(cidrs: readonly string[]): BlockList {
+/** addTrusted builds the matcher for --trusted-proxies, or for the list of CIDRs `flag` names. */
+export function addTrusted(cidrs: readonly string[], flag = '--trusted-proxies'): BlockList {
   const list = new BlockList();
-  for (const c of cidrs) addCidr(list, c.trim());
+  for (const c of cidrs) addCidr(list, c.trim(), flag);
   return list;
 }

@@ -25,6 +25,7 @@ import { Cluster, type Endpoint } from '../upstream/endpoints.ts';
 import type { RequestStats, WorkerMetrics } from '../metrics.ts';
 import type { OutlierOptions } from '../options.ts';
 import type { HeaderFacts } from '../http1/headers.ts';
+import { validHost } from '../http1/target.ts';
 import type { ClientInfo } from '../listen/listeners.ts';
 import { errorReply, redirectReply, upstreamFailure, type Reply } from './replies.ts';
 
@@ -170,6 +171,8 @@ export abstract class Exchange implements MatchRequest {
     this.requestId = f.requestId !== null && validRequestId(f.requestId) ? f.requestId : newRequestId();
     // Framing the parser let through but a proxy must not forward (RFC 9112 §6.1, §6.3).
     if (f.hosts > 1) return { kind: 'error', status: 400, detail: 'more than one Host header' };
+    // RFC 9112 §3.2 (node:http and the fast path's parser answer an HTTP/1.1 request without one).
+    if (f.host !== undefined && !validHost(f.host)) return { kind: 'error', status: 400, detail: 'invalid Host header' };
     if (f.lengths > 1) return { kind: 'error', status: 400, detail: 'more than one Content-Length header' };
     if (this.chunked && (f.lengths > 0 || this.versionMinor === 0)) return { kind: 'error', status: 400, detail: 'Transfer-Encoding with Content-Length or on HTTP/1.0' };
     this.hasBody = this.chunked || this.contentLength > 0;

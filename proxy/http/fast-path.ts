@@ -145,7 +145,7 @@ export class ClientConnection implements IdleWatched, ReadSink {
   private next(buf: Buffer, borrowed: boolean): void {
     this.buf = null;
     if (this.closing) return;
-    const head = parseRequestHead(buf, this.host.maxHeaderBytes);
+    const head = parseRequestHead(buf, this.host.maxHeaderBytes, this.client.trusted);
     if (head === INCOMPLETE) {
       this.buf = kept(buf, borrowed);
       this.headTimer ??= setTimeout(() => this.headTimedOut(), this.host.clientHeaderTimeoutMs);

@@ -11,7 +11,9 @@ import { Transform, type TransformCallback } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { RouteSpec } from '../../core/index.ts';
 import { Cluster, type Endpoint } from '../upstream/endpoints.ts';
-import { filterResponseHeaders, inspectHeaders } from '../http1/headers.ts';
+import { filterResponseHeaders, inspectHeaders, type HeaderFacts } from '../http1/headers.ts';
+import { absoluteTarget, validHost } from '../http1/target.ts';
+import { hasToken } from '../http1/request-head.ts';
 import { Exchange, type ExchangeContext, type Prepared, type RequestLine } from './exchange.ts';
 import type { ClientInfo } from '../listen/listeners.ts';
 import { replyBytes, STATUS_TEXT, type Reply } from './replies.ts';
@@ -100,9 +102,36 @@ class QueueWait implements IdleWatched {
   idleTimedOut(): void { this.exchange.queueExpired(); }
 }
 
+/**
+ * acceptsUpgrade is node:http's shouldUpgradeCallback. An upgrade to h2c is turned down: the
+ * request is served as HTTP/1.1, its Upgrade, HTTP2-Settings and Connection dropped as hop-by-hop
+ * headers are (Envoy does the same). Passed on, a backend that speaks h2c would switch the
+ * connection to HTTP/2 and take requests on it that routing never saw (h2c smuggling).
+ */
+export function acceptsUpgrade(req: IncomingMessage): boolean {
+  const upgrade = req.headers.upgrade;
+  return upgrade === undefined || !hasToken(upgrade.toLowerCase(), 'h2c');
+}
+
+/** GeneralRequestLine is a RequestLine with an absolute-form target split: its url is the origin form. */
+interface GeneralRequestLine extends RequestLine { readonly authority: string | null }
+
 /** requestLine reads node's parsed request; node:http always sets method and url on server requests. */
-function requestLine(req: IncomingMessage): RequestLine {
-  return { method: req.method!, url: req.url!, rawHeaders: req.rawHeaders, httpVersionMinor: req.httpVersionMinor };
+function requestLine(req: IncomingMessage): GeneralRequestLine {
+  const absolute = absoluteTarget(req.url!);
+  return { method: req.method!, url: absolute?.originForm ?? req.url!, authority: absolute?.authority ?? null, rawHeaders: req.rawHeaders, httpVersionMinor: req.httpVersionMinor };
+}
+
+/**
+ * useAuthority puts an absolute-form target's authority in Host's place, for routing and for the
+ * upstream, which gets the origin form (RFC 9112 §3.2.2: a proxy ignores the received Host).
+ */
+function useAuthority(f: HeaderFacts, out: string[], authority: string): void {
+  f.host = authority;
+  for (let i = 0; i < out.length; i += 2) {
+    if (out[i]!.length === 4 && out[i]!.toLowerCase() === 'host') { out[i + 1] = authority; return; }
+  }
+  out.push('host', authority);
 }
 
 /** UndiciExchange is an exchange whose upstream side is undici (the general path's). */
@@ -115,14 +144,22 @@ abstract class UndiciExchange extends Exchange implements Dispatcher.DispatchHan
   /** The attempt was answered with 503 while undici still held it: whatever undici reports later is not this exchange's. */
   private abandoned = false;
 
+  /** The authority of an absolute-form target, null for the origin form. */
+  private readonly authority: string | null;
+
   constructor(ctx: ExchangeContext, req: IncomingMessage, client: ClientInfo) {
-    super(ctx, requestLine(req), client);
+    const line = requestLine(req);
+    super(ctx, line, client);
+    this.authority = line.authority;
   }
 
   /** prepareRaw is prepare on node's raw headers; it fills `headers`. */
   protected prepareRaw(): Prepared {
     const out = this.headers;
-    const p = this.prepare(inspectHeaders(this.request.rawHeaders, out));
+    const f = inspectHeaders(this.request.rawHeaders, out, this.client.trusted);
+    // An invalid Host stays, for prepare's 400, even when the target's authority would replace it.
+    if (this.authority !== null && (f.host === undefined || validHost(f.host))) useAuthority(f, out, this.authority);
+    const p = this.prepare(f);
     out.push('x-forwarded-for', this.forwardedFor, 'x-forwarded-proto', this.forwardedProto, 'x-forwarded-port', this.forwardedPort,
       'x-real-ip', this.realIp, 'x-request-id', this.requestId);
     if (this.forwardedHost !== null) out.push('x-forwarded-host', this.forwardedHost);
@@ -195,6 +232,9 @@ export class GeneralExchange extends UndiciExchange {
     this.req = req;
     this.res = res;
     this.expectContinue = expectContinue;
+    // An upgrade acceptsUpgrade turned down: node reads no further bytes of the connection after
+    // its head (those of a pipelined request would wait unanswered), so the connection ends here.
+    if (req.headers.upgrade !== undefined) res.shouldKeepAlive = false;
   }
 
   start(): void {

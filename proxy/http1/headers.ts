@@ -8,6 +8,22 @@
 
 /** Hop-by-hop headers (RFC 9110 §7.6.1) plus `expect`, which the proxy answers itself. */
 const HOP_BY_HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'expect', 'http2-settings']);
+/**
+ * CLIENT_CLAIMS are headers in which a client claims what only a proxy in front of Vane may say:
+ * its address, the scheme or host it used, or a URL to serve instead of the one routed (IIS and
+ * Symfony's X-Original-URL and X-Rewrite-URL, CVE-2018-14773). Frameworks believe them (Rack,
+ * Spring, ASP.NET, the request-ip package), so they reach the upstream only from
+ * --trusted-proxies, as X-Forwarded-* does. Vane sets X-Forwarded-* and X-Real-IP itself and
+ * none of these: from an untrusted client they are dropped, not replaced. The fast path's parser
+ * (request-head.ts) classifies the same names by length.
+ */
+export const CLIENT_CLAIMS: ReadonlySet<string> = new Set([
+  'forwarded', 'x-original-url', 'x-rewrite-url', 'x-original-uri', 'x-forwarded-uri', 'x-forwarded-prefix',
+  'x-forwarded-scheme', 'x-forwarded-ssl', 'x-url-scheme', 'x-scheme', 'front-end-https',
+  'x-forwarded-server', 'x-original-host',
+  'x-client-ip', 'x-cluster-client-ip', 'true-client-ip', 'cf-connecting-ip', 'fastly-client-ip', 'x-original-forwarded-for',
+  'forwarded-for', 'x-forwarded',
+]);
 /** Connection options that are not header names and need no extra work. */
 const PLAIN_CONNECTION_TOKENS = new Set(['keep-alive', 'close', 'upgrade']);
 
@@ -55,10 +71,10 @@ export interface HeaderFacts {
 /**
  * inspectHeaders reads node's raw headers: it returns their facts and appends to `out` the
  * headers the upstream gets unchanged — all but the hop-by-hop ones (and those Connection
- * names, Host and Content-Length aside), the forwarding headers the proxy sets, X-Request-Id
- * and a Content-Length of 0.
+ * names, Host and Content-Length aside), the forwarding headers the proxy sets, X-Request-Id,
+ * a Content-Length of 0, and CLIENT_CLAIMS unless the client is `trusted`.
  */
-export function inspectHeaders(raw: readonly string[], out: string[]): HeaderFacts {
+export function inspectHeaders(raw: readonly string[], out: string[], trusted: boolean): HeaderFacts {
   const f: HeaderFacts = {
     host: undefined, hosts: 0, lengths: 0, contentLength: -1, chunked: false, connection: null, upgrade: null, requestId: null,
     forwardedFor: null, forwardedProto: null, forwardedHost: null, forwardedPort: null, realIp: null, cookies: null,
@@ -67,7 +83,8 @@ export function inspectHeaders(raw: readonly string[], out: string[]): HeaderFac
   for (let i = 0; i < raw.length; i += 2) {
     const name = raw[i]!;
     const value = raw[i + 1]!;
-    switch (name.toLowerCase()) {
+    const lower = name.toLowerCase();
+    switch (lower) {
       case 'host': if (f.hosts++ === 0) f.host = value; out.push(name, value); break;
       case 'content-length': f.lengths++; f.contentLength = Number(value); if (f.contentLength !== 0) out.push(name, value); break;
       case 'transfer-encoding': f.chunked = true; break;
@@ -81,7 +98,7 @@ export function inspectHeaders(raw: readonly string[], out: string[]): HeaderFac
       case 'x-real-ip': f.realIp = value; break;
       case 'cookie': f.cookies = f.cookies === null ? value : `${f.cookies}; ${value}`; out.push(name, value); break;
       case 'keep-alive': case 'proxy-connection': case 'te': case 'trailer': case 'expect': case 'http2-settings': break;
-      default: out.push(name, value);
+      default: if (trusted || !CLIENT_CLAIMS.has(lower)) out.push(name, value);
     }
   }
   const nominated = nominatedHeaders(f.connection);

@@ -11,7 +11,7 @@
  * CRLF line ends, exactly one Host, at most one Content-Length of plain digits, no
  * Transfer-Encoding, Upgrade, Expect or Proxy-Connection, at most MAX_FIELDS header lines.
  */
-import { nominatedHeaders, type HeaderFacts } from './headers.ts';
+import { CLIENT_CLAIMS, nominatedHeaders, type HeaderFacts } from './headers.ts';
 
 /**
  * RequestHead is a parsed request head. Routing needs few of its headers and the upstream gets
@@ -34,7 +34,8 @@ export class RequestHead implements HeaderFacts {
   /**
    * forwardLines are the header lines the upstream gets as the client sent them, each with its
    * CRLF: all but the hop-by-hop ones (and those Connection names), the forwarding headers the
-   * proxy sets itself, X-Request-Id and a Content-Length of 0 (as the general path drops them).
+   * proxy sets itself, X-Request-Id, a Content-Length of 0 (as the general path drops them) and,
+   * from an untrusted client, CLIENT_CLAIMS.
    */
   forwardLines = '';
   host: string | undefined = undefined;
@@ -112,6 +113,15 @@ const H_FPORT = 10;
 const H_REAL_IP = 11;
 /** Never on the fast path: Expect, Upgrade, Transfer-Encoding, Proxy-Connection. */
 const H_HANDOFF = 12;
+/** One of CLIENT_CLAIMS: forwarded only from a trusted client. */
+const H_CLAIM = 13;
+
+/** CLAIMS_BY_LENGTH: CLIENT_CLAIMS by name length, so that most other names cost one look-up. */
+const CLAIMS_BY_LENGTH: (string[] | null)[] = [];
+for (const name of CLIENT_CLAIMS) {
+  while (CLAIMS_BY_LENGTH.length <= name.length) CLAIMS_BY_LENGTH.push(null);
+  (CLAIMS_BY_LENGTH[name.length] ??= []).push(name);
+}
 
 /** nameIs compares t[start, start + name.length) with a lower-case name, ignoring ASCII case. */
 function nameIs(t: string, start: number, name: string): boolean {
@@ -121,6 +131,16 @@ function nameIs(t: string, start: number, name: string): boolean {
 
 /** headerKind classifies a header name by length first, so most names cost one switch and no string. */
 function headerKind(t: string, start: number, length: number): number {
+  const kind = fixedKind(t, start, length);
+  if (kind !== H_OTHER || length >= CLAIMS_BY_LENGTH.length) return kind;
+  const claims = CLAIMS_BY_LENGTH[length];
+  if (claims == null) return H_OTHER;
+  for (let i = 0; i < claims.length; i++) if (nameIs(t, start, claims[i]!)) return H_CLAIM;
+  return H_OTHER;
+}
+
+/** fixedKind classifies the names the parser reads or drops whoever sends them. */
+function fixedKind(t: string, start: number, length: number): number {
   switch (length) {
     case 2: return nameIs(t, start, 'te') ? H_DROP : H_OTHER;
     case 4: return nameIs(t, start, 'host') ? H_HOST : H_OTHER;
@@ -153,9 +173,10 @@ function headerKind(t: string, start: number, length: number): number {
 
 /**
  * parseRequestHead reads the head at the start of `buf`. INCOMPLETE: more bytes are needed
- * (and fewer than maxBytes arrived); HANDOFF: not for the fast path.
+ * (and fewer than maxBytes arrived); HANDOFF: not for the fast path. `trusted`: the client is
+ * one of --trusted-proxies, whose CLIENT_CLAIMS headers are forwarded.
  */
-export function parseRequestHead(buf: Buffer, maxBytes: number): RequestHeadResult {
+export function parseRequestHead(buf: Buffer, maxBytes: number, trusted: boolean): RequestHeadResult {
   // A read of a head alone (the usual one) is searched as a string, the one conversion it needs
   // anyway; larger reads (an upload's body with its head) are searched as bytes first.
   let text: string;
@@ -260,6 +281,7 @@ export function parseRequestHead(buf: Buffer, maxBytes: number): RequestHeadResu
       case H_FHOST: head.forwardedHost = valueOf(text, colon, next); break;
       case H_FPORT: head.forwardedPort = valueOf(text, colon, next); break;
       case H_REAL_IP: head.realIp = valueOf(text, colon, next); break;
+      case H_CLAIM: drop = !trusted; break;
       default: return HANDOFF;
     }
     fields++;

@@ -67,6 +67,8 @@ export class Listeners {
   private readonly options: ProxyOptions;
   private readonly host: ListenerHost;
   private readonly trusted: BlockList;
+  /** --proxy-protocol-peers: the only connections whose PROXY header is read. */
+  private readonly proxyPeers: BlockList;
   /** Terminates TLS; the decrypted connections then take the same HTTP paths as plain ones. */
   private readonly tlsServer: TlsServer;
   private readonly rawServers: { http: NetServer; https: NetServer };
@@ -77,6 +79,7 @@ export class Listeners {
     this.options = options;
     this.host = host;
     this.trusted = addTrusted(options.trustedProxies);
+    this.proxyPeers = addTrusted(options.proxyProtocolPeers, '--proxy-protocol-peers');
     const fake = tls.defaultPair;
     this.tlsServer = createTlsServer({
       cert: fake.certificatePem,
@@ -154,17 +157,24 @@ export class Listeners {
     host.track(socket);
     socket.once('close', () => { host.metrics.activeConnections[listener]--; });
     socket.on('error', () => socket.destroy());
-    if (this.options.proxyProtocol[listener] && hasSharedReads(socket)) {
+    // Anyone else who sends a PROXY header sends a malformed HTTP request or TLS record.
+    const proxied = this.options.proxyProtocol[listener] && this.proxyPeer(socket);
+    if (proxied && hasSharedReads(socket)) {
       readSharedPreamble(socket, PREAMBLE_TIMEOUT_MS, 232, parseProxyHeader)
         .then(({ preamble, rest }) => this.accept(socket, listener, preamble.address, rest))
         .catch(() => socket.destroy());
-    } else if (this.options.proxyProtocol[listener]) {
+    } else if (proxied) {
       readPreamble(socket, PREAMBLE_TIMEOUT_MS, 232, parseProxyHeader)
         .then((h) => this.accept(socket, listener, h.address))
         .catch(() => socket.destroy());
     } else {
       this.accept(socket, listener, null);
     }
+  }
+
+  private proxyPeer(socket: Socket): boolean {
+    const address = plainAddress(socket.remoteAddress);
+    return address !== '' && this.proxyPeers.check(address, isIPv6(address) ? 'ipv6' : 'ipv4');
   }
 
   /** accept serves a connection once its preamble, if any, is read; `rest`: bytes read past it (shared reads). */

@@ -21,7 +21,7 @@ import { Endpoints } from '../upstream/endpoints.ts';
 import { TlsStore, type KeyPair } from '../listen/tls.ts';
 import { WorkerMetrics, type RequestStats } from '../metrics.ts';
 import type { ExchangeContext } from '../http/exchange.ts';
-import { GeneralExchange, UpgradeExchange } from '../http/general.ts';
+import { acceptsUpgrade, GeneralExchange, UpgradeExchange } from '../http/general.ts';
 import { Listeners, type ClientInfo, type ListenerHost } from '../listen/listeners.ts';
 import { closingErrorBytes } from '../http/replies.ts';
 import { ClientConnection, type FastPathHost, type HandoffReason } from '../http/fast-path.ts';
@@ -93,6 +93,7 @@ export class ProxyWorker implements ExchangeContext, FastPathHost, ListenerHost 
       requestTimeout: 0,
       keepAliveTimeout: o.clientKeepAliveTimeoutMs,
       noDelay: true,
+      shouldUpgradeCallback: acceptsUpgrade,
     };
     this.httpServer = createHttpServer(serverOptions);
     this.httpServer.on('request', this.onRequest);

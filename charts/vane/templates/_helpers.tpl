@@ -147,6 +147,9 @@ annotations:
 {{- if and (eq $p.service.type "ClusterIP") (or $p.service.nodePorts.http $p.service.nodePorts.https) }}
 {{- fail "proxy.service.nodePorts: a ClusterIP Service has no node ports; use type NodePort or LoadBalancer" }}
 {{- end }}
+{{- if and $p.proxyProtocol (not $p.proxyProtocolPeers) }}
+{{- fail "proxy.proxyProtocolPeers: needed with proxy.proxyProtocol, the CIDRs of the load balancers that send PROXY headers" }}
+{{- end }}
 {{- end }}
 
 {{/* The proxies' termination grace period: given, or the shutdown delay plus the drain timeout plus 10 s. */}}

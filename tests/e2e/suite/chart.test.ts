@@ -225,6 +225,7 @@ test('bad values are refused before anything is rendered, naming the field', { s
     [['--set', 'proxy.service.nodePorts.http=99999'], /proxy\/service\/nodePorts\/http'?: maximum/],
     [['--set', 'webhook.failurePolicy.canaries=Sometimes'], /webhook\/failurePolicy\/canaries'?: value must be one of 'Fail', 'Ignore'/],
     [['--set', 'proxy.kind=DaemonSet', '--set', 'proxy.autoscaling.enabled=true'], /proxy\.autoscaling\.enabled: a HorizontalPodAutoscaler cannot scale a DaemonSet/],
+    [['--set', 'proxy.proxyProtocol={http}'], /proxy\.proxyProtocolPeers: needed with proxy\.proxyProtocol/],
     [['--set', 'proxy.terminationGracePeriodSeconds=40'], /proxy\.terminationGracePeriodSeconds \(40\) must be greater than proxy\.shutdownDelaySeconds \+ proxy\.drainTimeoutSeconds \(40\)/],
     [['--kube-version', '1.29.0'], /chart requires kubeVersion: >=1\.30\.0-0/],
   ];

@@ -1,6 +1,9 @@
 /**
- * The client-address trust model: PROXY protocol v1/v2 on a listener, and X-Forwarded-*
- * believed only from --trusted-proxies.
+ * The client-address trust model: PROXY protocol v1/v2 on a listener, read only from
+ * --proxy-protocol-peers and held to its grammar; X-Forwarded-* and the other client claims
+ * (Forwarded, X-Original-URL, …) believed only from --trusted-proxies; Upgrade: h2c never
+ * passed on. Each on the fast path and on the general path (node:http), to which a chunked
+ * request moves its connection.
  */
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -13,16 +16,20 @@ import {
 let dir: { dir: string; remove(): Promise<void> };
 let app: Upstream;
 let proxy: RunningProxy;
+/** A proxy for which 127.0.0.1, where the tests connect from, is not a PROXY protocol peer. */
+let notPeer: RunningProxy;
 
 before(async () => {
   dir = await tempDir();
   app = await startUpstream('app');
   await writeManifests(dir.dir, 'all.json', [INGRESS_CLASS, ingress({ name: 'app', host: 'app.test', paths: [{ path: '/', service: 'app' }] }), ...service('app', [{ port: app.port }])]);
-  proxy = await runProxy(dir.dir, ['--proxy-protocol', 'http', '--trusted-proxies', '10.0.0.0/8, 2001:db8::/32']);
+  proxy = await runProxy(dir.dir, ['--proxy-protocol', 'http', '--proxy-protocol-peers', '127.0.0.1', '--trusted-proxies', '10.0.0.0/8, 2001:db8::/32']);
+  notPeer = await runProxy(dir.dir, ['--proxy-protocol', 'http', '--proxy-protocol-peers', '10.0.0.0/8,192.0.2.0/24']);
 });
 
 after(async () => {
   await proxy?.stop();
+  await notPeer?.stop();
   await app?.close();
   await dir?.remove();
 });
@@ -108,4 +115,66 @@ test('a PROXY header split over reads, and a request after it in pieces of its o
 test('a connection without a valid PROXY header is closed unanswered', async () => {
   assert.equal(await raw(proxy.http, request()), '');
   assert.equal(await raw(proxy.http, `PROXY TCP4 nonsense\r\n${request()}`), '');
+});
+
+/** INJECTION is the issue's PROXY v1 header whose source address carries a header line. */
+const INJECTION = 'PROXY TCP4 1.2.3.4\nX-Injected:yes 192.0.2.1 5000 80\r\n';
+
+/** generalRequest is request() as a chunked POST with an empty body: node:http parses it, not the fast path. */
+function generalRequest(extra = '', close = true): string {
+  return `POST /fwd HTTP/1.1\r\nHost: app.test\r\nTransfer-Encoding: chunked\r\n${extra}${close ? 'Connection: close\r\n' : ''}\r\n0\r\n\r\n`;
+}
+
+test('a PROXY v1 header with a header line in its source address closes the connection, on the fast and the general path', async () => {
+  const before = app.requests;
+  assert.equal(await raw(proxy.http, INJECTION + request()), '', 'fast path');
+  assert.equal(await raw(proxy.http, INJECTION + generalRequest()), '', 'general path');
+  assert.equal(await raw(proxy.http, 'PROXY TCP4 1.2.3.4 192.0.2.1 0x1388 80\r\n' + request()), '', 'a port that Number() would have read');
+  assert.equal(app.requests, before, 'nothing reached the upstream');
+});
+
+test('a connection from outside --proxy-protocol-peers is plain HTTP: its own address counts, and a PROXY header from it is a bad request', async () => {
+  const [e] = echoes(await raw(notPeer.http, request(SPOOF)));
+  assert.equal(e!.headers['x-forwarded-for'], '127.0.0.1');
+  assert.equal(e!.headers['x-real-ip'], '127.0.0.1');
+  const before = app.requests;
+  for (const header of ['PROXY TCP4 203.0.113.7 192.0.2.1 50000 80\r\n', 'PROXY TCP4 10.1.2.3 192.0.2.1 50000 443\r\n', INJECTION]) {
+    const answer = await raw(notPeer.http, header + request(SPOOF));
+    assert.match(answer, /^HTTP\/1\.1 400 /, JSON.stringify(header));
+    assert.doesNotMatch(answer, /203\.0\.113\.7|10\.1\.2\.3|X-Injected/);
+  }
+  assert.equal(app.requests, before, 'nothing reached the upstream');
+});
+
+/** CLAIMS are headers in which a client claims its address, scheme, host or the URL to serve. */
+const CLAIMS = 'Forwarded: for=127.0.0.1;host=internal.test;proto=https\r\nX-Original-URL: /admin\r\nX-Rewrite-URL: /admin\r\n'
+  + 'X-Forwarded-Prefix: /admin\r\nX-Forwarded-Scheme: https\r\nX-Forwarded-Ssl: on\r\nX-Client-IP: 127.0.0.1\r\nTrue-Client-IP: 127.0.0.1\r\n'
+  + 'X-Original-Host: internal.test\r\nX-Kept: yes\r\n';
+const CLAIM_NAMES = ['forwarded', 'x-original-url', 'x-rewrite-url', 'x-forwarded-prefix', 'x-forwarded-scheme', 'x-forwarded-ssl', 'x-client-ip', 'true-client-ip', 'x-original-host'];
+
+test('Forwarded, X-Original-URL, X-Rewrite-URL and the other client claims are dropped from an untrusted client, kept from a trusted one, on both paths', async () => {
+  const untrusted = 'PROXY TCP4 203.0.113.7 192.0.2.1 50000 80\r\n';
+  const trusted = 'PROXY TCP4 10.1.2.3 192.0.2.1 50000 443\r\n';
+  for (const [path, req] of [['fast', request], ['general', generalRequest]] as const) {
+    const [e] = echoes(await raw(proxy.http, untrusted + req(CLAIMS)));
+    assert.equal(e!.url, '/fwd', path);
+    assert.equal(e!.headers['x-kept'], 'yes', path);
+    for (const name of CLAIM_NAMES) assert.equal(e!.headers[name], undefined, `${path} path: ${name} from an untrusted client`);
+    const [t] = echoes(await raw(proxy.http, trusted + req(CLAIMS)));
+    assert.equal(t!.headers.forwarded, 'for=127.0.0.1;host=internal.test;proto=https', path);
+    assert.equal(t!.headers['x-original-url'], '/admin', path);
+    for (const name of CLAIM_NAMES) assert.notEqual(t!.headers[name], undefined, `${path} path: ${name} from a trusted proxy`);
+  }
+});
+
+test('Upgrade: h2c is not passed on: the request is served as HTTP/1.1 and its connection closes after it', async () => {
+  const h2c = 'GET /fwd HTTP/1.1\r\nHost: app.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n';
+  const answer = await raw(proxy.http, `PROXY TCP4 203.0.113.7 192.0.2.1 50000 80\r\n${request('', false)}${h2c}${request()}`);
+  const got = echoes(answer);
+  assert.equal(got.length, 2, 'the request after the h2c one is not answered: its connection closed');
+  const e = got[1]!;
+  assert.equal(e.headers.upgrade, undefined);
+  assert.equal(e.headers['http2-settings'], undefined);
+  assert.doesNotMatch(String(e.headers.connection ?? ''), /upgrade/i);
+  assert.match(answer.slice(answer.lastIndexOf('HTTP/1.1 ')), /^HTTP\/1\.1 200 [^]*\r\nConnection: close\r\n/i);
 });

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
 import { connect, type AddressInfo, type Socket } from 'node:net';
 import { HANDOFF, INCOMPLETE, parseRequestHead, RequestHead, type RequestHeadResult } from '../../../proxy/http1/request-head.ts';
-import { inspectHeaders } from '../../../proxy/http1/headers.ts';
+import { CLIENT_CLAIMS, inspectHeaders } from '../../../proxy/http1/headers.ts';
 import { prng } from '../../support/prng.ts';
 
 const MAX = 16_384;
@@ -19,7 +19,7 @@ function bytes(s: string): Buffer {
 }
 
 function parse(s: string, maxBytes = MAX): RequestHeadResult {
-  return parseRequestHead(bytes(s), maxBytes);
+  return parseRequestHead(bytes(s), maxBytes, false);
 }
 
 /** summary is what node:http would report of a head, for comparisons. */
@@ -129,7 +129,7 @@ const ACCEPTED: AcceptCase[] = [
 
 for (const c of ACCEPTED) {
   test(`accepts: ${c.name}`, () => {
-    const r = parseRequestHead(bytes(c.head + (c.rest ?? '')), MAX);
+    const r = parseRequestHead(bytes(c.head + (c.rest ?? '')), MAX, false);
     assert.ok(r instanceof RequestHead, show(r));
     assert.deepEqual(summary(r), {
       method: c.method,
@@ -159,10 +159,10 @@ test('accepts: every fast-path method', () => {
 
 test('accepts: a head of exactly maxBytes; one byte more hands off', () => {
   const head = 'GET / HTTP/1.1\r\nHost: a\r\n\r\n';
-  assert.ok(typeof parseRequestHead(bytes(head), head.length) === 'object');
-  assert.equal(parseRequestHead(bytes(head), head.length - 1), HANDOFF);
+  assert.ok(typeof parseRequestHead(bytes(head), head.length, false) === 'object');
+  assert.equal(parseRequestHead(bytes(head), head.length - 1, false), HANDOFF);
   // Body bytes after the head do not count against the limit.
-  assert.ok(typeof parseRequestHead(bytes(`${head}xxxxxxxxxx`), head.length) === 'object');
+  assert.ok(typeof parseRequestHead(bytes(`${head}xxxxxxxxxx`), head.length, false) === 'object');
 });
 
 test('accepts: 100 header lines; 101 hand off', () => {
@@ -210,17 +210,20 @@ test('forwardLines: headers a Connection header names are dropped, Host and Cont
   assert.equal(r.close, true);
 });
 
-test('forwardLines and header facts agree with the general path (inspectHeaders) on every accepted head', () => {
-  const inputs = [...ACCEPTED.map((c) => c.head), ...TRICKY, ...BASES,
+/** CLAIMS_HEAD carries every CLIENT_CLAIMS header, in the case a client might choose, between others. */
+const CLAIMS_HEAD = `GET / HTTP/1.1\r\nHost: a\r\n${[...CLIENT_CLAIMS].map((n, i) => `${i % 2 ? n.toUpperCase() : n}: v${i}\r\nX-Other-${i}: o\r\n`).join('')}\r\n`;
+
+test('forwardLines and header facts agree with the general path (inspectHeaders) on every accepted head, for trusted and untrusted clients', () => {
+  const inputs = [...ACCEPTED.map((c) => c.head), ...TRICKY, ...BASES, CLAIMS_HEAD,
     'GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1\r\nx-forwarded-for: 2.2.2.2\r\nX-Forwarded-Proto: https\r\nX-Forwarded-Host: b\r\nX-Forwarded-Port: 443\r\nX-Real-IP: 3.3.3.3\r\n\r\n',
     'GET / HTTP/1.1\r\nX: 1\r\nCookie: a=1\r\nHost: a\r\ncookie: b=2\r\nConnection: keep-alive, X\r\n\r\n'];
   let compared = 0;
-  for (const input of inputs) {
-    const r = parse(input);
+  for (const input of inputs) for (const trusted of [false, true]) {
+    const r = parseRequestHead(bytes(input), MAX, trusted);
     if (!(r instanceof RequestHead)) continue;
     compared++;
     const out: string[] = [];
-    const f = inspectHeaders(r.rawHeaders, out);
+    const f = inspectHeaders(r.rawHeaders, out, trusted);
     const lines: string[] = [];
     for (const line of r.forwardLines.split('\r\n').slice(0, -1)) {
       const colon = line.indexOf(':');
@@ -231,7 +234,16 @@ test('forwardLines and header facts agree with the general path (inspectHeaders)
       requestId: r.requestId, forwardedFor: r.forwardedFor, forwardedProto: r.forwardedProto, forwardedHost: r.forwardedHost, forwardedPort: r.forwardedPort, realIp: r.realIp, cookies: r.cookies };
     assert.deepEqual(facts, f, JSON.stringify(input));
   }
-  assert.ok(compared >= ACCEPTED.length, `compared ${compared}`);
+  assert.ok(compared >= 2 * ACCEPTED.length, `compared ${compared}`);
+});
+
+test('client claims (Forwarded, X-Original-URL, X-Rewrite-URL, …) reach the upstream only from a trusted client', () => {
+  const untrusted = parseRequestHead(bytes(CLAIMS_HEAD), MAX, false) as RequestHead;
+  assert.equal(untrusted.forwardLines, `Host: a\r\n${[...CLIENT_CLAIMS].map((_, i) => `X-Other-${i}: o\r\n`).join('')}`);
+  const trusted = parseRequestHead(bytes(CLAIMS_HEAD), MAX, true) as RequestHead;
+  assert.equal(trusted.forwardLines, CLAIMS_HEAD.slice(CLAIMS_HEAD.indexOf('\r\n') + 2, -2));
+  const attack = 'GET /public HTTP/1.1\r\nHost: a\r\nX-Original-URL: /admin\r\nX-Rewrite-URL: /admin\r\nForwarded: for=127.0.0.1;host=internal;proto=https\r\n\r\n';
+  assert.equal((parseRequestHead(bytes(attack), MAX, false) as RequestHead).forwardLines, 'Host: a\r\n');
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -247,9 +259,9 @@ test('INCOMPLETE: partial heads below maxBytes', () => {
 
 test('INCOMPLETE below maxBytes, HANDOFF once maxBytes arrived without a terminator', () => {
   const partial = 'GET / HTTP/1.1\r\nHost: a\r\nX-Long: aaaaaaaaaa';
-  assert.equal(parseRequestHead(bytes(partial), partial.length + 1), INCOMPLETE);
-  assert.equal(parseRequestHead(bytes(partial), partial.length), HANDOFF);
-  assert.equal(parseRequestHead(bytes(partial), 10), HANDOFF);
+  assert.equal(parseRequestHead(bytes(partial), partial.length + 1, false), INCOMPLETE);
+  assert.equal(parseRequestHead(bytes(partial), partial.length, false), HANDOFF);
+  assert.equal(parseRequestHead(bytes(partial), 10, false), HANDOFF);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -355,7 +367,7 @@ for (const [name, input] of HANDOFFS) {
 
 test('hands off: a complete head over maxBytes', () => {
   const head = `GET /${'a'.repeat(100)} HTTP/1.1\r\n${H}\r\n`;
-  assert.equal(parseRequestHead(bytes(head), 64), HANDOFF);
+  assert.equal(parseRequestHead(bytes(head), 64, false), HANDOFF);
 });
 
 // ---------------------------------------------------------------------------------------------
@@ -622,7 +634,7 @@ test('differential: whatever the parser accepts, node:http parses with the same 
   const checks: { c: Mutant; head: RequestHead; sent: Buffer; bodySent: boolean }[] = [];
   for (const c of cases) {
     const buf = bytes(c.input);
-    const r = parseRequestHead(buf, MAX);
+    const r = parseRequestHead(buf, MAX, false);
     if (r === HANDOFF) { handedOff++; continue; }
     if (r === INCOMPLETE) { incomplete++; continue; }
     acceptedCount++;

@@ -33,6 +33,8 @@ test('options: defaults, and each bad value named', () => {
     [{ workers: 0 }, /--workers/],
     [{ trustedProxies: ['10.0.0.0/33'] }, /prefix length/],
     [{ trustedProxies: ['not-an-ip'] }, /not an IP address/],
+    [{ proxyProtocol: { http: true, https: false } }, /--proxy-protocol needs --proxy-protocol-peers/],
+    [{ proxyProtocol: { http: false, https: true }, proxyProtocolPeers: ['10.0.0.0/8', 'lb.example'] }, /--proxy-protocol-peers: "lb.example" is not an IP address/],
     [{ defaultSslCertificate: 'no-slash' }, /namespace\/name/],
     [{ retries: 9 }, /--retries/],
     [{ clientBodyTimeoutMs: 0 }, /--client-body-timeout must be a positive number/],
@@ -46,6 +48,7 @@ test('options: defaults, and each bad value named', () => {
     assert.throws(() => resolveOptions(partial), (err: unknown) => err instanceof ProxyError && err.code === 'EOPTION' && message.test(err.message));
   }
   assert.deepEqual(resolveOptions({ trustedProxies: ['10.0.0.0/8', '2001:db8::/32', '192.0.2.1'] }).trustedProxies.length, 3);
+  assert.deepEqual(resolveOptions({ proxyProtocol: { http: true, https: true }, proxyProtocolPeers: ['10.0.0.0/8'] }).proxyProtocolPeers, ['10.0.0.0/8']);
 });
 
 test('the self-signed certificate parses, names its hosts and matches its key', () => {
