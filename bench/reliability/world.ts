@@ -37,6 +37,7 @@ export interface MainState { rev: number; weight: 0 | 100 }
 
 export interface OperatorSlot {
   identity: string;
+  streamUrl: string;
   adminPort: number;
   relay: Relay;
   process: OperatorProcess | null;
@@ -172,7 +173,7 @@ export class World {
       writeFileSync(kubeconfig, admin.replace(/server: \S+/, `server: https://127.0.0.1:${relay.port}`), { mode: 0o600 });
       const streamPort = opPorts + 2 * i;
       const slot: OperatorSlot = {
-        identity: `rel-op-${i}`, adminPort: opPorts + 2 * i + 1, relay, process: null,
+        identity: `rel-op-${i}`, streamUrl: `wss://127.0.0.1:${streamPort}/stream`, adminPort: opPorts + 2 * i + 1, relay, process: null,
         start: async () => {
           slot.process = await startOperator({ ...this.fleet, operatorKubeconfig: kubeconfig }, ns, slot.identity,
             ['--stream-port', String(streamPort), '--admin-port', String(slot.adminPort)]);
@@ -186,7 +187,7 @@ export class World {
     await this.operators[0]!.start();
     await this.operators[0]!.process!.waitFor((e) => e.msg === 'became leader', 30_000);
     await this.operators[1]!.start();
-    const urls = this.operators.map((_, i) => `wss://127.0.0.1:${opPorts + 2 * i}/stream`);
+    const urls = this.operators.map((op) => op.streamUrl);
 
     const base = await freePortRange(3 * o.proxies);
     for (let i = 0; i < o.proxies; i++) {

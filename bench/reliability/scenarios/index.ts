@@ -8,6 +8,8 @@ import { leaderPartition, operatorKills } from './operators.ts';
 import { lastKnownGood } from './lkg.ts';
 import { endpointDeath } from './endpoint.ts';
 import { canaryRollback } from './canary.ts';
+import { abuse } from './abuse.ts';
+import { hostile } from './hostile.ts';
 
 export { SHORT, LONG, type Scale } from './scale.ts';
 
@@ -20,5 +22,7 @@ export const SCENARIOS: Scenario[] = [
   { id: '3b', name: 'operator leader partitioned', run: leaderPartition },
   { id: '4', name: 'proxies restarted, operators down', run: lastKnownGood },
   { id: '5', name: 'backend endpoint dies', run: endpointDeath },
+  { id: '6', name: 'slow clients, bodies, backends; flood', run: abuse },
+  { id: '7', name: 'hostile HTTP and stream input', run: hostile },
   { id: '8', name: 'canary rollback', run: canaryRollback },
 ];
