@@ -184,6 +184,12 @@ export function registerProxy(program: Command): void {
       };
       process.on('SIGTERM', () => onSignal('SIGTERM'));
       process.on('SIGINT', () => onSignal('SIGINT'));
+      // A parent that started this proxy over IPC (vane up) owns it: if the parent dies, even by
+      // SIGKILL, the channel closes and the proxy drains instead of living on as an orphan.
+      if (process.channel) {
+        process.once('disconnect', () => { log.warn({ parent: process.ppid }, 'parent process gone: stopping'); void handle.stop(); });
+        process.channel.unref();
+      }
       await handle.done;
       process.exit(0);
     });

@@ -145,7 +145,7 @@ export async function up(o: UpOptions): Promise<Up> {
         '--host', '127.0.0.1', '--admin-host', '127.0.0.1',
         '--http-port', String(ports.http), '--https-port', String(ports.https), '--admin-port', String(ports.admin),
         '--workers', '1', '--shutdown-delay', '0s',
-      ], { stdio: ['ignore', 'ignore', 'inherit'], env: { ...process.env, VANE_LOG_LEVEL: process.env.VANE_LOG_LEVEL ?? 'warn' } });
+      ], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'], env: { ...process.env, VANE_LOG_LEVEL: process.env.VANE_LOG_LEVEL ?? 'warn' } });
       proxies.push({ name, ...ports, child });
     }
     step(`started ${o.proxies} proxies; waiting until every one has ACKed the routing`);

@@ -153,3 +153,24 @@ test('vane up routes to a backend that already listens where the manifests point
     }
   }
 });
+
+test('vane up killed outright (SIGKILL, no chance to clean up) takes its proxies with it', async () => {
+  const { dir, manifests, base } = await quickstartCopy('vane-up-kill-');
+  const child = spawn(process.execPath, [join(root, 'cli/main.ts'), 'up', manifests, '--proxies', '1',
+    '--http-port', String(base), '--https-port', String(base + 2), '--admin-port', String(base + 4),
+    '--operator-port', String(base + 6), '--operator-admin-port', String(base + 7), '--state-dir', join(dir, 'state')],
+  { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+  try {
+    await eventually('the fleet to converge', () => out.includes('Ctrl-C stops everything'), 60_000);
+    assert.deepEqual(await get(base, '/checkout', { 'x-canary': 'never' }), { status: 200, backend: 'checkout' });
+    child.kill('SIGKILL');
+    // The proxy is a process of its own: only its IPC channel to vane up tells it the parent is gone.
+    await eventually('the orphaned proxy to stop listening', () => get(base, '/').then(() => false, () => true), 20_000);
+  } finally {
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
