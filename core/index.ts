@@ -29,7 +29,7 @@ export { formatProblem, clip, type Problem } from './problems.ts';
 export { parseDurationMs, parseSizeBytes } from './units.ts';
 export { stepWeightsOf, BUILT_IN_METRICS, WEBHOOK_TYPES } from './canary.ts';
 export {
-  SUBPROTOCOL, PROTOCOL_VERSION, CLOSE, STATS_BUCKETS_MS, decodeClientMessage, decodeServerMessage, emptySideStats, mergeSideStats, percentileMs,
+  SUBPROTOCOL, PROTOCOL_VERSION, CLOSE, STATS_BUCKETS_MS, closeReason, decodeClientMessage, decodeServerMessage, emptySideStats, mergeSideStats, percentileMs,
   type ClientMessage, type ServerMessage, type Version, type ProxyIdentity, type SideStats, type BackendStats, type Decoded,
 } from './protocol.ts';
 export {

@@ -4,6 +4,7 @@
  * every field of what arrives, so a malformed frame is a clear error, never a crash.
  */
 import type { HashedResource } from './resources.ts';
+import { clip } from './problems.ts';
 
 export const SUBPROTOCOL = 'vane.v1';
 export const PROTOCOL_VERSION = 1;
@@ -64,6 +65,29 @@ export const CLOSE = {
   shuttingDown: 1001,
 } as const;
 
+/** RFC 6455 leaves a close frame 123 bytes for its reason; `ws` throws on a longer one. */
+const MAX_CLOSE_REASON_BYTES = 123;
+
+/**
+ * closeReason fits `text` into a close frame, cut at a character boundary. Reasons quote what
+ * a peer sent (a proxy's name, a message type), which may be long and any Unicode: clipped by
+ * characters, 120 of them can still be 480 bytes, and the throw would take the process down.
+ */
+export function closeReason(text: string): string {
+  if (new TextEncoder().encode(text).length <= MAX_CLOSE_REASON_BYTES) return text;
+  const room = MAX_CLOSE_REASON_BYTES - 3;
+  let out = '';
+  let bytes = 0;
+  for (const ch of text) {
+    const cp = ch.codePointAt(0)!;
+    const n = cp < 0x80 ? 1 : cp < 0x800 ? 2 : cp < 0x10000 ? 3 : 4;
+    if (bytes + n > room) break;
+    out += ch;
+    bytes += n;
+  }
+  return `${out}…`;
+}
+
 export type Decoded<T> = { ok: true; message: T } | { ok: false; error: string };
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -121,7 +145,7 @@ export function decodeClientMessage(text: string): Decoded<ClientMessage> {
       return { ok: true, message: v as unknown as ClientMessage };
     }
     default:
-      return fail(`unknown message type ${JSON.stringify(v.type)}`);
+      return fail(`unknown message type ${clip(String(JSON.stringify(v.type)), 64)}`);
   }
 }
 
@@ -140,7 +164,7 @@ export function decodeServerMessage(text: string): Decoded<ServerMessage> {
   let v: unknown;
   try { v = JSON.parse(text); } catch { return fail('frame is not JSON'); }
   if (!isObject(v)) return fail('frame is not a JSON object');
-  if (!isCount(v.generation) || !isHash(v.root)) return fail(`${String(v.type)}: generation and root are required`);
+  if (!isCount(v.generation) || !isHash(v.root)) return fail(`${clip(String(v.type), 64)}: generation and root are required`);
   if (v.type === 'snapshot') {
     const problem = checkResources(v.resources, 'snapshot.resources');
     return problem ? fail(problem) : { ok: true, message: v as unknown as ServerMessage };
@@ -152,7 +176,7 @@ export function decodeServerMessage(text: string): Decoded<ServerMessage> {
     if (!Array.isArray(v.removals) || !v.removals.every(isName)) return fail('delta.removals: must be a list of names');
     return { ok: true, message: v as unknown as ServerMessage };
   }
-  return fail(`unknown message type ${JSON.stringify(v.type)}`);
+  return fail(`unknown message type ${clip(String(JSON.stringify(v.type)), 64)}`);
 }
 
 /** emptySideStats is a zeroed SideStats. */

@@ -21,7 +21,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
 import {
-  SUBPROTOCOL, CLOSE, decodeClientMessage, deltaFromHashes, hashesOf,
+  SUBPROTOCOL, CLOSE, closeReason, decodeClientMessage, deltaFromHashes, hashesOf,
   type ServerMessage, type Version, type BackendStats, type Delta,
 } from '../../core/index.ts';
 import type { RoutingVersion } from '../pipeline.ts';
@@ -221,7 +221,7 @@ export class StreamServer {
       if (!auth.ok) {
         this.options.onRejected?.(rejectReason(auth.code));
         this.options.logger.warn({ remote, reason: auth.reason }, 'proxy rejected');
-        ws.close(auth.code, auth.reason.slice(0, 120));
+        ws.close(auth.code, closeReason(auth.reason));
         return;
       }
       this.accept(ws, auth.proxy, auth.instance, remote);
@@ -286,19 +286,19 @@ export class StreamServer {
       const decoded = decodeClientMessage(data.toString());
       if (!decoded.ok) {
         log.warn({ proxy, error: decoded.error }, 'malformed message from proxy');
-        ws.close(CLOSE.protocol, decoded.error.slice(0, 120));
+        ws.close(CLOSE.protocol, closeReason(decoded.error));
         return;
       }
       const msg = decoded.message;
       if (!conn) {
         if (msg.type !== 'hello') { ws.close(CLOSE.protocol, 'hello first'); return; }
         clearTimeout(helloTimer);
-        if (msg.proxy.name !== proxy) { this.options.onRejected?.('forbidden'); ws.close(CLOSE.forbidden, `token belongs to proxy ${proxy}, not ${msg.proxy.name}`.slice(0, 120)); return; }
+        if (msg.proxy.name !== proxy) { this.options.onRejected?.('forbidden'); ws.close(CLOSE.forbidden, closeReason(`hello.proxy.name: token belongs to proxy ${proxy}, not ${msg.proxy.name}`)); return; }
         const problem = this.helloProblem(msg.version);
         if (problem) {
           this.options.onRejected?.('protocol');
           log.error({ proxy, remote, generation: msg.version!.generation }, `hello refused: ${problem}`);
-          ws.close(CLOSE.protocol, problem.slice(0, 120));
+          ws.close(CLOSE.protocol, closeReason(problem));
           return;
         }
         conn = {

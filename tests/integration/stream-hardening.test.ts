@@ -121,6 +121,35 @@ test('a proxy whose generation is a little ahead of this clock (another replica\
   }
 });
 
+test('a frame quoting long Unicode (a message type, a proxy name) closes that connection with a reason clipped to a close frame\'s 123 bytes; the operator lives on', async () => {
+  const { operator, url } = await plainOperator();
+  try {
+    const typed = dial(url, 'token-a');
+    await typed.open;
+    typed.ws.send(JSON.stringify({ type: 'é'.repeat(200) }));
+    const byType = await typed.closed;
+    assert.equal(byType.code, CLOSE.protocol);
+    assert.match(byType.reason, /^unknown message type "éé/);
+    assert.ok(Buffer.byteLength(byType.reason) <= 123, `${Buffer.byteLength(byType.reason)} bytes`);
+
+    const named = dial(url, 'token-a');
+    await named.open;
+    named.ws.send(hello('ñ'.repeat(300)));
+    const byName = await named.closed;
+    assert.equal(byName.code, CLOSE.forbidden);
+    assert.match(byName.reason, /^hello\.proxy\.name: token belongs to proxy proxy-a, not ññ/);
+    assert.ok(Buffer.byteLength(byName.reason) <= 123, `${Buffer.byteLength(byName.reason)} bytes`);
+
+    const honest = dial(url, 'token-b');
+    await honest.open;
+    honest.ws.send(hello('proxy-b'));
+    assert.equal((await eventually('a version for the next proxy', () => honest.frames[0])).root, operator.current!.root);
+    honest.ws.close();
+  } finally {
+    await operator.close();
+  }
+});
+
 test('a second connection for a connected proxy replaces it, logged and counted, naming both ends', async () => {
   const { logger, lines } = capture();
   const { operator, url } = await plainOperator({ logger });
