@@ -5,7 +5,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { cpSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer, request } from 'node:http';
 import { tmpdir } from 'node:os';
@@ -50,6 +50,20 @@ async function quickstartCopy(prefix: string): Promise<{ dir: string; manifests:
   return { dir, manifests, base };
 }
 
+interface UpRun { child: ChildProcess; out: () => string }
+
+/** startUp runs `vane up` on manifests with the ports quickstartCopy picked, collecting its output. */
+function startUp(manifests: string, dir: string, base: number, proxies: number, env: NodeJS.ProcessEnv = process.env): UpRun {
+  const child = spawn(process.execPath, [join(root, 'cli/main.ts'), 'up', manifests, '--proxies', String(proxies),
+    '--http-port', String(base), '--https-port', String(base + 2), '--admin-port', String(base + 4),
+    '--operator-port', String(base + 6), '--operator-admin-port', String(base + 7), '--state-dir', join(dir, 'state')],
+  { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+  return { child, out: () => out };
+}
+
 test('vane up: operator, two proxies over the stream and demo backends; live edits; Ctrl-C stops all', async () => {
   const { dir, manifests, base } = await quickstartCopy('vane-up-');
   // A TLS host, so that key material flows through the operator, the stream and the proxies.
@@ -61,17 +75,11 @@ test('vane up: operator, two proxies over the stream and demo backends; live edi
     '  tls: [{ hosts: [secure.example.com], secretName: secure-tls }]',
     '  rules: [{ host: secure.example.com, http: { paths: [{ path: /, pathType: Prefix, backend: { service: { name: storefront, port: { number: 80 } } } }] } }]', '',
   ].join('\n'));
-  const child = spawn(process.execPath, [join(root, 'cli/main.ts'), 'up', manifests, '--proxies', '2',
-    '--http-port', String(base), '--https-port', String(base + 2), '--admin-port', String(base + 4),
-    '--operator-port', String(base + 6), '--operator-admin-port', String(base + 7), '--state-dir', join(dir, 'state')],
-  { cwd: root, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, VANE_LOG_LEVEL: 'debug' } });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+  const { child, out } = startUp(manifests, dir, base, 2, { ...process.env, VANE_LOG_LEVEL: 'debug' });
   try {
-    await eventually('the fleet to converge', () => out.includes('Ctrl-C stops everything'), 60_000);
-    assert.match(out, /proxy-0 {2}http:\/\/127\.0\.0\.1:\d+/);
-    assert.match(out, /proxy-1 {2}http:\/\/127\.0\.0\.1:\d+/);
+    await eventually('the fleet to converge', () => out().includes('Ctrl-C stops everything'), 60_000);
+    assert.match(out(), /proxy-0 {2}http:\/\/127\.0\.0\.1:\d+/);
+    assert.match(out(), /proxy-1 {2}http:\/\/127\.0\.0\.1:\d+/);
 
     for (const port of [base, base + 1]) {
       assert.deepEqual(await get(port, '/checkout', { 'x-canary': 'always' }), { status: 200, backend: 'checkout-v2' });
@@ -96,7 +104,7 @@ test('vane up: operator, two proxies over the stream and demo backends; live edi
     });
     assert.match(served, /CN=secure\.example\.com/, 'the proxy serves the Secret\'s certificate by SNI');
     const keyLine = cert.key.split('\n')[1]!;
-    const exposed = [out, await (await fetch(`http://127.0.0.1:${base + 4}/metrics`)).text(), await (await fetch(`http://127.0.0.1:${base + 7}/metrics`)).text(),
+    const exposed = [out(), await (await fetch(`http://127.0.0.1:${base + 4}/metrics`)).text(), await (await fetch(`http://127.0.0.1:${base + 7}/metrics`)).text(),
       readFileSync(join(dir, 'state', 'proxy-0', 'routing.json'), 'utf8')];
     for (const text of exposed) {
       assert.ok(!text.includes('PRIVATE KEY') && !text.includes(keyLine), 'no private key in any log line, metric or persisted non-secret file');
@@ -114,7 +122,7 @@ test('vane up: operator, two proxies over the stream and demo backends; live edi
     const exited = new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     child.kill('SIGINT');
     const code = await exited;
-    assert.equal(code, 0, out.slice(-2000));
+    assert.equal(code, 0, out().slice(-2000));
     await assert.rejects(get(base, '/'), 'proxies are stopped');
     rmSync(dir, { recursive: true, force: true });
   }
@@ -125,17 +133,11 @@ test('vane up routes to a backend that already listens where the manifests point
   // The developer's own storefront (the quickstart's 9001, moved to base + 9) runs already.
   const own = createServer((req, res) => { req.resume(); res.end(JSON.stringify({ backend: 'my-own-storefront' })); });
   await new Promise<void>((r) => own.listen(base + 9, '127.0.0.1', () => r()));
-  const child = spawn(process.execPath, [join(root, 'cli/main.ts'), 'up', manifests, '--proxies', '1',
-    '--http-port', String(base), '--https-port', String(base + 2), '--admin-port', String(base + 4),
-    '--operator-port', String(base + 6), '--operator-admin-port', String(base + 7), '--state-dir', join(dir, 'state')],
-  { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+  const { child, out } = startUp(manifests, dir, base, 1);
   try {
-    await eventually('the fleet to converge', () => out.includes('Ctrl-C stops everything'), 60_000);
-    assert.match(out, new RegExp(`backend storefront: http://127\\.0\\.0\\.1:${base + 9} already listens; using it as it is`));
-    assert.match(out, /demo backend checkout on /, 'the other backends are demo backends');
+    await eventually('the fleet to converge', () => out().includes('Ctrl-C stops everything'), 60_000);
+    assert.match(out(), new RegExp(`backend storefront: http://127\\.0\\.0\\.1:${base + 9} already listens; using it as it is`));
+    assert.match(out(), /demo backend checkout on /, 'the other backends are demo backends');
     assert.deepEqual(await get(base, '/'), { status: 200, backend: 'my-own-storefront' });
     assert.deepEqual(await get(base, '/checkout', { 'x-canary': 'never' }), { status: 200, backend: 'checkout' });
   } finally {
@@ -143,7 +145,7 @@ test('vane up routes to a backend that already listens where the manifests point
     const exited = child.exitCode !== null ? Promise.resolve(child.exitCode) : new Promise<number | null>((r) => child.once('exit', (code) => r(code)));
     child.kill('SIGINT');
     try {
-      assert.equal(await exited, 0, out.slice(-2000));
+      assert.equal(await exited, 0, out().slice(-2000));
       // Stopping vane up leaves the developer's service alone.
       assert.deepEqual(await get(base + 9, '/'), { status: 200, backend: 'my-own-storefront' });
     } finally {
@@ -156,15 +158,9 @@ test('vane up routes to a backend that already listens where the manifests point
 
 test('vane up killed outright (SIGKILL, no chance to clean up) takes its proxies with it', async () => {
   const { dir, manifests, base } = await quickstartCopy('vane-up-kill-');
-  const child = spawn(process.execPath, [join(root, 'cli/main.ts'), 'up', manifests, '--proxies', '1',
-    '--http-port', String(base), '--https-port', String(base + 2), '--admin-port', String(base + 4),
-    '--operator-port', String(base + 6), '--operator-admin-port', String(base + 7), '--state-dir', join(dir, 'state')],
-  { cwd: root, stdio: ['ignore', 'pipe', 'pipe'] });
-  let out = '';
-  child.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-  child.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+  const { child, out } = startUp(manifests, dir, base, 1);
   try {
-    await eventually('the fleet to converge', () => out.includes('Ctrl-C stops everything'), 60_000);
+    await eventually('the fleet to converge', () => out().includes('Ctrl-C stops everything'), 60_000);
     assert.deepEqual(await get(base, '/checkout', { 'x-canary': 'never' }), { status: 200, backend: 'checkout' });
     child.kill('SIGKILL');
     // The proxy is a process of its own: only its IPC channel to vane up tells it the parent is gone.
