@@ -10,7 +10,7 @@
 import { parseArgs } from 'node:util';
 import { e2eSkip, netnsSkip } from '../../tests/e2e/harness/index.ts';
 import { table, type Result } from './report.ts';
-import { LONG, SCENARIOS, SHORT } from './scenarios/index.ts';
+import { LONG, SCENARIOS, SHORT, runScenario } from './scenarios/index.ts';
 import { World } from './world.ts';
 
 const { values } = parseArgs({ options: {
@@ -33,7 +33,7 @@ try {
   for (const s of SCENARIOS) {
     if (only && !only.has(s.id) && !only.has(s.id.replace(/[a-z]$/, ''))) continue;
     log(`scenario ${s.id}: ${s.name} (${scale.name})`);
-    const r = await s.run(world, scale);
+    const r = await runScenario(s, world, scale);
     results.push(r);
     log(`scenario ${s.id}: ${r.problems.length === 0 ? 'pass' : 'FAIL'}, ${r.requests} requests, ${r.failed} failed`);
   }

@@ -333,6 +333,16 @@ export class World {
     }, timeoutMs);
   }
 
+  /** exited lists the processes the world started that are gone though nobody stopped them, with their last words. */
+  exited(): string[] {
+    const gone = [...this.proxies, ...this.operators].flatMap((slot) => {
+      const p = slot.process;
+      if (!p || (p.child.exitCode === null && p.child.signalCode === null)) return [];
+      return [`${p.name} exited (${p.child.exitCode ?? p.child.signalCode}); last lines:\n${p.lines.slice(-10).join('\n')}`];
+    });
+    return gone;
+  }
+
   async close(): Promise<void> {
     for (const f of this.closers.splice(0).reverse()) await f().catch((err: Error) => this.o.log(`cleanup: ${err.message}`));
   }

@@ -26,3 +26,15 @@ export const SCENARIOS: Scenario[] = [
   { id: '7', name: 'hostile HTTP and stream input', run: hostile },
   { id: '8', name: 'canary rollback', run: canaryRollback },
 ];
+
+/** runScenario runs one scenario; a scenario that throws, or leaves a process of the world dead, fails its row instead of the run. */
+export async function runScenario(sc: Scenario, w: World, s: Scale): Promise<Result> {
+  let r: Result;
+  try {
+    r = await sc.run(w, s);
+  } catch (err) {
+    r = { id: sc.id, name: sc.name, requests: 0, durationMs: 0, faults: '-', failed: 0, problems: [(err as Error).stack ?? String(err)], notes: [] };
+  }
+  r.problems.push(...w.exited());
+  return r;
+}

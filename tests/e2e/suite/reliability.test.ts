@@ -7,7 +7,7 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { e2eSkip, netnsSkip } from '../harness/index.ts';
-import { SCENARIOS, SHORT } from '../../../bench/reliability/scenarios/index.ts';
+import { SCENARIOS, SHORT, runScenario } from '../../../bench/reliability/scenarios/index.ts';
 import { World } from '../../../bench/reliability/world.ts';
 import { table, type Result } from '../../../bench/reliability/report.ts';
 
@@ -28,7 +28,7 @@ after(async () => {
 for (const s of SCENARIOS) {
   test(`${s.id}. ${s.name}`, { skip, timeout: 120_000 }, async (t) => {
     assert.ok(world, 'the world was built');
-    const r = await s.run(world, SHORT);
+    const r = await runScenario(s, world, SHORT);
     results.push(r);
     t.diagnostic(`${r.requests} requests in ${r.durationMs} ms; faults: ${r.faults}; failed: ${r.failed}${r.failedDetail ? ` (${r.failedDetail})` : ''}`);
     for (const n of r.notes) t.diagnostic(n);
