@@ -62,6 +62,7 @@ export const CLOSE = {
   protocol: 4002,
   tooLarge: 1009,
   notLeader: 4010,
+  tooManyRefusals: 4009,
   shuttingDown: 1001,
 } as const;
 

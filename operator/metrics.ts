@@ -15,6 +15,7 @@ export interface OperatorMetrics {
   leader: Gauge;
   streamRejections: Counter<'reason'>;
   streamReplaced: Counter;
+  streamRefusalDisconnects: Counter;
 }
 
 export function createOperatorMetrics(): OperatorMetrics {
@@ -40,5 +41,9 @@ export function createOperatorMetrics(): OperatorMetrics {
       labelNames: ['reason'], registers: [registry],
     }),
     streamReplaced: new Counter({ name: 'vane_operator_stream_replaced_connections_total', help: 'Connections closed because the same proxy connected again', registers: [registry] }),
+    streamRefusalDisconnects: new Counter({
+      name: 'vane_operator_stream_refusal_disconnects_total', help: 'Connections closed (4009) because the proxy refused versions (NACK or resync) too often in a row',
+      registers: [registry],
+    }),
   };
 }

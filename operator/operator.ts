@@ -167,8 +167,11 @@ export class Operator {
       },
       logger: log,
       ...(this.options.fullSendsOnly ? { fullSendsOnly: true } : {}),
+      // A proxy refuses versions below its own: its first must be above what it holds, unless it holds this one.
       onHello: (_proxy, version) => {
-        if (version && this.pipeline.current && version.generation >= this.pipeline.current.generation) this.pipeline.raiseGeneration(version.generation);
+        const current = this.pipeline.current;
+        if (!version || (current && (version.generation < current.generation || (version.generation === current.generation && version.root === current.root)))) return;
+        this.pipeline.reissueAbove(version.generation);
       },
       onAck: (proxy, version) => { this.fleet.ack(proxy, version); this.checkConvergence(); this.notifyFleet(); },
       onNack: (proxy, version, reason) => {
@@ -183,6 +186,7 @@ export class Operator {
       onSend: (kind, bytes) => { this.metrics.sends.inc({ kind }); this.metrics.sendBytes.inc({ kind }, bytes); },
       onRejected: (reason) => this.metrics.streamRejections.inc({ reason }),
       onReplaced: () => this.metrics.streamReplaced.inc(),
+      onRefusedTooOften: () => this.metrics.streamRefusalDisconnects.inc(),
     });
     await listen(this.streamServer, this.options.streamPort ?? 0, this.options.streamHost ?? '127.0.0.1');
     this.adminServer = createHttpServer((req, res) => { void this.admin(req, res); });

@@ -53,9 +53,23 @@ export class Pipeline {
   set(obj: KubeObject): void { this.compiler.set(obj); this.coalescer.changed(); }
   delete(kind: ObjectKind, key: string): void { this.compiler.delete(kind, key); this.coalescer.changed(); }
 
-  /** raiseGeneration makes every later version's generation greater than `generation`. */
-  raiseGeneration(generation: number): void {
+  /**
+   * reissueAbove publishes the current content again as a version above `generation`, which a
+   * proxy holds: proxies refuse any version below theirs, so a proxy whose last leader's clock
+   * ran ahead of this one's would otherwise refuse every version until a change came with a
+   * generation above its own. Every later version is above it too; without a current version,
+   * the first one will be.
+   */
+  reissueAbove(generation: number): void {
     this.generationFloor = Math.max(this.generationFloor, generation);
+    const last = this.lastVersion;
+    if (!last || last.generation > generation) return;
+    const now = this.options.now();
+    const version: RoutingVersion = {
+      ...last, generation: this.nextGeneration(now), changed: { upserts: [], removals: [] }, previousRoot: last.root, changeStartedAt: now, builtAt: now, compileMs: 0,
+    };
+    this.lastVersion = version;
+    this.options.onVersion(version);
   }
 
   /** flush builds now, without waiting for the quiet period. */
@@ -72,9 +86,8 @@ export class Pipeline {
     this.options.onStatuses?.(result.statuses);
     const first = this.lastVersion === null;
     if (!first && result.changed.upserts.length === 0 && result.changed.removals.length === 0) return null;
-    const generation = Math.max(started, (this.lastVersion?.generation ?? 0) + 1, this.generationFloor + 1);
     const version: RoutingVersion = {
-      generation,
+      generation: this.nextGeneration(started),
       root: result.root,
       resources: new Map(result.resources),
       changed: first ? { upserts: [...result.resources.keys()].sort(), removals: [] } : result.changed,
@@ -86,6 +99,10 @@ export class Pipeline {
     this.lastVersion = version;
     this.options.onVersion(version);
     return version;
+  }
+
+  private nextGeneration(now: number): number {
+    return Math.max(now, (this.lastVersion?.generation ?? 0) + 1, this.generationFloor + 1);
   }
 
   close(): void {

@@ -16,6 +16,9 @@
  * - Clients that fail authentication are rate-limited per address, and authentications in
  *   progress are capped: each may cost the API server a TokenReview.
  * - A second connection for a proxy that is connected replaces the first, but never silently.
+ * - A refusal (NACK or resync) asks for a full snapshot, the costliest send: it is answered
+ *   after a delay that doubles with each refusal in a streak, and a streak of
+ *   `maxRefusals` closes the connection (4009), so no proxy can make the operator loop.
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -37,6 +40,7 @@ export type RejectReason = 'unauthenticated' | 'forbidden' | 'not_leader' | 'pro
 export type Authenticator = (token: string | null, req: IncomingMessage) => Promise<AuthResult>;
 
 export interface StreamEvents {
+  /** Called before the proxy is sent anything: a version published from here is the first it gets. */
   onHello?: (proxy: string, version: Version | null) => void;
   onAck?: (proxy: string, version: Version) => void;
   onNack?: (proxy: string, version: Version, reason: string) => void;
@@ -46,6 +50,8 @@ export interface StreamEvents {
   onRejected?: (reason: RejectReason) => void;
   /** A proxy connected again while an earlier connection of it was open; the earlier one was closed. */
   onReplaced?: (proxy: string) => void;
+  /** A proxy refused `maxRefusals` versions in a streak; its connection was closed with 4009. */
+  onRefusedTooOften?: (proxy: string) => void;
 }
 
 export interface StreamServerOptions extends StreamEvents {
@@ -73,6 +79,15 @@ export interface StreamServerOptions extends StreamEvents {
   rejectedUpgradesPerSecond?: number;
   /** Authentications in progress at once; more are answered 503. */
   maxPendingAuthentications?: number;
+  /** Wait before answering a refusal with a full snapshot; doubles with each refusal in a streak. Default 250 ms. */
+  refusalBackoffMs?: number;
+  /** Refusals in a streak that close the connection (4009). Default 5. */
+  maxRefusals?: number;
+  /**
+   * A refusal this long after the previous one starts a new streak; ACKs in between do not,
+   * or a proxy that ACKs each snapshot and asks for another would loop. Default 60 s.
+   */
+  refusalStreakMs?: number;
   now?: () => number;
 }
 
@@ -88,6 +103,10 @@ interface Connection {
   inFlight: { version: RoutingVersion; full: boolean; timer: NodeJS.Timeout } | null;
   wantsFull: boolean;
   queuedForFull: boolean;
+  /** Refusals in the current streak, when the last one came, and the delay before answering it. */
+  refusals: number;
+  refusedAt: number;
+  holdoff: NodeJS.Timeout | null;
   acked: Version | null;
   alive: boolean;
   connectedAt: number;
@@ -130,6 +149,9 @@ export class StreamServer {
       rejectedUpgradeBurst: 10,
       rejectedUpgradesPerSecond: 1,
       maxPendingAuthentications: 64,
+      refusalBackoffMs: 250,
+      maxRefusals: 5,
+      refusalStreakMs: 60_000,
       now: Date.now,
       ...options,
     };
@@ -178,7 +200,7 @@ export class StreamServer {
     this.closed = true;
     clearInterval(this.heartbeat);
     this.options.server.off('upgrade', this.onUpgrade);
-    for (const c of this.connections.values()) { if (c.inFlight) clearTimeout(c.inFlight.timer); c.ws.close(code, reason); }
+    for (const c of this.connections.values()) { if (c.inFlight) clearTimeout(c.inFlight.timer); if (c.holdoff) clearTimeout(c.holdoff); c.ws.close(code, reason); }
     this.connections.clear();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
   }
@@ -273,6 +295,7 @@ export class StreamServer {
       clearTimeout(helloTimer);
       if (!conn) return;
       if (conn.inFlight) { clearTimeout(conn.inFlight.timer); this.finishFullSend(conn.inFlight.full); }
+      if (conn.holdoff) clearTimeout(conn.holdoff);
       const i = this.fullQueue.indexOf(conn);
       if (i >= 0) this.fullQueue.splice(i, 1);
       if (this.connections.get(conn.proxy) === conn) {
@@ -303,7 +326,7 @@ export class StreamServer {
         }
         conn = {
           ws, proxy, instance, remote, holds: msg.version, helloHashes: new Map(msg.resources), inFlight: null, wantsFull: msg.resources.length === 0,
-          queuedForFull: false, acked: null, alive: true, connectedAt: Date.now(),
+          queuedForFull: false, refusals: 0, refusedAt: 0, holdoff: null, acked: null, alive: true, connectedAt: Date.now(),
         };
         const previous = this.connections.get(proxy);
         if (previous) {
@@ -324,12 +347,11 @@ export class StreamServer {
       switch (msg.type) {
         case 'hello': ws.close(CLOSE.protocol, 'hello twice'); return;
         case 'ack': this.onAck(conn, { generation: msg.generation, root: msg.root }); return;
-        case 'nack': this.onNack(conn, { generation: msg.generation, root: msg.root }, msg.reason); return;
-        case 'resync':
-          log.info({ proxy, reason: msg.reason }, 'proxy asked for a full resync');
-          conn.holds = null; conn.helloHashes = null; conn.wantsFull = true;
-          this.pump(conn);
+        case 'nack':
+          this.options.onNack?.(conn.proxy, { generation: msg.generation, root: msg.root }, msg.reason);
+          this.refused(conn, 'nack', msg.reason);
           return;
+        case 'resync': this.refused(conn, 'resync', msg.reason); return;
         case 'stats': this.options.onStats?.(proxy, msg); return;
       }
     });
@@ -349,14 +371,31 @@ export class StreamServer {
     this.pump(conn);
   }
 
-  private onNack(conn: Connection, version: Version, reason: string): void {
-    this.options.logger.warn({ proxy: conn.proxy, generation: version.generation, reason }, 'proxy refused a version (NACK); sending a full snapshot');
+  /**
+   * refused answers a NACK or a resync, both the proxy's answer to the version in flight (a
+   * resync that left it in flight would wait for an ACK timeout): a full snapshot after the
+   * streak's delay, or, at `maxRefusals`, the connection closed.
+   */
+  private refused(conn: Connection, kind: 'nack' | 'resync', reason: string): void {
+    const log = this.options.logger;
+    const refused = conn.inFlight?.version.generation ?? null;
     if (conn.inFlight) this.settle(conn);
     conn.holds = null;
     conn.helloHashes = null;
     conn.wantsFull = true;
-    this.options.onNack?.(conn.proxy, version, reason);
-    this.pump(conn);
+    const now = this.options.now();
+    conn.refusals = conn.refusals > 0 && now - conn.refusedAt < this.options.refusalStreakMs ? conn.refusals + 1 : 1;
+    conn.refusedAt = now;
+    const fields = { proxy: conn.proxy, remote: conn.remote, instance: conn.instance, generation: refused, refusals: conn.refusals, reason: reason.slice(0, 1024) };
+    if (conn.refusals >= this.options.maxRefusals) {
+      log.error(fields, `proxy refused ${conn.refusals} versions in a row; closing its connection`);
+      this.options.onRefusedTooOften?.(conn.proxy);
+      conn.ws.close(CLOSE.tooManyRefusals, closeReason(`${kind}: ${conn.refusals} versions refused in a row, each within ${this.options.refusalStreakMs} ms of the last; last reason: ${reason}`));
+      return;
+    }
+    const delayMs = this.options.refusalBackoffMs * 2 ** (conn.refusals - 1);
+    log.warn({ ...fields, delayMs }, `proxy refused a version (${kind}); sending a full snapshot after a delay`);
+    conn.holdoff = setTimeout(() => { conn.holdoff = null; this.pump(conn); }, delayMs);
   }
 
   private settle(conn: Connection): void {
@@ -391,7 +430,7 @@ export class StreamServer {
   /** pump sends the newest version to a proxy that has nothing in flight and is behind. */
   private pump(conn: Connection): void {
     const target = this.current;
-    if (!target || conn.inFlight || conn.queuedForFull || conn.ws.readyState !== conn.ws.OPEN) return;
+    if (!target || conn.inFlight || conn.queuedForFull || conn.holdoff || conn.ws.readyState !== conn.ws.OPEN) return;
     if (!conn.wantsFull && conn.holds && conn.holds.root === target.root && conn.holds.generation >= target.generation) return;
 
     let payload: Buffer | null = null;

@@ -165,8 +165,6 @@ export class StreamSource implements RoutingSource {
       });
       ws.on('message', (data, isBinary) => {
         if (isBinary) return;
-        this.backoffMs = this.options.initialBackoffMs ?? 250;
-        this.notLeaderBackoffMs = NOT_LEADER_RETRY_INITIAL_MS;
         this.onMessage(ws, data.toString());
       });
       ws.on('close', (code, reason) => {
@@ -248,6 +246,10 @@ export class StreamSource implements RoutingSource {
       changed = { upserts: msg.upserts.map((r) => r.resource.name), removals: msg.removals };
     }
     this.version = { generation: msg.generation, root: msg.root };
+    // The back-off restarts only once a version verified: a connection on which every version is
+    // refused ends (4009) and is retried later each time, not at the first back-off forever.
+    this.backoffMs = this.options.initialBackoffMs ?? 250;
+    this.notLeaderBackoffMs = NOT_LEADER_RETRY_INITIAL_MS;
     // ACK once the update is served (the proxy's workers run it), not merely received.
     void this.publish(changed).then(() => this.send(ws, { type: 'ack', generation: msg.generation, root: msg.root }));
   }
