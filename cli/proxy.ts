@@ -67,6 +67,9 @@ interface Flags {
   retries: number;
   outlierConsecutiveFailures: number; outlierBaseEjection: number; outlierMaxEjection: number; outlierMaxEjectionPercent: number;
   metricsPerPath?: boolean;
+  http2: boolean;
+  h2c?: boolean;
+  http2MaxConcurrentStreams: number;
   ingressClass: string;
   mergeSlashes: boolean;
 }
@@ -112,6 +115,9 @@ export function registerProxy(program: Command): void {
     .option('--outlier-max-ejection <duration>', 'longest ejection time', duration, d.outlier.maxEjectionMs)
     .option('--outlier-max-ejection-percent <n>', 'largest share of a backend\'s endpoints ejected at once', int, d.outlier.maxEjectionPercent)
     .option('--metrics-per-path', 'label request metrics with the route path too')
+    .option('--no-http2', 'offer only HTTP/1.1 by ALPN on the HTTPS listener (HTTP/2 is offered by default)')
+    .option('--h2c', 'serve HTTP/2 with prior knowledge (h2c) on the plain HTTP listener too')
+    .option('--http2-max-concurrent-streams <n>', 'streams an HTTP/2 client may have open at once per connection', int, d.http2MaxConcurrentStreams)
     .option('--ingress-class <name>', 'IngressClass served', 'vane')
     .option('--no-merge-slashes', 'keep runs of "/" in request paths')
     .action(async (flags: Flags) => {
@@ -141,6 +147,9 @@ export function registerProxy(program: Command): void {
           maxEjectionMs: flags.outlierMaxEjection, maxEjectionPercent: flags.outlierMaxEjectionPercent,
         },
         metricsPerPath: flags.metricsPerPath === true,
+        http2: flags.http2,
+        h2c: flags.h2c === true,
+        http2MaxConcurrentStreams: flags.http2MaxConcurrentStreams,
       });
       if ((flags.fromFiles === undefined) === (flags.operator === undefined)) {
         log.fatal({}, 'exactly one of --from-files or --operator is required');

@@ -11,6 +11,9 @@ import { AggregatorRegistry, Registry, collectDefaultMetrics } from 'prom-client
 export const LATENCY_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
 type Labels = Record<string, string>;
+
+/** Protocol is the one a client spoke, as request metrics label it. */
+export type Protocol = 'http/1.1' | 'h2';
 type Aggregator = 'sum' | 'max' | 'min' | 'first' | 'omit';
 interface MetricValueJson { labels: Labels; value: number; metricName?: string }
 type Values = MetricValueJson[];
@@ -72,8 +75,10 @@ export class WorkerMetrics {
   private readonly retries = new Map<string, number>();
   private readonly queueRejections = new Map<string, number>();
   readonly activeConnections = { http: 0, https: 0, passthrough: 0, upgraded: 0 };
-  /** Client connections moved from the fast path to node:http, by reason. */
-  readonly handoffs = { request: 0, 'tls-backend': 0 };
+  /** Client connections moved from the fast path to node:http (or node:http2 for h2c), by reason. */
+  readonly handoffs = { request: 0, 'tls-backend': 0, h2c: 0 };
+  /** HTTP/2 connections closed (GOAWAY ENHANCE_YOUR_CALM) for resetting too many streams (CVE-2023-44487). */
+  http2RapidResetCloses = 0;
   /** The plain-HTTP listener reads into a shared buffer (listen/shared-reads.ts). */
   sharedReads = false;
   tlsContextsBuilt = 0;
@@ -88,7 +93,7 @@ export class WorkerMetrics {
   constructor() {
     const r = this.registry;
     collectDefaultMetrics({ register: r, prefix: 'vane_proxy_' });
-    r.registerMetric(new Metric('vane_proxy_requests_total', 'Requests by Ingress, service, canary side and status class.', 'counter', 'sum', () => {
+    r.registerMetric(new Metric('vane_proxy_requests_total', 'Requests by Ingress, service, canary side, client protocol and status class.', 'counter', 'sum', () => {
       const out: Values = [];
       for (const s of this.requests.values()) {
         for (let c = 0; c < 6; c++) if (s.byClass[c]! > 0) out.push({ labels: { ...s.labels, code: CLASS_NAMES[c]! }, value: s.byClass[c]! });
@@ -120,10 +125,12 @@ export class WorkerMetrics {
       () => [{ labels: {}, value: this.clientLimitRefusals }]) as never);
     r.registerMetric(new Metric('vane_proxy_active_connections', 'Open client connections by listener.', 'gauge', 'sum',
       () => Object.entries(this.activeConnections).map(([listener, value]) => ({ labels: { listener }, value }))) as never);
-    r.registerMetric(new Metric('vane_proxy_fast_path_handoffs_total', 'Client connections moved from the fast path to node:http: a request it does not take, or a backend spoken to over TLS.', 'counter', 'sum',
+    r.registerMetric(new Metric('vane_proxy_fast_path_handoffs_total', 'Client connections moved from the fast path to node:http: a request it does not take, or a backend spoken to over TLS; h2c: to node:http2, an HTTP/2 preface with --h2c.', 'counter', 'sum',
       () => Object.entries(this.handoffs).map(([reason, value]) => ({ labels: { reason }, value }))) as never);
     r.registerMetric(new Metric('vane_proxy_fast_path_shared_reads_workers', 'Workers whose plain-HTTP listener reads into one shared buffer (0 if Node lacks the hook).', 'gauge', 'sum',
       () => [{ labels: {}, value: this.sharedReads ? 1 : 0 }]) as never);
+    r.registerMetric(new Metric('vane_proxy_http2_rapid_reset_closes_total', 'HTTP/2 connections closed with GOAWAY (ENHANCE_YOUR_CALM) because their client reset too many streams (CVE-2023-44487).', 'counter', 'sum',
+      () => [{ labels: {}, value: this.http2RapidResetCloses }]) as never);
     r.registerMetric(new Metric('vane_proxy_tls_contexts_built_total', 'TLS secure contexts built (once per certificate version, never per handshake).', 'counter', 'sum',
       () => [{ labels: {}, value: this.tlsContextsBuilt }]) as never);
     r.registerMetric(new Metric('vane_proxy_routing_generation', 'Generation of the routing resources being served (lowest over workers).', 'gauge', 'min',
@@ -134,12 +141,15 @@ export class WorkerMetrics {
       () => [{ labels: {}, value: this.routingResources }]) as never);
   }
 
-  /** requestStats finds (or creates) the stats of one label set; callers cache the result per route. */
-  requestStats(ingress: string, service: string, canary: string, path: string | null): RequestStats {
-    const key = path === null ? `${ingress}\0${service}\0${canary}` : `${ingress}\0${service}\0${canary}\0${path}`;
+  /**
+   * requestStats finds (or creates) the stats of one label set; callers cache the result per route.
+   * `protocol` is the client's: `http/1.1` or `h2` (ALPN's names; h2c counts as h2).
+   */
+  requestStats(ingress: string, service: string, canary: string, path: string | null, protocol: Protocol = 'http/1.1'): RequestStats {
+    const key = path === null ? `${ingress}\0${service}\0${canary}\0${protocol}` : `${ingress}\0${service}\0${canary}\0${protocol}\0${path}`;
     let s = this.requests.get(key);
     if (!s) {
-      s = new RequestStats(path === null ? { ingress, service, canary } : { ingress, service, canary, path });
+      s = new RequestStats(path === null ? { ingress, service, canary, protocol } : { ingress, service, canary, protocol, path });
       this.requests.set(key, s);
     }
     return s;

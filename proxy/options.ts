@@ -64,6 +64,15 @@ export interface ProxyOptions {
   outlier: OutlierOptions;
   /** Label request metrics by route path too (off: 10k Ingresses must not mean millions of series). */
   metricsPerPath: boolean;
+  /** Offer HTTP/2 by ALPN on the HTTPS listener (next to HTTP/1.1). */
+  http2: boolean;
+  /**
+   * Serve HTTP/2 with prior knowledge (h2c) on the plain listener. Off by default: in a cluster a
+   * plain port sits behind load balancers that speak HTTP/1.1, and h2c from a client is rare.
+   */
+  h2c: boolean;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS offered to HTTP/2 clients: streams open at once per connection. */
+  http2MaxConcurrentStreams: number;
 }
 
 export const DEFAULT_OPTIONS: ProxyOptions = {
@@ -93,6 +102,9 @@ export const DEFAULT_OPTIONS: ProxyOptions = {
   retries: 2,
   outlier: { consecutiveFailures: 3, baseEjectionMs: 10_000, maxEjectionMs: 300_000, maxEjectionPercent: 50 },
   metricsPerPath: false,
+  http2: true,
+  h2c: false,
+  http2MaxConcurrentStreams: 100,
 };
 
 function port(name: string, value: number, allowZero: boolean): void {
@@ -155,6 +167,10 @@ export function resolveOptions(partial: Partial<ProxyOptions>): ProxyOptions {
   positive('--outlier-max-ejection', o.outlier.maxEjectionMs);
   if (o.outlier.maxEjectionMs < o.outlier.baseEjectionMs) throw new ProxyError('EOPTION', '--outlier-max-ejection must not be below --outlier-base-ejection');
   if (!(o.outlier.maxEjectionPercent >= 0 && o.outlier.maxEjectionPercent <= 100)) throw new ProxyError('EOPTION', '--outlier-max-ejection-percent must be from 0 to 100');
+  if (!Number.isInteger(o.http2MaxConcurrentStreams) || o.http2MaxConcurrentStreams < 1 || o.http2MaxConcurrentStreams > 10_000) {
+    throw new ProxyError('EOPTION', `--http2-max-concurrent-streams must be from 1 to 10000, got ${o.http2MaxConcurrentStreams}`);
+  }
+  if (o.h2c && !o.http2) throw new ProxyError('EOPTION', '--h2c needs HTTP/2: drop --no-http2');
   return o;
 }
 

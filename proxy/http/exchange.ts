@@ -22,7 +22,7 @@ import { newRequestId } from './request-id.ts';
 import { match, type Decision, type MatchRequest, type RouteSpec } from '../../core/index.ts';
 import type { RoutingState } from '../source/routing.ts';
 import { Cluster, type Endpoint } from '../upstream/endpoints.ts';
-import type { RequestStats, WorkerMetrics } from '../metrics.ts';
+import type { Protocol, RequestStats, WorkerMetrics } from '../metrics.ts';
 import type { OutlierOptions } from '../options.ts';
 import type { HeaderFacts } from '../http1/headers.ts';
 import { validHost } from '../http1/target.ts';
@@ -41,8 +41,10 @@ export interface ExchangeContext {
   readonly clientBodyTimeoutMs: number;
   /** Time a client has to send a whole request body once its head is read; 0: no limit. */
   readonly clientBodyTotalTimeoutMs: number;
-  routeStats(route: RouteSpec, service: string): RequestStats;
+  routeStats(route: RouteSpec, service: string, protocol: Protocol): RequestStats;
   readonly unrouted: RequestStats;
+  /** The stats of HTTP/2 requests answered before routing. */
+  readonly unroutedH2: RequestStats;
   begin(): void;
   end(): void;
   /**
@@ -121,6 +123,8 @@ export abstract class Exchange implements MatchRequest {
   private cookies: string | null = null;
   private stickyFromCookie = false;
   protected upgradeProtocol: string | null = null;
+  /** The client's protocol, for metrics; an HTTP/2 exchange sets its own. */
+  protected protocol: Protocol = 'http/1.1';
 
   constructor(ctx: ExchangeContext, head: RequestLine, client: ClientInfo) {
     this.ctx = ctx;
@@ -211,7 +215,7 @@ export abstract class Exchange implements MatchRequest {
     if (d.result === 'redirect') return { kind: 'redirect', location: d.location! };
     const route = d.route!;
     const backend = d.backend!;
-    this.stats = this.ctx.routeStats(route, backend);
+    this.stats = this.ctx.routeStats(route, backend, this.protocol);
     if (route.maxBodyBytes > 0 && this.contentLength > route.maxBodyBytes) {
       return { kind: 'error', status: 413, detail: `request body larger than ${route.maxBodyBytes} bytes` };
     }

@@ -31,12 +31,23 @@ export interface FastPathHost extends ExchangeContext {
   readonly maxHeaderBytes: number;
   readonly clientHeaderTimeoutMs: number;
   readonly clientKeepAliveTimeoutMs: number;
-  /** handoff gives a connection, its unread bytes put back, to node:http. */
+  /** --h2c: a connection that starts with the HTTP/2 preface goes to node:http2. */
+  readonly h2c: boolean;
+  /** handoff gives a connection, its unread bytes put back, to node:http (node:http2 for 'h2c'). */
   handoff(socket: Socket | HandedOffSocket, reason: HandoffReason): void;
   connectionClosed(conn: ClientConnection): void;
 }
 
-export type HandoffReason = 'request' | 'tls-backend';
+export type HandoffReason = 'request' | 'tls-backend' | 'h2c';
+
+/** The HTTP/2 connection preface (RFC 9113 §3.4); the parser hands it over as a request it does not take. */
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n', 'latin1');
+
+/** h2Preface: `buf` starts with (as much as it holds of) the HTTP/2 preface. */
+function h2Preface(buf: Buffer): boolean {
+  const n = Math.min(buf.length, H2_PREFACE.length);
+  return buf.compare(H2_PREFACE, 0, n, 0, n) === 0;
+}
 
 /** Retry-After of the 503 to a client over its connection limit: once one of its others is done. */
 const CLIENT_LIMIT_RETRY_AFTER_SEC = 1;
@@ -152,7 +163,7 @@ export class ClientConnection implements IdleWatched, ReadSink {
       return;
     }
     if (this.client.overLimit) { this.refuse(); return; }
-    if (head === HANDOFF) { this.buf = kept(buf, borrowed); this.handoff('request'); return; }
+    if (head === HANDOFF) { this.buf = kept(buf, borrowed); this.handoff(this.host.h2c && h2Preface(buf) ? 'h2c' : 'request'); return; }
     const exchange = new FastExchange(this.host, this, head, this.client);
     if (!exchange.route()) { this.buf = kept(buf, borrowed); this.handoff('tls-backend'); return; }
     if (this.headTimer !== null) { clearTimeout(this.headTimer); this.headTimer = null; }

@@ -7,7 +7,7 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Duplex } from 'node:stream';
-import { Transform, type TransformCallback } from 'node:stream';
+import { Transform, type Readable, type TransformCallback } from 'node:stream';
 import type { Dispatcher } from 'undici';
 import type { RouteSpec } from '../../core/index.ts';
 import { Cluster, type Endpoint } from '../upstream/endpoints.ts';
@@ -24,22 +24,28 @@ import { BodyError, UpstreamError } from '../errors.ts';
 const kExchange = Symbol('vane.exchange');
 
 /**
+ * BodySource is a request body as node:http (IncomingMessage, `complete` once the client sent it
+ * all) or node:http2 (a stream, without `complete`: readableEnded then) gives it.
+ */
+export type BodySource = Readable & { readonly complete?: boolean };
+
+/**
  * BodyGuard passes a request body through to undici and fails it (BodyError, which undici
  * ends the upstream request with) once it exceeds the route's limit (chunked bodies: a
  * declared length was checked before), or when the client is silent for the body timeout
  * while the proxy reads, or has not sent it all within the total.
  */
-class BodyGuard extends Transform implements IdleWatched {
+export class BodyGuard extends Transform implements IdleWatched {
   active = false;
   idleLimitMs = 0;
   idleDeadline = 0;
   private seen = 0;
-  private readonly req: IncomingMessage;
+  private readonly req: BodySource;
   private readonly limit: number;
   private readonly idleMs: number;
   private readonly total: NodeJS.Timeout | null;
 
-  constructor(req: IncomingMessage, limit: number, idleMs: number, totalMs: number) {
+  constructor(req: BodySource, limit: number, idleMs: number, totalMs: number) {
     super();
     this.req = req;
     this.limit = limit;
@@ -74,7 +80,7 @@ class BodyGuard extends Transform implements IdleWatched {
   }
 
   private fail(detail: string): void {
-    if (!this.req.complete) this.destroy(new BodyError('EVANE_BODY_TIMEOUT', detail));
+    if (!(this.req.complete ?? this.req.readableEnded)) this.destroy(new BodyError('EVANE_BODY_TIMEOUT', detail));
   }
 
   private stop(): void {
@@ -114,7 +120,7 @@ export function acceptsUpgrade(req: IncomingMessage): boolean {
 }
 
 /** GeneralRequestLine is a RequestLine with an absolute-form target split: its url is the origin form. */
-interface GeneralRequestLine extends RequestLine { readonly authority: string | null }
+export interface GeneralRequestLine extends RequestLine { readonly authority: string | null }
 
 /** requestLine reads node's parsed request; node:http always sets method and url on server requests. */
 function requestLine(req: IncomingMessage): GeneralRequestLine {
@@ -134,8 +140,8 @@ function useAuthority(f: HeaderFacts, out: string[], authority: string): void {
   out.push('host', authority);
 }
 
-/** UndiciExchange is an exchange whose upstream side is undici (the general path's). */
-abstract class UndiciExchange extends Exchange implements Dispatcher.DispatchHandler {
+/** UndiciExchange is an exchange whose upstream side is undici (the general path's and HTTP/2's). */
+export abstract class UndiciExchange extends Exchange implements Dispatcher.DispatchHandler {
   /** The upstream's headers, flat `[name, value, …]`, forwarding headers last (prepareRaw). */
   protected headers: string[] = [];
   protected controller: Dispatcher.DispatchController | null = null;
@@ -147,16 +153,20 @@ abstract class UndiciExchange extends Exchange implements Dispatcher.DispatchHan
   /** The authority of an absolute-form target, null for the origin form. */
   private readonly authority: string | null;
 
-  constructor(ctx: ExchangeContext, req: IncomingMessage, client: ClientInfo) {
-    const line = requestLine(req);
+  constructor(ctx: ExchangeContext, line: GeneralRequestLine, client: ClientInfo) {
     super(ctx, line, client);
     this.authority = line.authority;
   }
 
-  /** prepareRaw is prepare on node's raw headers; it fills `headers`. */
-  protected prepareRaw(): Prepared {
+  /**
+   * prepareRaw is prepare on node's raw headers; it fills `headers`. `bodyFollows`: an HTTP/2
+   * request whose stream stays open after its headers, a body that without Content-Length has no
+   * declared length, as a chunked one (the upstream gets it chunked).
+   */
+  protected prepareRaw(bodyFollows = false): Prepared {
     const out = this.headers;
     const f = inspectHeaders(this.request.rawHeaders, out, this.client.trusted);
+    if (bodyFollows && f.lengths === 0) f.chunked = true;
     // An invalid Host stays, for prepare's 400, even when the target's authority would replace it.
     if (this.authority !== null && (f.host === undefined || validHost(f.host))) useAuthority(f, out, this.authority);
     const p = this.prepare(f);
@@ -228,7 +238,7 @@ export class GeneralExchange extends UndiciExchange {
   private status = 0;
 
   constructor(ctx: ExchangeContext, req: IncomingMessage, res: ServerResponse, client: ClientInfo, expectContinue: boolean) {
-    super(ctx, req, client);
+    super(ctx, requestLine(req), client);
     this.req = req;
     this.res = res;
     this.expectContinue = expectContinue;
@@ -318,7 +328,7 @@ export class UpgradeExchange extends UndiciExchange {
   private idleMs = 60_000;
 
   constructor(ctx: ExchangeContext, req: IncomingMessage, socket: Duplex, head: Buffer, client: ClientInfo) {
-    super(ctx, req, client);
+    super(ctx, requestLine(req), client);
     this.socket = socket;
     this.head = head;
   }

@@ -3,7 +3,7 @@
  * the cluster primary), which read what precedes HTTP — a PROXY protocol header, and on the
  * HTTPS port the ClientHello when some host is passed through — then tunnel the connection to
  * a pass-through backend, or hand it to the host for HTTP: on the HTTPS port once the TLS
- * server (node:tls, contexts from TlsStore per SNI name) decrypted it.
+ * server (node:tls, contexts from TlsStore per SNI name) decrypted it, as HTTP/2 when ALPN chose h2.
  *
  * Each connection's ClientInfo (address, PROXY protocol aware, and whether it is trusted) is
  * computed once here and kept on the socket for node:http's requests (`clientInfoOf`).
@@ -54,6 +54,8 @@ export interface ListenerHost {
   readonly outlier: OutlierOptions;
   /** serveHttp takes a connection, plain or decrypted, once what precedes HTTP is read; `rest`: bytes read past it. */
   serveHttp(socket: Socket, info: ClientInfo, rest: Buffer | null): void;
+  /** serveH2 takes a TLS connection that chose h2 by ALPN. */
+  serveH2(socket: TLSSocket, info: ClientInfo): void;
   /** track keeps a client socket until it closes, for the drain. */
   track(socket: Socket): void;
 }
@@ -85,7 +87,8 @@ export class Listeners {
       cert: fake.certificatePem,
       key: fake.privateKeyPem,
       ticketKeys,
-      ALPNProtocols: ['http/1.1'],
+      // h2 first: a client offering both gets HTTP/2, as from nginx and Envoy.
+      ALPNProtocols: options.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
       SNICallback: (servername, cb) => cb(null, tls.contextFor(this.host.state, servername)),
     });
     this.tlsServer.on('secureConnection', (socket: TLSSocket) => this.onSecureConnection(socket));
@@ -200,7 +203,8 @@ export class Listeners {
     const parent = (socket as unknown as { _parent?: Record<symbol, ClientInfo> })._parent;
     const info = parent?.[kClientInfo] ?? this.clientInfo(socket, 'https', null);
     (socket as unknown as Record<symbol, ClientInfo>)[kClientInfo] = info;
-    this.host.serveHttp(socket, info, null);
+    if (socket.alpnProtocol === 'h2') this.host.serveH2(socket, info);
+    else this.host.serveHttp(socket, info, null);
   }
 
   /** passthrough tunnels a TLS connection, undecrypted, to an endpoint of the backend. */

@@ -11,6 +11,7 @@
  */
 import { createServer as createHttpServer, type IncomingMessage, type Server as HttpServer, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { newRequestId } from '../http/request-id.ts';
 import type { RouteSpec } from '../../core/index.ts';
@@ -19,12 +20,13 @@ import type { OutlierOptions, ProxyOptions } from '../options.ts';
 import { Router, type RoutingState } from '../source/routing.ts';
 import { Endpoints } from '../upstream/endpoints.ts';
 import { TlsStore, type KeyPair } from '../listen/tls.ts';
-import { WorkerMetrics, type RequestStats } from '../metrics.ts';
+import { WorkerMetrics, type Protocol, type RequestStats } from '../metrics.ts';
 import type { ExchangeContext } from '../http/exchange.ts';
 import { acceptsUpgrade, GeneralExchange, UpgradeExchange } from '../http/general.ts';
 import { Listeners, type ClientInfo, type ListenerHost } from '../listen/listeners.ts';
 import { closingErrorBytes } from '../http/replies.ts';
 import { ClientConnection, type FastPathHost, type HandoffReason } from '../http/fast-path.ts';
+import { H2Front, type H2Host } from '../http/h2.ts';
 import type { HandedOffSocket } from '../listen/shared-reads.ts';
 import type { WireDelta } from '../source/source.ts';
 
@@ -37,7 +39,7 @@ export interface WorkerInit {
   fakeCertificate: KeyPair;
 }
 
-export class ProxyWorker implements ExchangeContext, FastPathHost, ListenerHost {
+export class ProxyWorker implements ExchangeContext, FastPathHost, ListenerHost, H2Host {
   state: RoutingState | null = null;
   readonly metrics = new WorkerMetrics();
   readonly outlier: OutlierOptions;
@@ -45,11 +47,13 @@ export class ProxyWorker implements ExchangeContext, FastPathHost, ListenerHost 
   readonly httpsRedirectPort: number;
   draining = false;
   readonly unrouted: RequestStats;
+  readonly unroutedH2: RequestStats;
   readonly maxHeaderBytes: number;
   readonly clientHeaderTimeoutMs: number;
   readonly clientBodyTimeoutMs: number;
   readonly clientBodyTotalTimeoutMs: number;
   readonly clientKeepAliveTimeoutMs: number;
+  readonly h2c: boolean;
 
   private readonly options: ProxyOptions;
   private readonly log: Logger;
@@ -65,6 +69,8 @@ export class ProxyWorker implements ExchangeContext, FastPathHost, ListenerHost 
   private active = 0;
   private idleWaiter: (() => void) | null = null;
   private readonly httpServer: HttpServer;
+  /** HTTP/2 clients (null with --no-http2). */
+  private readonly h2: H2Front | null;
   private readonly listeners: Listeners;
 
   constructor(init: WorkerInit, log: Logger) {
@@ -79,7 +85,9 @@ export class ProxyWorker implements ExchangeContext, FastPathHost, ListenerHost 
     this.clientBodyTimeoutMs = o.clientBodyTimeoutMs;
     this.clientBodyTotalTimeoutMs = o.clientBodyTotalTimeoutMs;
     this.clientKeepAliveTimeoutMs = o.clientKeepAliveTimeoutMs;
+    this.h2c = o.h2c;
     this.unrouted = this.metrics.requestStats('', '', 'none', null);
+    this.unroutedH2 = this.metrics.requestStats('', '', 'none', null, 'h2');
     this.endpoints = new Endpoints({
       connections: o.upstreamConnections, keepAliveMs: o.upstreamKeepAliveMs, queue: o.upstreamQueue, queueTimeoutMs: o.upstreamQueueTimeoutMs,
       waiting: this.metrics.upstreamWaiting,
@@ -100,6 +108,7 @@ export class ProxyWorker implements ExchangeContext, FastPathHost, ListenerHost 
     this.httpServer.on('checkContinue', this.onCheckContinue);
     this.httpServer.on('upgrade', this.onUpgrade);
     this.httpServer.on('clientError', this.onClientError);
+    this.h2 = o.http2 ? new H2Front(this, o.http2MaxConcurrentStreams) : null;
     this.listeners = new Listeners(o, init.ticketKeys, this.tls, this);
   }
 
@@ -151,15 +160,16 @@ export class ProxyWorker implements ExchangeContext, FastPathHost, ListenerHost 
 
   // ---- ExchangeContext ------------------------------------------------------------
 
-  routeStats(route: RouteSpec, backend: string): RequestStats {
+  routeStats(route: RouteSpec, backend: string, protocol: Protocol): RequestStats {
     let pair = this.statsByRoute.get(route);
     if (!pair) { pair = []; this.statsByRoute.set(route, pair); }
     const side = route.canary === undefined ? 0 : backend === route.backend ? 1 : 2;
-    let s = pair[side];
+    const slot = protocol === 'h2' ? side + 3 : side;
+    let s = pair[slot];
     if (!s) {
       s = this.metrics.requestStats(route.ingress, backend.slice('backend/'.length), side === 0 ? 'none' : side === 1 ? 'stable' : 'canary',
-        this.options.metricsPerPath ? route.path : null);
-      pair[side] = s;
+        this.options.metricsPerPath ? route.path : null, protocol);
+      pair[slot] = s;
     }
     return s;
   }
@@ -172,7 +182,8 @@ export class ProxyWorker implements ExchangeContext, FastPathHost, ListenerHost 
 
   handoff(socket: Socket | HandedOffSocket, reason: HandoffReason): void {
     this.metrics.handoffs[reason]++;
-    this.httpServer.emit('connection', socket);
+    if (reason === 'h2c') this.h2!.serve(socket, this.listeners.clientInfoOf(socket as Socket));
+    else this.httpServer.emit('connection', socket);
   }
 
   connectionClosed(conn: ClientConnection): void { this.fastConnections.delete(conn); }
@@ -191,6 +202,12 @@ export class ProxyWorker implements ExchangeContext, FastPathHost, ListenerHost 
     const conn = new ClientConnection(this, socket, info);
     this.fastConnections.add(conn);
     if (rest !== null) conn.received(rest);
+  }
+
+  /** serveH2 runs HTTP/2 on a TLS connection whose client chose h2 (offered only when enabled). */
+  serveH2(socket: TLSSocket, info: ClientInfo): void {
+    if (this.h2 === null) { socket.destroy(); return; }
+    this.h2.serve(socket, info);
   }
 
   private info(req: IncomingMessage): ClientInfo { return this.listeners.clientInfoOf(req.socket); }
@@ -226,6 +243,7 @@ export class ProxyWorker implements ExchangeContext, FastPathHost, ListenerHost 
     this.draining = true;
     const deadline = Date.now() + timeoutMs;
     this.listeners.close();
+    this.h2?.drain();
     await sleep(Math.min(DRAIN_LINGER_MS, timeoutMs));
     if (this.active > 0) {
       await new Promise<void>((resolve) => {

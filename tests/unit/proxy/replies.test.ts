@@ -89,9 +89,9 @@ const stats = metrics.requestStats('', '', 'none', null);
 const host: FastPathHost = {
   get state() { return state; },
   metrics, outlier: DEFAULT_OPTIONS.outlier, retries: 0, httpsRedirectPort: 8443, draining: false,
-  routeStats: (_route: RouteSpec, _service: string) => stats, unrouted: stats,
+  routeStats: (_route: RouteSpec, _service: string) => stats, unrouted: stats, unroutedH2: stats,
   begin: () => undefined, end: () => undefined, trackCanaryTunnel: () => () => undefined,
-  maxHeaderBytes: 16_384, clientHeaderTimeoutMs: 30_000, clientBodyTimeoutMs: 30_000, clientBodyTotalTimeoutMs: 0, clientKeepAliveTimeoutMs: 5_000,
+  maxHeaderBytes: 16_384, clientHeaderTimeoutMs: 30_000, clientBodyTimeoutMs: 30_000, clientBodyTotalTimeoutMs: 0, clientKeepAliveTimeoutMs: 5_000, h2c: false,
   handoff: () => { throw new Error('no request in these tests leaves the fast path'); },
   connectionClosed: () => undefined,
 };
