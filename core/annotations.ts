@@ -15,7 +15,38 @@ export interface IngressSettings {
   loadBalance: 'round-robin' | 'least-request';
   timeouts: RouteTimeouts;
   maxBodyBytes: number;
+  /** `vane.dev/backend-protocol`, when set. */
+  backendProtocol?: 'HTTP' | 'HTTPS';
+  /** Secret name, in the Ingress's namespace, holding `ca.crt` (and tls.crt/tls.key for mTLS). */
+  backendTlsSecret?: string;
+  backendTlsServerName?: string;
+  backendTlsVerify?: boolean;
 }
+
+/**
+ * BackendTls is how an Ingress's routes speak TLS to their backends, when its annotations
+ * say so: any `vane.dev/backend-tls-*` annotation, or `backend-protocol: HTTPS`, means HTTPS.
+ */
+export interface BackendTls {
+  secret?: string;
+  serverName?: string;
+  /** On by default whenever a CA can be had: the Secret's, or the system's when asked for. */
+  verify: boolean;
+}
+
+/** backendTlsOf derives an Ingress's backend TLS from its settings; undefined: the Service port decides, unverified. */
+export function backendTlsOf(s: IngressSettings): BackendTls | undefined {
+  const any = s.backendTlsSecret !== undefined || s.backendTlsServerName !== undefined || s.backendTlsVerify !== undefined;
+  if (s.backendProtocol !== 'HTTPS' && !any) return undefined;
+  return {
+    ...(s.backendTlsSecret !== undefined ? { secret: s.backendTlsSecret } : {}),
+    ...(s.backendTlsServerName !== undefined ? { serverName: s.backendTlsServerName } : {}),
+    verify: s.backendTlsVerify ?? s.backendTlsSecret !== undefined,
+  };
+}
+
+const DNS_NAME = /^(?=.{1,253}$)[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?(\.[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?)*$/;
+const SECRET_NAME = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
 
 export const DEFAULT_TIMEOUTS: RouteTimeouts = { connectMs: 5_000, idleMs: 60_000, readMs: 60_000 };
 export const DEFAULT_MAX_BODY_BYTES = 1024 ** 3;
@@ -56,6 +87,25 @@ const KNOWN: Record<string, Parser> = {
   'connect-timeout': duration('connectMs', 300_000),
   'read-timeout': duration('readMs', 3_600_000),
   'idle-timeout': duration('idleMs', 3_600_000),
+  'backend-protocol': (value, s) => {
+    const v = value.toUpperCase();
+    if (v !== 'HTTP' && v !== 'HTTPS') return `must be "HTTP" or "HTTPS", got "${value}"`;
+    s.backendProtocol = v;
+    return null;
+  },
+  'backend-tls-secret': (value, s) => {
+    if (value.includes('/')) return `must be the name of a Secret in the Ingress's namespace (other namespaces' Secrets are not read), got "${value}"`;
+    if (!SECRET_NAME.test(value)) return `must be a Secret name, got "${value}"`;
+    s.backendTlsSecret = value;
+    return null;
+  },
+  'backend-tls-server-name': (value, s) => {
+    const v = value.toLowerCase();
+    if (!DNS_NAME.test(v)) return `must be a DNS name (sent as SNI and checked against the backend's certificate), got "${value}"`;
+    s.backendTlsServerName = v;
+    return null;
+  },
+  'backend-tls-verify': bool((s, v) => { s.backendTlsVerify = v; }),
   'proxy-body-size': (value, s) => {
     const bytes = parseSizeBytes(value);
     if (bytes === null) return `must be a size such as "10m", "512k" or "0" (unlimited), got "${value}"`;
@@ -156,6 +206,11 @@ export function readAnnotations(annotations: Record<string, string> | undefined)
           ? 'ingress-nginx canary annotations are not read by Vane; declare a Canary (vane.dev/v1alpha1) instead'
           : `unknown canary annotation (misspelled?); ${guess ? `did you mean ${NGINX}${guess}? ` : ''}ingress-nginx knows ${NGINX_CANARY.join(', ')}, and Vane uses the Canary resource`,
       });
+    }
+  }
+  if (settings.backendProtocol === 'HTTP') {
+    for (const key of ['backend-tls-secret', 'backend-tls-server-name', 'backend-tls-verify']) {
+      if (Object.hasOwn(annotations ?? {}, PREFIX + key)) errors.push({ key: PREFIX + key, message: `backend TLS needs HTTPS, but ${PREFIX}backend-protocol is "HTTP"` });
     }
   }
   return { settings, errors, warnings };

@@ -6,7 +6,7 @@
 import type { Ingress, IngressBackend } from './objects.ts';
 import { namespaceOf } from './objects.ts';
 import type { PathMatchType } from './resources.ts';
-import { readAnnotations, annotationField, type IngressSettings } from './annotations.ts';
+import { readAnnotations, annotationField, backendTlsOf, PREFIX, type IngressSettings, type BackendTls } from './annotations.ts';
 import { hostProblem } from './paths.ts';
 import { compileUserRegex } from './regex.ts';
 import { error, warning, type Problem } from './problems.ts';
@@ -36,6 +36,8 @@ export interface IngressFragment {
   tls: TlsEntry[];
   defaultBackend?: BackendRef & { field: string };
   settings: IngressSettings;
+  /** Set when the annotations ask for HTTPS to the backends. */
+  backendTls?: BackendTls;
 }
 
 const PATH_TYPES = new Set(['Exact', 'Prefix', 'ImplementationSpecific']);
@@ -200,6 +202,12 @@ export function parseIngress(ing: Ingress): IngressFragment {
     problems.push(warning('RewriteWithoutRegex', annotationField('vane.dev/rewrite-target'), 'capture groups ($1…) need vane.dev/use-regex: "true"; they are replaced by nothing'));
   }
 
+  const backendTls = backendTlsOf(settings);
+  if (backendTls && !backendTls.verify) {
+    const key = settings.backendTlsVerify === false ? 'backend-tls-verify' : settings.backendProtocol === 'HTTPS' ? 'backend-protocol' : 'backend-tls-server-name';
+    problems.push(warning('BackendTLSUnverified', annotationField(PREFIX + key), UNVERIFIED));
+  }
+
   const valid = !problems.some((p) => p.severity === 'error');
   return {
     key: `${namespace}/${name}`,
@@ -212,5 +220,9 @@ export function parseIngress(ing: Ingress): IngressFragment {
     tls: valid ? tls : [],
     ...(valid && defaultBackend ? { defaultBackend } : {}),
     settings,
+    ...(backendTls ? { backendTls } : {}),
   };
 }
+
+/** UNVERIFIED says what HTTPS to a backend without a CA means; status and the webhook show it. */
+export const UNVERIFIED = 'HTTPS to the backend is not verified: anyone on the network path can impersonate it; name a Secret with its CA in ca.crt in vane.dev/backend-tls-secret';

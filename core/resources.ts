@@ -50,6 +50,22 @@ export interface RouteSpec {
   /** Maximum request body in bytes; 0 means unlimited. */
   maxBodyBytes: number;
   canary?: CanarySplit;
+  /** Present when the route's Ingress asks for HTTPS to the backend (vane.dev/backend-*). */
+  upstreamTls?: UpstreamTlsSpec;
+}
+
+/**
+ * UpstreamTlsSpec: HTTPS to a route's backend. The key material stays in the `secret/…`
+ * resource named here; when verification is on and that resource is missing (or has no
+ * `ca.crt`), the proxy refuses to connect rather than connect unverified.
+ */
+export interface UpstreamTlsSpec {
+  /** `secret/<ns>/<name>`: its `ca.crt` verifies the backend, its key pair (if any) is the client certificate. */
+  secret?: string;
+  /** Sent as SNI and checked against the certificate; default `<service>.<namespace>.svc` (an ExternalName's name). */
+  serverName?: string;
+  /** Verify the chain and the name: against the Secret's ca.crt, or the system's CAs when no Secret is named. */
+  verify: boolean;
 }
 
 export interface VirtualHostSpec {
@@ -91,10 +107,14 @@ export interface EndpointsSpec {
   addresses: EndpointAddress[];
 }
 
-/** SecretSpec holds PEM key material; it lives only in `secret/…` resources. */
+/**
+ * SecretSpec holds PEM key material; it lives only in `secret/…` resources. The pair is
+ * there when it is valid (a serving or client certificate), `caPem` when `ca.crt` is.
+ */
 export interface SecretSpec {
-  certificatePem: string;
-  privateKeyPem: string;
+  caPem?: string;
+  certificatePem?: string;
+  privateKeyPem?: string;
 }
 
 export interface ListenerSpec {

@@ -90,13 +90,15 @@ export function servicesOfIngress(ing: Ingress): Set<string> {
   return names;
 }
 
-/** secretsOfIngress lists the TLS Secrets an Ingress's spec.tls names. */
+/** secretsOfIngress lists the TLS Secrets an Ingress names: in spec.tls, and for HTTPS to its backends. */
 export function secretsOfIngress(ing: Ingress): Set<string> {
   const names = new Set<string>();
   for (const t of list<{ secretName?: unknown }>(specOf(ing).tls)) {
     const name = nameOf(t?.secretName);
     if (name !== undefined) names.add(name);
   }
+  const backend = nameOf(ing.metadata?.annotations?.['vane.dev/backend-tls-secret']);
+  if (backend !== undefined) names.add(backend.trim());
   return names;
 }
 

@@ -21,12 +21,13 @@
  */
 import {
   LISTENER_NAME, vhostName, backendName, endpointsName, secretName,
-  type RouteSpec, type VirtualHostSpec, type BackendSpec, type EndpointAddress, type ListenerSpec, type CanarySplit,
+  type RouteSpec, type UpstreamTlsSpec, type VirtualHostSpec, type BackendSpec, type EndpointAddress, type ListenerSpec, type CanarySplit,
 } from '../resources.ts';
 import type { Service, EndpointSlice } from '../objects.ts';
 import { ingressOrder, type IngressFragment, type PathEntry, type BackendRef } from '../ingress.ts';
 import type { CanaryFragment } from '../canary.ts';
-import type { SecretVerdict } from '../secrets.ts';
+import { pairProblem, caProblem, type SecretVerdict } from '../secrets.ts';
+import { annotationField } from '../annotations.ts';
 import { warning, type Problem } from '../problems.ts';
 import type { Snapshot } from './snapshot.ts';
 import type { StageContext } from './processor.ts';
@@ -118,7 +119,23 @@ export class Assembler {
       path: entry.path,
       ...(s.rewriteTarget ? { rewriteTarget: s.rewriteTarget } : {}),
       timeouts: s.timeouts,
+      ...(frag.backendTls ? { upstreamTls: upstreamTls(frag) } : {}),
     };
+  }
+
+  /** backendTlsSecret records the Secret an Ingress's backend TLS reads, with a problem when it cannot do its part. */
+  private backendTlsSecret(frag: IngressFragment, secrets: Set<string>, note: (ing: string, p: Problem) => void): void {
+    const tls = frag.backendTls;
+    if (!tls?.secret) return;
+    const key = `${frag.namespace}/${tls.secret}`;
+    secrets.add(key);
+    const verdict = this.fragments.secretVerdict(key);
+    const field = annotationField('vane.dev/backend-tls-secret');
+    const ca = caProblem(verdict);
+    if (tls.verify && ca !== null) note(frag.key, warning('BackendTLSSecretInvalid', field, `Secret ${key}: ${ca}; requests to this Ingress's backends fail (502) rather than go unverified`));
+    else if (!verdict.ok && !tls.verify) note(frag.key, warning('BackendTLSSecretInvalid', field, `Secret ${key}: ${verdict.message}; requests to this Ingress's backends fail (502)`));
+    const pair = pairProblem(verdict);
+    if (verdict.ok && pair !== null && pair !== NO_PAIR) note(frag.key, warning('BackendTLSSecretInvalid', field, `Secret ${key}: ${pair}; no client certificate is presented to the backends`));
   }
 
   /** canarySplit is the split of the oldest valid Canary on this Ingress and stable service, if any. */
@@ -170,6 +187,7 @@ export class Assembler {
         routes.push(this.route(frag, entry, this.canarySplit(frag.key, entry.backend)));
       }
       if (!fallback && frag.defaultBackend) fallback = this.route(frag, { path: '/', match: 'Prefix', backend: frag.defaultBackend });
+      this.backendTlsSecret(frag, secrets, note);
       if (!tls && host !== '*') {
         const entry = frag.tls.find((t) => t.hosts.includes(host));
         if (entry) {
@@ -178,8 +196,9 @@ export class Assembler {
             const secretKey = `${frag.namespace}/${entry.secret}`;
             secrets.add(secretKey);
             const verdict = this.fragments.secretVerdict(secretKey);
-            if (verdict.ok) secret = secretName(frag.namespace, entry.secret);
-            else note(frag.key, warning('TLSSecretInvalid', `${entry.field}.secretName`, `Secret ${secretKey}: ${verdict.message}; host "${host}" uses the default certificate`));
+            const problem = pairProblem(verdict);
+            if (problem === null) secret = secretName(frag.namespace, entry.secret);
+            else note(frag.key, warning('TLSSecretInvalid', `${entry.field}.secretName`, `Secret ${secretKey}: ${problem}; host "${host}" uses the default certificate`));
           }
           tls = { secret, sslRedirect: frag.settings.sslRedirect };
         }
@@ -220,7 +239,7 @@ export class Assembler {
     const configured = options.defaultCertificate;
     if (configured) {
       secrets.add(configured);
-      if (this.fragments.secretVerdict(configured).ok) spec.defaultCertificate = secretName(...splitKey(configured));
+      if (pairProblem(this.fragments.secretVerdict(configured)) === null) spec.defaultCertificate = secretName(...splitKey(configured));
     }
     if (!spec.defaultCertificate) {
       const oldest = [...indexes.withHostlessTls].map((k) => vane.get(k)!).sort(ingressOrder);
@@ -228,7 +247,7 @@ export class Assembler {
         const entry = frag.tls.find((t) => t.hosts.length === 0 && t.secret);
         const key = `${frag.namespace}/${entry!.secret}`;
         secrets.add(key);
-        if (this.fragments.secretVerdict(key).ok) { spec.defaultCertificate = secretName(frag.namespace, entry!.secret!); break; }
+        if (pairProblem(this.fragments.secretVerdict(key)) === null) { spec.defaultCertificate = secretName(frag.namespace, entry!.secret!); break; }
       }
     }
     const withDefault = [...indexes.withDefaultBackend].map((k) => vane.get(k)!).sort(ingressOrder);
@@ -236,6 +255,7 @@ export class Assembler {
     if (first?.defaultBackend) {
       spec.defaultRoute = this.route(first, { path: '/', match: 'Prefix', backend: first.defaultBackend });
       backends.add(spec.defaultRoute.backend);
+      if (first.backendTls?.secret) secrets.add(`${first.namespace}/${first.backendTls.secret}`);
     }
     this.snapshot.put({ type: 'listener', name: LISTENER_NAME, spec: { defaultCertificate: spec.defaultCertificate, ...(spec.defaultRoute ? { defaultRoute: spec.defaultRoute } : {}), mergeSlashes: spec.mergeSlashes } });
     this.setRefs(LISTENER_NAME, backends, secrets);
@@ -320,6 +340,18 @@ function noteConflict(host: string, claim: Claim, note: (ingress: string, p: Pro
       ? `${what} is claimed by Ingresses ${names}; this one is the oldest and serves it`
       : `${what} is claimed by Ingresses ${names}; it is already served by Ingress ${winner.ingress} (${winner.field}), which is older; this path is ignored`));
   }
+}
+
+const NO_PAIR = 'Secret lacks tls.crt or tls.key';
+
+/** upstreamTls is a route's UpstreamTlsSpec, keys in canonical order. */
+function upstreamTls(frag: IngressFragment): UpstreamTlsSpec {
+  const tls = frag.backendTls!;
+  return {
+    ...(tls.secret ? { secret: secretName(frag.namespace, tls.secret) } : {}),
+    ...(tls.serverName ? { serverName: tls.serverName } : {}),
+    verify: tls.verify,
+  };
 }
 
 function splitKey(key: string): [string, string] {

@@ -11,7 +11,8 @@
  *   pure function of the objects, whatever the order they came in.
  * - The stage runs last: it reads fragments, host problems and the store as the build left them.
  */
-import { ingressOrder, servedHosts, type IngressFragment } from '../ingress.ts';
+import { ingressOrder, servedHosts, UNVERIFIED, type IngressFragment } from '../ingress.ts';
+import type { Service } from '../objects.ts';
 import { warning, sortProblems, type Problem } from '../problems.ts';
 import type { StageContext } from './processor.ts';
 import type { Fragments } from './assemble.ts';
@@ -52,7 +53,22 @@ export class StatusStage {
         problems.push(warning('ServiceNotFound', field, `Service ${frag.namespace}/${service} not found; its routes answer 503 until it exists`));
       }
     }
+    // Pass-through hands the client's TLS to the backend: the proxy verifies nothing there.
+    if (!frag.backendTls && !frag.settings.sslPassthrough) this.unverifiedHttps(frag, problems);
     this.statuses.set(`Ingress/${key}`, { kind: 'Ingress', key, problems: problems.length > 1 ? sortProblems(dedupe(problems)) : problems });
+  }
+
+  /** unverifiedHttps warns of each route to a Service port that says HTTPS, dialled unverified for want of backend TLS annotations. */
+  private unverifiedHttps(frag: IngressFragment, problems: Problem[]): void {
+    const routes = frag.defaultBackend ? [...frag.entries, frag.defaultBackend] : frag.entries;
+    for (const e of routes) {
+      const b = 'backend' in e ? e.backend : e;
+      const field = 'backend' in e ? `${e.field}.backend.service.name` : `${e.field}.service.name`;
+      const svc = this.c.store.get<Service>('Service', `${frag.namespace}/${b.service}`);
+      const ports = Array.isArray(svc?.spec?.ports) ? svc.spec.ports : [];
+      const port = ports.find((p) => (typeof b.port === 'number' ? p?.port === b.port : p?.name === b.port));
+      if (port?.appProtocol === 'https' || port?.name === 'https') problems.push(warning('BackendTLSUnverified', field, UNVERIFIED));
+    }
   }
 
   private canaryStatus(key: string): void {

@@ -22,6 +22,7 @@ import { newRequestId } from './request-id.ts';
 import { match, type Decision, type MatchRequest, type RouteSpec } from '../../core/index.ts';
 import type { RoutingState } from '../source/routing.ts';
 import { Cluster, type Endpoint } from '../upstream/endpoints.ts';
+import { UNVERIFIABLE, type UpstreamTlsProfile } from '../upstream/tls.ts';
 import type { Protocol, RequestStats, WorkerMetrics } from '../metrics.ts';
 import type { OutlierOptions } from '../options.ts';
 import type { HeaderFacts } from '../http1/headers.ts';
@@ -101,6 +102,8 @@ export abstract class Exchange implements MatchRequest {
   protected decision: Decision | null = null;
   protected cluster: Cluster | null = null;
   protected endpoint: Endpoint | null = null;
+  /** The route's own HTTPS to its backend (vane.dev/backend-tls-*); null: the Service port decides. */
+  protected upstreamTls: UpstreamTlsProfile | null = null;
   protected stats: RequestStats;
   /** The forwarding headers' values the upstream gets (prepare). */
   protected forwardedFor = '';
@@ -224,6 +227,11 @@ export abstract class Exchange implements MatchRequest {
       return { kind: 'error', status: 503, detail: `no ready endpoints for service ${backend.slice('backend/'.length)}` };
     }
     this.cluster = cluster;
+    if (route.upstreamTls !== undefined) {
+      const tls = state.tls.profile(route, backend);
+      if (tls === UNVERIFIABLE) return { kind: 'error', status: 502, detail: 'the backend cannot be verified: its CA Secret is missing or has no valid ca.crt' };
+      this.upstreamTls = tls;
+    }
     if (d.compiled?.canary?.spec.sticky && !this.stickyFromCookie) {
       this.setCookie = `${STICKY_COOKIE}=${this.bucket.toFixed(3)}; Path=/; Max-Age=${STICKY_MAX_AGE_SEC}; SameSite=Lax; HttpOnly`;
     }

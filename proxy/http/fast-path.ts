@@ -336,7 +336,7 @@ export class FastExchange extends Exchange implements UpstreamExchange {
   route(): boolean {
     this.prepared = this.prepare(this.head);
     if (this.prepared.kind !== 'forward') return true;
-    return !this.cluster!.candidates[0]!.tls;
+    return !this.cluster!.candidates[0]!.tls && this.upstreamTls === null;
   }
 
   start(body: Buffer | null): void {

@@ -185,7 +185,7 @@ export abstract class UndiciExchange extends Exchange implements Dispatcher.Disp
     }
     ep.undiciQueued(1);
     this.queued = new QueueWait(this, ep.queueTimeoutMs);
-    ep.pool(route.timeouts.connectMs).dispatch(this.dispatchOptions(route), this);
+    ep.pool(route.timeouts.connectMs, this.upstreamTls).dispatch(this.dispatchOptions(route), this);
   }
 
   protected abstract dispatchOptions(route: RouteSpec): Dispatcher.DispatchOptions;

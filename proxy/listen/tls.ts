@@ -34,10 +34,12 @@ export class TlsStore {
   update(resources: ReadonlyMap<string, HashedResource>, secrets: string[]): boolean {
     for (const name of secrets) {
       const r = resources.get(name);
-      if (r?.resource.type !== 'secret') { this.contexts.delete(name); continue; }
-      if (this.contexts.get(name)?.hash === r.hash) continue;
+      const spec = r?.resource.type === 'secret' ? r.resource.spec as SecretSpec : null;
+      // A Secret without a pair only verifies peers (its ca.crt): it serves no host.
+      if (!spec?.certificatePem || !spec.privateKeyPem) { this.contexts.delete(name); continue; }
+      if (this.contexts.get(name)?.hash === r!.hash) continue;
       try {
-        this.contexts.set(name, this.build(r.hash, r.resource.spec as SecretSpec));
+        this.contexts.set(name, this.build(r!.hash, { certificatePem: spec.certificatePem, privateKeyPem: spec.privateKeyPem }));
       } catch {
         // core checked the pair; a context OpenSSL still refuses leaves the host on the default.
         this.contexts.delete(name);

@@ -10,6 +10,7 @@ import {
 } from '../../core/index.ts';
 import type { WireDelta } from './source.ts';
 import { buildCluster, type Cluster, type Endpoints } from '../upstream/endpoints.ts';
+import { UpstreamTlsProfiles } from '../upstream/tls.ts';
 
 export class RoutingState {
   readonly table: RouteTable;
@@ -18,8 +19,11 @@ export class RoutingState {
   readonly passthrough: ReadonlySet<string>;
   readonly generation: number;
   readonly root: string;
+  /** TLS profiles of routes with HTTPS of their own, against this state's Secrets. */
+  readonly tls: UpstreamTlsProfiles;
 
-  constructor(table: RouteTable, clusters: ReadonlyMap<string, Cluster>, passthrough: ReadonlySet<string>, generation: number, root: string) {
+  constructor(table: RouteTable, clusters: ReadonlyMap<string, Cluster>, passthrough: ReadonlySet<string>, generation: number, root: string, tls: UpstreamTlsProfiles) {
+    this.tls = tls;
     this.table = table;
     this.clusters = clusters;
     this.passthrough = passthrough;
@@ -98,7 +102,7 @@ export class Router {
     }
 
     this.resources = next;
-    this.state = new RoutingState(table, clusters, passthrough, delta.generation, delta.root);
+    this.state = new RoutingState(table, clusters, passthrough, delta.generation, delta.root, new UpstreamTlsProfiles(next));
     return { state: this.state, secrets };
   }
 }

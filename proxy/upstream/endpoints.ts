@@ -15,6 +15,7 @@ import { Pool } from 'undici';
 import type { BackendSpec, EndpointsSpec } from '../../core/index.ts';
 import type { OutlierOptions } from '../options.ts';
 import { UpstreamPool } from './pool.ts';
+import { connectorFor, type UpstreamTlsProfile } from './tls.ts';
 
 export interface PoolSettings {
   connections: number;
@@ -32,9 +33,10 @@ export class Endpoint {
   readonly origin: string;
   readonly address: string;
   readonly port: number;
-  /** Spoken to over TLS: only the general path (undici) reaches it. */
+  /** Its Service port says HTTPS: only the general path (undici) reaches it. */
   readonly tls: boolean;
-  private readonly pools = new Map<number, Pool>();
+  /** undici Pools by connect timeout, and for routes with their own TLS by profile slot. */
+  private readonly pools = new Map<string, { key: string; pool: Pool }>();
   private readonly fastPools = new Map<number, UpstreamPool>();
   private readonly settings: PoolSettings;
   refs = 0;
@@ -76,27 +78,36 @@ export class Endpoint {
     return p;
   }
 
-  /** pool returns the Pool for a connect timeout; routes rarely differ, so there is usually one. */
-  pool(connectMs: number): Pool {
-    let p = this.pools.get(connectMs);
-    if (!p) {
-      const tls = this.tls;
-      p = new Pool(this.origin, {
-        connections: this.settings.connections,
-        pipelining: 1,
-        keepAliveTimeout: this.settings.keepAliveMs,
-        keepAliveMaxTimeout: this.settings.keepAliveMs,
-        // In-cluster HTTPS backends mostly present self-signed certificates (as with ingress-nginx).
-        connect: tls ? { timeout: connectMs, rejectUnauthorized: false } : { timeout: connectMs },
-      });
-      this.pools.set(connectMs, p);
-    }
-    return p;
+  /**
+   * pool returns the Pool for a connect timeout and a route's TLS profile (null: the Service
+   * port decides); routes rarely differ, so there is usually one. A profile whose key material
+   * changed (a rotated Secret) replaces its slot's Pool, which finishes what it has in flight.
+   */
+  pool(connectMs: number, profile: UpstreamTlsProfile | null = null): Pool {
+    const slot = profile === null ? String(connectMs) : `${connectMs} ${profile.slot}`;
+    const key = profile === null ? '' : profile.key;
+    const held = this.pools.get(slot);
+    if (held !== undefined && held.key === key) return held.pool;
+    if (held !== undefined) held.pool.close().catch(() => undefined);
+    const pool = new Pool(profile === null ? this.origin : this.tlsOrigin, {
+      connections: this.settings.connections,
+      pipelining: 1,
+      keepAliveTimeout: this.settings.keepAliveMs,
+      keepAliveMaxTimeout: this.settings.keepAliveMs,
+      // Without vane.dev/backend-tls-*, HTTPS is not verified (as with ingress-nginx): status warns.
+      connect: profile !== null ? connectorFor(profile, connectMs) : this.tls ? { timeout: connectMs, rejectUnauthorized: false } : { timeout: connectMs },
+    });
+    this.pools.set(slot, { key, pool });
+    return pool;
+  }
+
+  private get tlsOrigin(): string {
+    return `https://${this.address.includes(':') ? `[${this.address}]` : this.address}:${this.port}`;
   }
 
   close(): void {
     this.closed = true;
-    for (const p of this.pools.values()) p.close().catch(() => undefined);
+    for (const p of this.pools.values()) p.pool.close().catch(() => undefined);
     this.pools.clear();
     for (const p of this.fastPools.values()) p.close();
     this.fastPools.clear();
@@ -104,7 +115,7 @@ export class Endpoint {
 
   destroy(): Promise<unknown> {
     this.closed = true;
-    const all = [...this.pools.values()].map((p) => p.destroy().catch(() => undefined));
+    const all = [...this.pools.values()].map((p) => p.pool.destroy().catch(() => undefined));
     this.pools.clear();
     for (const p of this.fastPools.values()) p.destroy();
     this.fastPools.clear();
