@@ -8,7 +8,7 @@ import { namespaceOf } from './objects.ts';
 import type { PathMatchType } from './resources.ts';
 import { readAnnotations, annotationField, backendTlsOf, PREFIX, type IngressSettings, type BackendTls } from './annotations.ts';
 import { hostProblem } from './paths.ts';
-import { compileUserRegex } from './regex.ts';
+import { compileUserRegex, MAX_HOST_PROGRAM_SIZE } from './regex.ts';
 import { error, warning, type Problem } from './problems.ts';
 
 export interface BackendRef { service: string; port: number | string }
@@ -20,6 +20,8 @@ export interface PathEntry {
   match: PathMatchType;
   backend: BackendRef;
   field: string;
+  /** RE2 instructions of a Regex path, what it spends of its host's MAX_HOST_PROGRAM_SIZE; absent on the others. */
+  instructions?: number;
 }
 
 export interface TlsEntry { hosts: string[]; secret: string | null; field: string }
@@ -121,6 +123,7 @@ export function parseIngress(ing: Ingress): IngressFragment {
     problems.push(error('InvalidIngress', 'spec', 'either spec.defaultBackend or spec.rules is required'));
   }
   const seen = new Map<string, string>();
+  const regexInstructions = new Map<string, number>();
   rules.forEach((rule, i) => {
     const rf = `spec.rules[${i}]`;
     let host = '*';
@@ -143,11 +146,13 @@ export function parseIngress(ing: Ingress): IngressFragment {
       }
       let path = typeof p.path === 'string' ? p.path : '';
       let match: PathMatchType = pathType === 'Exact' ? 'Exact' : 'Prefix';
+      let instructions = 0;
       if (pathType === 'ImplementationSpecific' && settings.useRegex) {
         match = 'Regex';
         if (path === '') path = '/';
         const compiled = compileUserRegex(path);
         if (!compiled.ok) { problems.push(error('InvalidPath', `${pf}.path`, compiled.message)); return; }
+        instructions = compiled.regex.programSize();
       } else {
         if (path === '' && pathType === 'ImplementationSpecific') path = '/';
         if (!path.startsWith('/')) {
@@ -172,7 +177,17 @@ export function parseIngress(ing: Ingress): IngressFragment {
         return;
       }
       seen.set(dupKey, pf);
-      entries.push({ host, path, match, backend, field: pf });
+      if (instructions > 0) {
+        // Over the host's budget on its own, this Ingress could never be served whole,
+        // whatever else shares the host: refused here, so the webhook and vane validate say so.
+        const total = (regexInstructions.get(host) ?? 0) + instructions;
+        regexInstructions.set(host, total);
+        if (total > MAX_HOST_PROGRAM_SIZE) {
+          problems.push(error('RegexBudgetExceeded', `${pf}.path`, `the regex paths of this Ingress on host "${host}" compile to ${total} RE2 instructions so far; the limit for all regex paths of a host is ${MAX_HOST_PROGRAM_SIZE} (a request may run every one of them)`));
+          return;
+        }
+      }
+      entries.push(instructions > 0 ? { host, path, match, backend, field: pf, instructions } : { host, path, match, backend, field: pf });
     });
   });
 

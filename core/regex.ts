@@ -15,6 +15,14 @@ export const MAX_PATTERN_LENGTH = 1024;
 /** MAX_PROGRAM_SIZE bounds the compiled RE2 instructions of one user regex. */
 export const MAX_PROGRAM_SIZE = 100;
 /**
+ * MAX_HOST_PROGRAM_SIZE bounds the RE2 instructions of all the regex routes of one virtual
+ * host together: a request may run every one of them (those longer than its best Prefix
+ * match), so the per-match bound alone let each Ingress added to a host, whoever's, add ~2 ms
+ * to every request. 1000 holds 35 patterns like `/api/v[0-9]+/users/([^/]+)/orders` (28) and
+ * costs at most ~20 ms of CPU per request (tests/unit/core/regex-budget.test.ts).
+ */
+export const MAX_HOST_PROGRAM_SIZE = 1000;
+/**
  * MAX_REGEX_INPUT bounds the characters a user regex is run on (a normalised path, a header
  * value). Longer paths on a regex route are refused (414) by match(); longer header values
  * do not match a canary pattern.

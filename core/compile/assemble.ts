@@ -13,6 +13,11 @@
  *   (creationTimestamp, then namespace/name: ingressOrder); the others' claims are dropped.
  *   Every party, the oldest included, gets a HostConflict problem naming all of them; the
  *   problems are kept per host in `hostProblems` for the status stage.
+ * - The regex routes of a host compile to at most MAX_HOST_PROGRAM_SIZE RE2 instructions in
+ *   all. Ingresses are admitted oldest first (ingressOrder), each with all of its regex routes
+ *   on the host or none: one that does not fit in what older ones left loses them (its other
+ *   routes stay), with a RegexBudgetExceeded problem on each, and newer ones that fit still
+ *   get theirs. A regex path already claimed by an older Ingress costs nothing more.
  * - A `backend/…` and its `endpoints/…` exist exactly while a host or the listener routes to
  *   it (Indexes.backendUsers); a `secret/…` exactly while one reads it (Indexes.secretUsers)
  *   and its verdict is usable with key material. ExternalName backends have no endpoints.
@@ -29,6 +34,7 @@ import type { CanaryFragment } from '../canary.ts';
 import { pairProblem, caProblem, type SecretVerdict } from '../secrets.ts';
 import { annotationField } from '../annotations.ts';
 import { warning, type Problem } from '../problems.ts';
+import { MAX_HOST_PROGRAM_SIZE } from '../regex.ts';
 import type { Snapshot } from './snapshot.ts';
 import type { StageContext } from './processor.ts';
 
@@ -176,13 +182,19 @@ export class Assembler {
     let fallback: RouteSpec | undefined;
     let tls: VirtualHostSpec['tls'];
     let passthrough: VirtualHostSpec['passthrough'];
+    const regexBudget: RegexBudget = { spent: 0, owners: [] };
 
     for (const frag of frags) {
       const mine: PathEntry[] = frag.entries.filter((e) => e.host === host);
+      const wanted = regexInstructions(mine, claims);
+      const fits = regexBudget.spent + wanted <= MAX_HOST_PROGRAM_SIZE;
+      const refusal = fits ? '' : regexRefusal(host, wanted, regexBudget);
+      if (wanted > 0 && fits) { regexBudget.spent += wanted; regexBudget.owners.push(frag.key); }
       for (const entry of mine) {
         const claimKey = `${entry.match} ${entry.path}`;
         const claim = claims.get(claimKey);
         if (claim) { claim.parties.push({ ingress: frag.key, field: entry.field }); continue; }
+        if (!fits && entry.match === 'Regex') { note(frag.key, warning('RegexBudgetExceeded', `${entry.field}.path`, refusal)); continue; }
         claims.set(claimKey, { path: entry.path, match: entry.match, parties: [{ ingress: frag.key, field: entry.field }] });
         routes.push(this.route(frag, entry, this.canarySplit(frag.key, entry.backend)));
       }
@@ -324,6 +336,21 @@ export class Assembler {
     addresses.sort((a, b) => byText(a.address, b.address) || a.port - b.port);
     this.snapshot.put({ type: 'endpoints', name, spec: { addresses, backend } });
   }
+}
+
+/** RegexBudget: what the regex routes admitted so far on a host spend of MAX_HOST_PROGRAM_SIZE, and whose they are (oldest first). */
+interface RegexBudget { spent: number; owners: string[] }
+
+/** regexInstructions is what an Ingress's regex paths on a host would add to its budget: those not already claimed. */
+function regexInstructions(entries: readonly PathEntry[], claims: ReadonlyMap<string, Claim>): number {
+  let sum = 0;
+  for (const e of entries) if (e.instructions !== undefined && !claims.has(`${e.match} ${e.path}`)) sum += e.instructions;
+  return sum;
+}
+
+function regexRefusal(host: string, wanted: number, budget: RegexBudget): string {
+  // The verdict first: the webhook's warnings are cut at 256 characters, and the list of Ingresses has no bound.
+  return `not served: the regex paths of this Ingress on host "${host}" need ${wanted} RE2 instructions, older Ingresses' there use ${budget.spent} of the host's ${MAX_HOST_PROGRAM_SIZE}; its other paths are served. Older Ingresses: ${budget.owners.join(', ')}`;
 }
 
 /**

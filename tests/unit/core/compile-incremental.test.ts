@@ -2,6 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { Compiler, compile, canonicalJson, hashValue, kindOf, objectKey, type KubeObject, type CompileResult } from '../../../core/index.ts';
+import { compileUserRegex, MAX_HOST_PROGRAM_SIZE } from '../../../core/regex.ts';
 import { ingress, ingressClass, service, externalService, slice, tlsSecret, canary } from '../../support/objects.ts';
 import { selfSigned } from '../../support/tls.ts';
 
@@ -102,3 +103,53 @@ test('changed lists exactly the resources whose hash differs from the previous b
     assert.deepEqual(after.changed, { upserts, removals });
   }), { numRuns: 200 });
 });
+
+/** REGEX_POOL: regex paths of 60 and 100 RE2 instructions; a few Ingresses drawing from it overflow a host's budget, some claiming the same path. */
+const REGEX_POOL = Array.from({ length: 24 }, (_, k) => `/r${k}/` + 'a*'.repeat(k % 2 ? 45 : 26));
+
+const regexIngressArb = fc.record({
+  name: fc.constantFrom('i0', 'i1', 'i2', 'i3', 'i4', 'i5'),
+  namespace: fc.constantFrom('ns0', 'ns1'),
+  created: fc.constantFrom('2024-01-01T00:00:00Z', '2024-02-01T00:00:00Z', ''),
+  host: fc.constantFrom('r.test', 'q.test'),
+  regexes: fc.uniqueArray(fc.constantFrom(...REGEX_POOL), { minLength: 1, maxLength: 6 }),
+  prefix: fc.boolean(),
+}).map((s) => ingress({
+  name: s.name, namespace: s.namespace, created: s.created, annotations: { 'vane.dev/use-regex': 'true' },
+  rules: [{ host: s.host, paths: [
+    ...s.regexes.map((path) => ({ path, pathType: 'ImplementationSpecific', service: 's0' })),
+    ...(s.prefix ? [{ path: `/${s.name}`, pathType: 'Prefix', service: 's0' }] : []),
+  ] }],
+}));
+
+test('with regex routes over a host\'s budget, incremental compile still equals a full compile, and no host exceeds the budget (property)', () => {
+  const regexOps: fc.Arbitrary<Op> = fc.oneof(
+    { weight: 4, arbitrary: regexIngressArb.map((o) => ({ set: o })) },
+    { weight: 1, arbitrary: regexIngressArb.map((o) => ({ del: o })) },
+  );
+  let refusals = 0;
+  fc.assert(fc.property(fc.array(regexOps, { minLength: 1, maxLength: 25 }), (ops) => {
+    const compiler = new Compiler();
+    const live = new Map<string, KubeObject>();
+    for (const op of ops) {
+      const obj = 'set' in op ? op.set : op.del;
+      const key = objectKey('Ingress', obj);
+      if ('set' in op) { compiler.set(op.set); live.set(key, op.set); } else { compiler.delete('Ingress', key); live.delete(key); }
+      const built = compiler.build();
+      assert.equal(fingerprint(built), fingerprint(compile([...live.values()])));
+      for (const r of built.resources.values()) {
+        if (r.resource.type !== 'vhost') continue;
+        const spent = r.resource.spec.routes.filter((route) => route.match === 'Regex').reduce((sum, route) => sum + instructions(route.path), 0);
+        assert.ok(spent <= MAX_HOST_PROGRAM_SIZE, `${r.resource.name}: ${spent} instructions`);
+      }
+      for (const s of built.statuses.values()) if (s.problems.some((p) => p.reason === 'RegexBudgetExceeded')) refusals++;
+    }
+  }), { numRuns: 150 });
+  assert.ok(refusals > 0, 'some runs go over a budget');
+});
+
+function instructions(pattern: string): number {
+  const compiled = compileUserRegex(pattern);
+  assert.ok(compiled.ok);
+  return compiled.regex.programSize();
+}

@@ -36,6 +36,7 @@ const GOLDEN_SETS: Record<string, string[]> = {
   invalid: ['tests/fixtures/invalid'],
   conflicts: ['tests/fixtures/golden/conflicts/objects.yaml'],
   tls: ['tests/fixtures/golden/tls/objects.yaml'],
+  'regex-budget': ['tests/fixtures/golden/regex-budget/objects.yaml'],
 };
 
 /**
