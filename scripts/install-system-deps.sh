@@ -4,8 +4,9 @@ set -euo pipefail
 # The real node of the e2e tier and `vane local up --node` (shared/notes/real-node.md): a
 # container runtime, CNI plugins, iptables for kube-proxy, buildah for images without a
 # registry, gcc for the static pause binary, util-linux for nsenter; jq for build.sh;
-# binutils (strip) for scripts/build-image.sh, busybox-static for the Dockerfile test.
-want=(openssl iproute2 nginx wrk prometheus jq util-linux containerd runc buildah containernetworking-plugins iptables gcc libc6-dev binutils busybox-static)
+# binutils (strip) for scripts/build-image.sh, busybox-static for the Dockerfile test; h2load
+# (nghttp2-client) for the HTTP/2 benchmark.
+want=(openssl iproute2 nginx wrk nghttp2-client prometheus jq util-linux containerd runc buildah containernetworking-plugins iptables gcc libc6-dev binutils busybox-static)
 missing=()
 for pkg in "${want[@]}"; do
   dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
