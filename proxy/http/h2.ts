@@ -35,7 +35,8 @@
  * when it navigates away, so twice that never stops one.
  */
 import { constants, createServer, type Http2Server, type IncomingHttpHeaders, type ServerHttp2Session, type ServerHttp2Stream } from 'node:http2';
-import type { Duplex } from 'node:stream';
+import type { Socket } from 'node:net';
+import { Duplex } from 'node:stream';
 import { performance } from 'node:perf_hooks';
 import type { Dispatcher } from 'undici';
 import type { RouteSpec } from '../../core/index.ts';
@@ -112,9 +113,13 @@ export class H2Front {
 
   /** serve runs HTTP/2 on a client connection (TLS that chose h2, or a plain one that sent the preface). */
   serve(socket: Duplex, client: ClientInfo): void {
+    // node:http2 reads a net.Socket's handle directly: bytes already read and put back (the
+    // preface, when the fast path read it without shared reads) would be lost.
+    const handle = (socket as { _handle?: unknown })._handle;
+    const conn = handle !== undefined && handle !== null && socket.readableLength > 0 ? new Replayed(socket as Socket) : socket;
     this.incoming = client;
     try {
-      this.server.emit('connection', socket);
+      this.server.emit('connection', conn);
     } finally {
       this.incoming = null;
     }
@@ -143,6 +148,37 @@ export class H2Front {
 }
 
 function ignore(): void {}
+
+/** Replayed is a socket, the bytes read from it but not consumed first, as a stream node:http2 reads through. */
+class Replayed extends Duplex {
+  readonly _parent: Socket;
+  private readonly socket: Socket;
+
+  constructor(socket: Socket) {
+    super({ allowHalfOpen: true });
+    this.socket = socket;
+    this._parent = socket;
+    socket.pause();
+    for (let b = socket.read() as Buffer | null; b !== null; b = socket.read() as Buffer | null) this.push(b);
+    socket.on('data', (d: Buffer) => { if (!this.push(d)) socket.pause(); });
+    socket.on('end', () => this.push(null));
+    socket.on('error', (err) => this.destroy(err));
+    socket.on('close', () => this.destroy());
+  }
+
+  override _read(): void { if (this.socket.isPaused()) this.socket.resume(); }
+
+  override _write(chunk: Buffer, encoding: BufferEncoding, callback: (err?: Error | null) => void): void {
+    this.socket.write(chunk, encoding, callback);
+  }
+
+  override _final(callback: (err?: Error | null) => void): void { this.socket.end(callback); }
+
+  override _destroy(err: Error | null, callback: (err: Error | null) => void): void {
+    this.socket.destroy();
+    callback(err);
+  }
+}
 
 /** H2Request is a stream's headers as the exchange reads them, or why they are refused. */
 interface H2Request { line: GeneralRequestLine; invalid: string | null; expectContinue: boolean }
