@@ -49,6 +49,7 @@ before(async () => {
   special = await startUpstream('special', (req, res, up) => {
     const path = req.url!;
     if (path.startsWith('/slow')) return; // answers never: streams stay open until the client or the proxy ends them
+    if (path.startsWith('/delay')) { setTimeout(() => res.end('late'), 1_000); return; }
     if (path.startsWith('/trailers')) {
       res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-checksum' });
       res.write('part one, ');
@@ -77,7 +78,7 @@ before(async () => {
   await writeManifests(dir.dir, 'all.json', [
     INGRESS_CLASS,
     ingress({ name: 'a', host: 'a.test', paths: [{ path: '/', service: 'stable' }], tls: [{ hosts: ['a.test'], secretName: 'cert-a' }] }),
-    ingress({ name: 'special', host: 'a.test', paths: ['/slow', '/trailers', '/hop', '/upload'].map((p) => ({ path: p, service: 'special' })), tls: [{ hosts: ['a.test'], secretName: 'cert-a' }] }),
+    ingress({ name: 'special', host: 'a.test', paths: ['/slow', '/delay', '/trailers', '/hop', '/upload'].map((p) => ({ path: p, service: 'special' })), tls: [{ hosts: ['a.test'], secretName: 'cert-a' }] }),
     ingress({ name: 'b', host: 'b.test', paths: [{ path: '/', service: 'other' }], tls: [{ hosts: ['b.test'], secretName: 'cert-a' }] }),
     ingress({ name: 'plain', host: 'plain.test', paths: [{ path: '/', service: 'other' }] }),
     canaryObject({ weight: 30, header: { name: 'X-Canary' }, cookie: { name: 'canary' } }),
@@ -149,6 +150,11 @@ function alpn(protocols: string[]): Promise<string | false | null> {
     });
     s.on('error', reject);
   });
+}
+
+/** within is `p`, or 'timed out' after `ms`: a missing GOAWAY fails its test instead of hanging it. */
+function within<T>(p: Promise<T>, ms: number): Promise<T | 'timed out'> {
+  return Promise.race([p, new Promise<'timed out'>((r) => setTimeout(() => r('timed out'), ms).unref())]);
 }
 
 // ---- raw frames, for what node:http2's client will not do -----------------------------
@@ -449,7 +455,7 @@ test('h2c: refused on the plain port by default; with --h2c, served next to HTTP
     assert.equal((JSON.parse(b.body) as Echo).headers['x-forwarded-proto'], 'http');
     const plain = await get(h2cProxy.http, '/', { host: 'plain.test' });
     assert.equal(plain.status, 200);
-    assert.equal(await Promise.race([goaway, new Promise((r) => setTimeout(() => r('no goaway'), 4_000))]), constants.NGHTTP2_NO_ERROR, 'an idle h2c connection closes');
+    assert.equal(await within(goaway, 4_000), constants.NGHTTP2_NO_ERROR, 'an idle h2c connection closes');
     s.destroy();
   } finally { await h2cProxy.stop(); }
 });
@@ -467,4 +473,38 @@ test('--no-http2 offers only http/1.1', async () => {
     });
     assert.equal(got, 'http/1.1');
   } finally { await p.stop(); }
+});
+
+test('draining sends GOAWAY: the stream in flight completes, the connection closes', async () => {
+  const p = await runProxy(dir.dir);
+  const s = h2(p.https);
+  try {
+    const goaway = new Promise<number>((r) => s.once('goaway', (code: number) => r(code)));
+    const closed = new Promise<void>((r) => s.once('close', () => r()));
+    const inFlight = h2request(s, { ':path': '/delay', ':authority': 'a.test' });
+    await new Promise((r) => setTimeout(r, 200));
+    const exited = p.stop();
+    assert.equal(await within(goaway, 5_000), constants.NGHTTP2_NO_ERROR);
+    const r = await inFlight;
+    assert.equal(r.status, 200);
+    assert.equal(r.body, 'late');
+    await closed;
+    assert.equal(await exited, 0);
+  } finally { s.destroy(); await p.stop(); }
+});
+
+test('a client over --max-connections-per-client gets 503 and GOAWAY over HTTP/2 too', async () => {
+  const p = await runProxy(dir.dir, ['--max-connections-per-client', '1']);
+  const first = h2(p.https);
+  let second: ClientHttp2Session | null = null;
+  try {
+    assert.equal((await h2request(first, { ':path': '/', ':authority': 'a.test' })).status, 200);
+    const again = h2(p.https);
+    second = again;
+    const goaway = new Promise<number>((r) => again.once('goaway', (code: number) => r(code)));
+    const r = await h2request(again, { ':path': '/', ':authority': 'a.test' });
+    assert.equal(r.status, 503);
+    assert.equal(r.headers['retry-after'], '1');
+    assert.equal(await within(goaway, 5_000), constants.NGHTTP2_NO_ERROR);
+  } finally { first.destroy(); second?.destroy(); await p.stop(); }
 });
