@@ -21,6 +21,27 @@ export interface IngressSettings {
   backendTlsSecret?: string;
   backendTlsServerName?: string;
   backendTlsVerify?: boolean;
+  /** Secret name, in the Ingress's namespace, whose `ca.crt` verifies client certificates. */
+  authTlsSecret?: string;
+  authTlsVerifyClient?: 'on' | 'off' | 'optional' | 'optional_no_ca';
+  authTlsVerifyDepth?: number;
+  authTlsPassCertificate?: boolean;
+}
+
+/** ClientAuth is how an Ingress's hosts ask clients for certificates (vane.dev/auth-tls-*). */
+export interface ClientAuth {
+  secret: string;
+  /** on: a verified certificate is required; optional: verified if sent; optional_no_ca: sent, verified or not, passed on. */
+  mode: 'on' | 'optional' | 'optional_no_ca';
+  /** Most intermediate CAs between the client's certificate and the CA (nginx's ssl_verify_depth). */
+  depth: number;
+  passCertificate: boolean;
+}
+
+/** clientAuthOf derives an Ingress's client certificate authentication; undefined: none. */
+export function clientAuthOf(s: IngressSettings): ClientAuth | undefined {
+  if (s.authTlsSecret === undefined || s.authTlsVerifyClient === 'off') return undefined;
+  return { secret: s.authTlsSecret, mode: s.authTlsVerifyClient ?? 'on', depth: s.authTlsVerifyDepth ?? 1, passCertificate: s.authTlsPassCertificate ?? false };
 }
 
 /**
@@ -106,6 +127,23 @@ const KNOWN: Record<string, Parser> = {
     return null;
   },
   'backend-tls-verify': bool((s, v) => { s.backendTlsVerify = v; }),
+  'auth-tls-secret': (value, s) => {
+    if (value.includes('/')) return `must be the name of a Secret in the Ingress's namespace (other namespaces' Secrets are not read), got "${value}"`;
+    if (!SECRET_NAME.test(value)) return `must be a Secret name, got "${value}"`;
+    s.authTlsSecret = value;
+    return null;
+  },
+  'auth-tls-verify-client': (value, s) => {
+    if (value !== 'on' && value !== 'off' && value !== 'optional' && value !== 'optional_no_ca') return `must be "on", "off", "optional" or "optional_no_ca", got "${value}"`;
+    s.authTlsVerifyClient = value;
+    return null;
+  },
+  'auth-tls-verify-depth': (value, s) => {
+    if (!/^\d{1,2}$/.test(value) || Number(value) < 1 || Number(value) > 10) return `must be a whole number from 1 to 10, got "${value}"`;
+    s.authTlsVerifyDepth = Number(value);
+    return null;
+  },
+  'auth-tls-pass-certificate-to-upstream': bool((s, v) => { s.authTlsPassCertificate = v; }),
   'proxy-body-size': (value, s) => {
     const bytes = parseSizeBytes(value);
     if (bytes === null) return `must be a size such as "10m", "512k" or "0" (unlimited), got "${value}"`;
@@ -211,6 +249,11 @@ export function readAnnotations(annotations: Record<string, string> | undefined)
   if (settings.backendProtocol === 'HTTP') {
     for (const key of ['backend-tls-secret', 'backend-tls-server-name', 'backend-tls-verify']) {
       if (Object.hasOwn(annotations ?? {}, PREFIX + key)) errors.push({ key: PREFIX + key, message: `backend TLS needs HTTPS, but ${PREFIX}backend-protocol is "HTTP"` });
+    }
+  }
+  if (settings.authTlsSecret === undefined) {
+    for (const key of ['auth-tls-verify-client', 'auth-tls-verify-depth', 'auth-tls-pass-certificate-to-upstream']) {
+      if (Object.hasOwn(annotations ?? {}, PREFIX + key)) errors.push({ key: PREFIX + key, message: `needs ${PREFIX}auth-tls-secret, the CA that verifies client certificates` });
     }
   }
   return { settings, errors, warnings };

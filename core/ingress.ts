@@ -6,7 +6,7 @@
 import type { Ingress, IngressBackend } from './objects.ts';
 import { namespaceOf } from './objects.ts';
 import type { PathMatchType } from './resources.ts';
-import { readAnnotations, annotationField, backendTlsOf, PREFIX, type IngressSettings, type BackendTls } from './annotations.ts';
+import { readAnnotations, annotationField, backendTlsOf, clientAuthOf, PREFIX, type IngressSettings, type BackendTls, type ClientAuth } from './annotations.ts';
 import { hostProblem } from './paths.ts';
 import { compileUserRegex, MAX_HOST_PROGRAM_SIZE } from './regex.ts';
 import { error, warning, type Problem } from './problems.ts';
@@ -40,6 +40,8 @@ export interface IngressFragment {
   settings: IngressSettings;
   /** Set when the annotations ask for HTTPS to the backends. */
   backendTls?: BackendTls;
+  /** Set when the annotations ask clients of its hosts for certificates. */
+  clientAuth?: ClientAuth;
 }
 
 const PATH_TYPES = new Set(['Exact', 'Prefix', 'ImplementationSpecific']);
@@ -223,6 +225,11 @@ export function parseIngress(ing: Ingress): IngressFragment {
     problems.push(warning('BackendTLSUnverified', annotationField(PREFIX + key), UNVERIFIED));
   }
 
+  const clientAuth = clientAuthOf(settings);
+  if (clientAuth && tls.length === 0) {
+    problems.push(warning('ClientAuthWithoutTLS', annotationField(PREFIX + 'auth-tls-secret'), 'client certificates are asked for in the TLS handshake, and this Ingress has no spec.tls: unless another Ingress gives its hosts TLS, their plain HTTP requests are refused (403)'));
+  }
+
   const valid = !problems.some((p) => p.severity === 'error');
   return {
     key: `${namespace}/${name}`,
@@ -236,6 +243,7 @@ export function parseIngress(ing: Ingress): IngressFragment {
     ...(valid && defaultBackend ? { defaultBackend } : {}),
     settings,
     ...(backendTls ? { backendTls } : {}),
+    ...(clientAuth ? { clientAuth } : {}),
   };
 }
 

@@ -68,7 +68,23 @@ export interface UpstreamTlsSpec {
   verify: boolean;
 }
 
+/**
+ * ClientAuthSpec: a host asks TLS clients for a certificate, verified against the `ca.crt` of
+ * `secret`; the proxy passes what it verified upstream in `ssl-client-*` headers.
+ */
+export interface ClientAuthSpec {
+  /** Most intermediate CAs allowed between the client's certificate and the CA. */
+  depth: number;
+  mode: 'on' | 'optional' | 'optional_no_ca';
+  /** Pass the client's certificate (URL-encoded PEM) in `ssl-client-cert`. */
+  passCertificate: boolean;
+  /** `secret/<ns>/<name>`. */
+  secret: string;
+}
+
 export interface VirtualHostSpec {
+  /** Client certificate authentication, from the oldest Ingress on the host that asks for it. */
+  clientAuth?: ClientAuthSpec;
   /** Lower-case host, `*.example.com` for a wildcard, `*` for rules without host. */
   host: string;
   routes: RouteSpec[];

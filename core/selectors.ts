@@ -90,15 +90,17 @@ export function servicesOfIngress(ing: Ingress): Set<string> {
   return names;
 }
 
-/** secretsOfIngress lists the TLS Secrets an Ingress names: in spec.tls, and for HTTPS to its backends. */
+/** secretsOfIngress lists the TLS Secrets an Ingress names: in spec.tls, for HTTPS to its backends and for client certificates. */
 export function secretsOfIngress(ing: Ingress): Set<string> {
   const names = new Set<string>();
   for (const t of list<{ secretName?: unknown }>(specOf(ing).tls)) {
     const name = nameOf(t?.secretName);
     if (name !== undefined) names.add(name);
   }
-  const backend = nameOf(ing.metadata?.annotations?.['vane.dev/backend-tls-secret']);
-  if (backend !== undefined) names.add(backend.trim());
+  for (const key of ['vane.dev/backend-tls-secret', 'vane.dev/auth-tls-secret']) {
+    const name = nameOf(ing.metadata?.annotations?.[key]);
+    if (name !== undefined) names.add(name.trim());
+  }
   return names;
 }
 

@@ -26,7 +26,7 @@
  */
 import {
   LISTENER_NAME, vhostName, backendName, endpointsName, secretName,
-  type RouteSpec, type UpstreamTlsSpec, type VirtualHostSpec, type BackendSpec, type EndpointAddress, type ListenerSpec, type CanarySplit,
+  type RouteSpec, type UpstreamTlsSpec, type ClientAuthSpec, type VirtualHostSpec, type BackendSpec, type EndpointAddress, type ListenerSpec, type CanarySplit,
 } from '../resources.ts';
 import type { Service, EndpointSlice } from '../objects.ts';
 import { ingressOrder, type IngressFragment, type PathEntry, type BackendRef } from '../ingress.ts';
@@ -144,6 +144,19 @@ export class Assembler {
     if (verdict.ok && pair !== null && pair !== NO_PAIR) note(frag.key, warning('BackendTLSSecretInvalid', field, `Secret ${key}: ${pair}; no client certificate is presented to the backends`));
   }
 
+  /** clientAuth is a host's client certificate authentication from frag, with a problem when its CA cannot verify. */
+  private clientAuth(frag: IngressFragment, host: string, secrets: Set<string>, note: (ing: string, p: Problem) => void): ClientAuthSpec {
+    const auth = frag.clientAuth!;
+    const key = `${frag.namespace}/${auth.secret}`;
+    secrets.add(key);
+    const ca = caProblem(this.fragments.secretVerdict(key));
+    if (ca !== null) {
+      note(frag.key, warning('ClientAuthSecretInvalid', annotationField('vane.dev/auth-tls-secret'),
+        `Secret ${key}: ${ca}; host "${host}" verifies no client certificate: requests that need one are refused (400)`));
+    }
+    return { depth: auth.depth, mode: auth.mode, passCertificate: auth.passCertificate, secret: secretName(frag.namespace, auth.secret) };
+  }
+
   /** canarySplit is the split of the oldest valid Canary on this Ingress and stable service, if any. */
   private canarySplit(ingressKey: string, backend: BackendRef): CanarySplit | undefined {
     const keys = this.c.indexes.canaryIngress.to(ingressKey);
@@ -182,6 +195,7 @@ export class Assembler {
     let fallback: RouteSpec | undefined;
     let tls: VirtualHostSpec['tls'];
     let passthrough: VirtualHostSpec['passthrough'];
+    let clientAuth: VirtualHostSpec['clientAuth'];
     const regexBudget: RegexBudget = { spent: 0, owners: [] };
 
     for (const frag of frags) {
@@ -200,6 +214,8 @@ export class Assembler {
       }
       if (!fallback && frag.defaultBackend) fallback = this.route(frag, { path: '/', match: 'Prefix', backend: frag.defaultBackend });
       this.backendTlsSecret(frag, secrets, note);
+      // SNI names a host, not '*': the oldest Ingress asking for client certificates decides.
+      if (!clientAuth && frag.clientAuth && host !== '*') clientAuth = this.clientAuth(frag, host, secrets, note);
       if (!tls && host !== '*') {
         const entry = frag.tls.find((t) => t.hosts.includes(host));
         if (entry) {
@@ -230,6 +246,7 @@ export class Assembler {
       if (fallback) backends.add(fallback.backend);
       if (passthrough) backends.add(passthrough.backend);
       const spec: VirtualHostSpec = {
+        ...(clientAuth ? { clientAuth } : {}),
         ...(fallback ? { fallback } : {}),
         host,
         ...(passthrough ? { passthrough } : {}),

@@ -23,6 +23,7 @@ import { match, type Decision, type MatchRequest, type RouteSpec } from '../../c
 import type { RoutingState } from '../source/routing.ts';
 import { Cluster, type Endpoint } from '../upstream/endpoints.ts';
 import { UNVERIFIABLE, type UpstreamTlsProfile } from '../upstream/tls.ts';
+import { judgeClientCertificate } from '../listen/client-cert.ts';
 import type { Protocol, RequestStats, WorkerMetrics } from '../metrics.ts';
 import type { OutlierOptions } from '../options.ts';
 import type { HeaderFacts } from '../http1/headers.ts';
@@ -104,6 +105,8 @@ export abstract class Exchange implements MatchRequest {
   protected endpoint: Endpoint | null = null;
   /** The route's own HTTPS to its backend (vane.dev/backend-tls-*); null: the Service port decides. */
   protected upstreamTls: UpstreamTlsProfile | null = null;
+  /** What the connection's client certificate proved, as `ssl-client-*` name/value pairs, on hosts that ask for one. */
+  protected clientCertHeaders: string[] | null = null;
   protected stats: RequestStats;
   /** The forwarding headers' values the upstream gets (prepare). */
   protected forwardedFor = '';
@@ -212,6 +215,14 @@ export abstract class Exchange implements MatchRequest {
     if (state === null) return { kind: 'error', status: 503, detail: 'routing not loaded yet' };
     const d = match(state.table, this);
     this.decision = d;
+    if (state.clientAuth.size > 0 && d.vhost !== null && d.result !== 'redirect') {
+      const auth = state.clientAuth.get(d.vhost);
+      if (auth !== undefined) {
+        const verdict = judgeClientCertificate(auth, d.vhost, this.client.tlsHost, this.client.clientCert);
+        if (!verdict.ok) return { kind: 'error', status: verdict.status, detail: verdict.detail };
+        this.clientCertHeaders = verdict.headers;
+      }
+    }
     if (d.result === 'not-found') return { kind: 'error', status: 404, detail: 'no route for this host and path' };
     if (d.result === 'bad-request') return { kind: 'error', status: 400, detail: 'malformed request path' };
     if (d.result === 'uri-too-long') return { kind: 'error', status: 414, detail: 'path too long for this host\'s regex routes' };

@@ -18,6 +18,7 @@ import { newRequestId } from './request-id.ts';
 import type { RouteSpec } from '../../core/index.ts';
 import type { Endpoint } from '../upstream/endpoints.ts';
 import { Exchange, type ExchangeContext, type Prepared } from './exchange.ts';
+import { headerLines } from '../listen/client-cert.ts';
 import type { ClientInfo } from '../listen/listeners.ts';
 import { closingErrorBytes, replyBytes, type Reply } from './replies.ts';
 import { HANDOFF, INCOMPLETE, parseRequestHead, type RequestHead } from '../http1/request-head.ts';
@@ -364,7 +365,8 @@ export class FastExchange extends Exchange implements UpstreamExchange {
     const path = this.decision!.path;
     const forwarding = this.client.trusted ? this.forwardingLines() : (this.conn.forwarding ??= this.forwardingLines());
     const head = (path === this.target ? this.head.requestLine : this.method + ' ' + path + ' HTTP/1.1\r\n') + this.head.forwardLines
-      + forwarding + 'x-request-id: ' + this.requestId + '\r\nx-forwarded-host: ' + this.forwardedHost! + '\r\n\r\n';
+      + forwarding + 'x-request-id: ' + this.requestId + '\r\nx-forwarded-host: ' + this.forwardedHost!
+      + (this.clientCertHeaders === null ? '\r\n\r\n' : '\r\n' + headerLines(this.clientCertHeaders) + '\r\n');
     this.requestSent = true;
     const noBody = this.method === 'HEAD';
     const pending = this.pendingBody;

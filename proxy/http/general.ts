@@ -173,6 +173,7 @@ export abstract class UndiciExchange extends Exchange implements Dispatcher.Disp
     out.push('x-forwarded-for', this.forwardedFor, 'x-forwarded-proto', this.forwardedProto, 'x-forwarded-port', this.forwardedPort,
       'x-real-ip', this.realIp, 'x-request-id', this.requestId);
     if (this.forwardedHost !== null) out.push('x-forwarded-host', this.forwardedHost);
+    if (this.clientCertHeaders !== null) out.push(...this.clientCertHeaders);
     return p;
   }
 

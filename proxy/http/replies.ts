@@ -10,8 +10,8 @@
 
 /** STATUS_TEXT holds the reason phrases of the responses the proxy makes itself. */
 export const STATUS_TEXT: Readonly<Record<number, string>> = {
-  308: 'Permanent Redirect', 400: 'Bad Request', 404: 'Not Found', 408: 'Request Timeout', 413: 'Content Too Large', 414: 'URI Too Long',
-  431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+  308: 'Permanent Redirect', 400: 'Bad Request', 403: 'Forbidden', 404: 'Not Found', 408: 'Request Timeout', 413: 'Content Too Large', 414: 'URI Too Long',
+  421: 'Misdirected Request', 431: 'Request Header Fields Too Large', 500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
 };
 
 /** Reply is a response the proxy makes: what node:http's writeHead and end take, or replyBytes writes. */

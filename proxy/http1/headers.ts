@@ -23,6 +23,8 @@ export const CLIENT_CLAIMS: ReadonlySet<string> = new Set([
   'x-forwarded-server', 'x-original-host',
   'x-client-ip', 'x-cluster-client-ip', 'true-client-ip', 'cf-connecting-ip', 'fastly-client-ip', 'x-original-forwarded-for',
   'forwarded-for', 'x-forwarded',
+  // What a client certificate proved (listen/client-cert.ts): set by Vane on hosts that ask for one.
+  'ssl-client-verify', 'ssl-client-subject-dn', 'ssl-client-issuer-dn', 'ssl-client-san', 'ssl-client-fingerprint-sha256', 'ssl-client-cert',
 ]);
 /** Connection options that are not header names and need no extra work. */
 const PLAIN_CONNECTION_TOKENS = new Set(['keep-alive', 'close', 'upgrade']);

@@ -15,7 +15,8 @@
  * all their clients share their address.
  */
 import { connect, createServer as createNetServer, isIPv6, type BlockList, type Server as NetServer, type Socket } from 'node:net';
-import { createServer as createTlsServer, type Server as TlsServer, type TLSSocket } from 'node:tls';
+import { createServer as createTlsServer, type Server as TlsServer, type TlsOptions, type TLSSocket } from 'node:tls';
+import { constants as cryptoConstants } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { findHost, normalizeHost } from '../../core/index.ts';
 import { addTrusted, type OutlierOptions, type ProxyOptions } from '../options.ts';
@@ -25,6 +26,7 @@ import type { KeyPair, TlsStore } from './tls.ts';
 import { parseClientHello, parseProxyHeader, readPreamble, readSharedPreamble, type ProxiedAddress } from './preamble.ts';
 import { acceptSharedReads, hasSharedReads } from './shared-reads.ts';
 import { tunnel } from './tunnel.ts';
+import { readClientCertificate, type ClientCertificate } from './client-cert.ts';
 
 const PREAMBLE_TIMEOUT_MS = 10_000;
 /** Idle limit of TLS pass-through tunnels (nginx's stream proxy_timeout default is 10 minutes). */
@@ -40,6 +42,10 @@ export interface ClientInfo {
   scheme: 'http' | 'https';
   /** The client already has --max-connections-per-client others: its request gets 503. */
   overLimit: boolean;
+  /** TLS connections: the virtual host the SNI name chose at the handshake (null: none); undefined for plain ones. */
+  tlsHost?: string | null;
+  /** Connections to hosts that ask for client certificates: what the handshake showed. */
+  clientCert?: ClientCertificate;
 }
 
 const kClientInfo = Symbol('vane.clientInfo');
@@ -73,6 +79,12 @@ export class Listeners {
   private readonly proxyPeers: BlockList;
   /** Terminates TLS; the decrypted connections then take the same HTTP paths as plain ones. */
   private readonly tlsServer: TlsServer;
+  /**
+   * Terminates TLS for hosts that ask for client certificates (node:tls asks per server, not
+   * per SNI context): chosen by the ClientHello's SNI, it issues no session tickets, so every
+   * connection to such a host shows its certificate in a full handshake.
+   */
+  private readonly clientAuthServer: TlsServer;
   private readonly rawServers: { http: NetServer; https: NetServer };
   /** Open connections per counted client address. */
   private readonly perClient = new Map<string, number>();
@@ -83,16 +95,20 @@ export class Listeners {
     this.trusted = addTrusted(options.trustedProxies);
     this.proxyPeers = addTrusted(options.proxyProtocolPeers, '--proxy-protocol-peers');
     const fake = tls.defaultPair;
-    this.tlsServer = createTlsServer({
+    const common: TlsOptions = {
       cert: fake.certificatePem,
       key: fake.privateKeyPem,
-      ticketKeys,
       // h2 first: a client offering both gets HTTP/2, as from nginx and Envoy.
       ALPNProtocols: options.http2 ? ['h2', 'http/1.1'] : ['http/1.1'],
       SNICallback: (servername, cb) => cb(null, tls.contextFor(this.host.state, servername)),
-    });
-    this.tlsServer.on('secureConnection', (socket: TLSSocket) => this.onSecureConnection(socket));
-    this.tlsServer.on('tlsClientError', (_err, socket: TLSSocket) => socket.destroy());
+    };
+    this.tlsServer = createTlsServer({ ...common, ticketKeys });
+    // The verdict is the request's (client-cert.ts): a client without a valid certificate gets an HTTP answer saying why.
+    this.clientAuthServer = createTlsServer({ ...common, requestCert: true, rejectUnauthorized: false, secureOptions: cryptoConstants.SSL_OP_NO_TICKET });
+    for (const [server, clientAuth] of [[this.tlsServer, false], [this.clientAuthServer, true]] as const) {
+      server.on('secureConnection', (socket: TLSSocket) => this.onSecureConnection(socket, clientAuth));
+      server.on('tlsClientError', (_err, socket: TLSSocket) => socket.destroy());
+    }
     // Sockets accepted here bypass the HTTP servers' own accept path: Nagle must be off here.
     this.rawServers = {
       http: createNetServer({ noDelay: true }, (s) => this.onConnection(s, 'http')),
@@ -116,6 +132,7 @@ export class Listeners {
   /** setDefaultCertificate is the certificate for clients without SNI or for unknown names. */
   setDefaultCertificate(pair: KeyPair): void {
     this.tlsServer.setSecureContext({ cert: pair.certificatePem, key: pair.privateKeyPem });
+    this.clientAuthServer.setSecureContext({ cert: pair.certificatePem, key: pair.privateKeyPem, secureOptions: cryptoConstants.SSL_OP_NO_TICKET });
   }
 
   /** close stops accepting; connections are the drain's. */
@@ -187,21 +204,26 @@ export class Listeners {
     (socket as unknown as Record<symbol, ClientInfo>)[kClientInfo] = info;
     if (listener === 'http') { this.host.serveHttp(socket, info, rest); return; }
     const state = this.host.state;
-    if (state === null || state.passthrough.size === 0) { this.tlsServer.emit('connection', socket); return; }
+    if (state === null || (state.passthrough.size === 0 && state.clientAuth.size === 0)) { this.tlsServer.emit('connection', socket); return; }
     readPreamble(socket, PREAMBLE_TIMEOUT_MS, 18_432 + 5, parseClientHello)
       .then((hello) => {
         const now = this.host.state;
         const vhost = now && hello.servername ? findHost(now.table, normalizeHost(hello.servername)) : null;
-        if (!now || !vhost?.spec.passthrough || !now.passthrough.has(vhost.name)) this.tlsServer.emit('connection', socket);
+        if (now && vhost && now.clientAuth.has(vhost.name)) this.clientAuthServer.emit('connection', socket);
+        else if (!now || !vhost?.spec.passthrough || !now.passthrough.has(vhost.name)) this.tlsServer.emit('connection', socket);
         else if (info.overLimit) socket.destroy();
         else this.passthrough(socket, now, vhost.spec.passthrough.backend);
       })
       .catch(() => socket.destroy());
   }
 
-  private onSecureConnection(socket: TLSSocket): void {
+  private onSecureConnection(socket: TLSSocket, clientAuth: boolean): void {
     const parent = (socket as unknown as { _parent?: Record<symbol, ClientInfo> })._parent;
     const info = parent?.[kClientInfo] ?? this.clientInfo(socket, 'https', null);
+    const state = this.host.state;
+    const servername = socket.servername;
+    info.tlsHost = state && typeof servername === 'string' && servername !== '' ? findHost(state.table, normalizeHost(servername))?.name ?? null : null;
+    if (clientAuth) info.clientCert = readClientCertificate(socket);
     (socket as unknown as Record<symbol, ClientInfo>)[kClientInfo] = info;
     if (socket.alpnProtocol === 'h2') this.host.serveH2(socket, info);
     else this.host.serveHttp(socket, info, null);

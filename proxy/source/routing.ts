@@ -6,7 +6,7 @@
  */
 import {
   buildRouteTable, updateRouteTable, endpointsName,
-  type HashedResource, type RouteTable, type BackendSpec, type EndpointsSpec,
+  type HashedResource, type RouteTable, type BackendSpec, type EndpointsSpec, type ClientAuthSpec,
 } from '../../core/index.ts';
 import type { WireDelta } from './source.ts';
 import { buildCluster, type Cluster, type Endpoints } from '../upstream/endpoints.ts';
@@ -17,13 +17,17 @@ export class RoutingState {
   readonly clusters: ReadonlyMap<string, Cluster>;
   /** Virtual host names with TLS pass-through, so listeners skip SNI peeking when there are none. */
   readonly passthrough: ReadonlySet<string>;
+  /** Virtual hosts that ask TLS clients for certificates, by name: listeners peek at SNI while there are any. */
+  readonly clientAuth: ReadonlyMap<string, ClientAuthSpec>;
   readonly generation: number;
   readonly root: string;
   /** TLS profiles of routes with HTTPS of their own, against this state's Secrets. */
   readonly tls: UpstreamTlsProfiles;
 
-  constructor(table: RouteTable, clusters: ReadonlyMap<string, Cluster>, passthrough: ReadonlySet<string>, generation: number, root: string, tls: UpstreamTlsProfiles) {
+  constructor(table: RouteTable, clusters: ReadonlyMap<string, Cluster>, passthrough: ReadonlySet<string>, clientAuth: ReadonlyMap<string, ClientAuthSpec>,
+    generation: number, root: string, tls: UpstreamTlsProfiles) {
     this.tls = tls;
+    this.clientAuth = clientAuth;
     this.table = table;
     this.clusters = clusters;
     this.passthrough = passthrough;
@@ -66,6 +70,7 @@ export class Router {
 
     const clusters = full ? new Map<string, Cluster>() : new Map(prev!.clusters);
     const passthrough = full ? new Set<string>() : new Set(prev!.passthrough);
+    const clientAuth = full ? new Map<string, ClientAuthSpec>() : new Map(prev!.clientAuth);
     const secrets: string[] = [];
     const backends = new Set<string>();
     if (full) {
@@ -73,6 +78,7 @@ export class Router {
         if (r.resource.type === 'backend') backends.add(name);
         if (r.resource.type === 'secret') secrets.push(name);
         if (r.resource.type === 'vhost' && r.resource.spec.passthrough) passthrough.add(name);
+        if (r.resource.type === 'vhost' && r.resource.spec.clientAuth) clientAuth.set(name, r.resource.spec.clientAuth);
       }
       if (prev) for (const name of prev.clusters.keys()) backends.add(name);
       for (const name of this.resources.keys()) if (name.startsWith('secret/')) secrets.push(name);
@@ -84,6 +90,7 @@ export class Router {
         else if (name.startsWith('vhost/')) {
           const r = next.get(name);
           if (r?.resource.type === 'vhost' && r.resource.spec.passthrough) passthrough.add(name); else passthrough.delete(name);
+          if (r?.resource.type === 'vhost' && r.resource.spec.clientAuth) clientAuth.set(name, r.resource.spec.clientAuth); else clientAuth.delete(name);
         }
       }
     }
@@ -102,7 +109,7 @@ export class Router {
     }
 
     this.resources = next;
-    this.state = new RoutingState(table, clusters, passthrough, delta.generation, delta.root, new UpstreamTlsProfiles(next));
+    this.state = new RoutingState(table, clusters, passthrough, clientAuth, delta.generation, delta.root, new UpstreamTlsProfiles(next));
     return { state: this.state, secrets };
   }
 }
