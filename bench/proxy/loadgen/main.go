@@ -7,7 +7,11 @@
 // a few percent instead of half of it: a Node generator's own pauses showed up as tens of
 // milliseconds of p99 against an idle nginx.
 //
-// Usage: loadgen -port P -host H -rate R -seconds S [-connections C] [-warmup W] [-windows MS]
+// With -h2 it speaks HTTP/2 over TLS instead (ALPN h2, the certificate not checked), through Go's
+// net/http, one connection per worker as above, one stream in flight on each: the HTTP/2
+// benchmark's fixed rate (bench/proxy/h2.ts).
+//
+// Usage: loadgen -port P -host H -rate R -seconds S [-connections C] [-warmup W] [-windows MS] [-h2]
 // Prints one JSON line: {sent, completed, errors, rate, p50Ms, p90Ms, p99Ms, p999Ms, maxMs,
 // warmupP99Ms}. Requests scheduled in the first W seconds are sent and checked like the others
 // but left out of the percentiles (wrk2 likewise keeps its calibration period out of them):
@@ -18,11 +22,14 @@ package main
 
 import (
 	"bytes"
+	"crypto/tls"
 	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"math"
 	"net"
+	"net/http"
 	"os"
 	"sort"
 	"strconv"
@@ -102,6 +109,55 @@ func (k *conn) exchange(request []byte) (bool, error) {
 	}
 }
 
+func (k *conn) close() {
+	if k.c != nil {
+		k.c.Close()
+		k.c = nil
+	}
+}
+
+// exchanger is one connection of either protocol.
+type exchanger interface {
+	exchange(request []byte) (bool, error)
+	close()
+}
+
+// h2conn is one HTTP/2 connection: a client of its own, so that workers do not share one.
+type h2conn struct {
+	client    *http.Client
+	transport *http.Transport
+	url       string
+	host      string
+}
+
+func newH2conn(port int, host string) *h2conn {
+	t := &http.Transport{
+		TLSClientConfig:   &tls.Config{InsecureSkipVerify: true, ServerName: host, NextProtos: []string{"h2"}},
+		ForceAttemptHTTP2: true, MaxConnsPerHost: 1, MaxIdleConnsPerHost: 1,
+	}
+	return &h2conn{client: &http.Client{Transport: t}, transport: t, url: fmt.Sprintf("https://127.0.0.1:%d/", port), host: host}
+}
+
+func (k *h2conn) exchange([]byte) (bool, error) {
+	req, err := http.NewRequest("GET", k.url, nil)
+	if err != nil {
+		return false, err
+	}
+	req.Host = k.host
+	resp, err := k.client.Do(req)
+	if err != nil {
+		return false, err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return false, err
+	}
+	return resp.StatusCode/100 == 2 && resp.ProtoMajor == 2, nil
+}
+
+func (k *h2conn) close() { k.transport.CloseIdleConnections() }
+
 func bodyLength(head []byte) (int, error) {
 	lower := bytes.ToLower(head)
 	at := bytes.Index(lower, contentLength)
@@ -141,6 +197,7 @@ func main() {
 	connections := flag.Int("connections", 50, "keep-alive connections")
 	warmup := flag.Float64("warmup", 0, "seconds at the start left out of the percentiles")
 	windowMs := flag.Int("windows", 0, "also print latency per window of this many milliseconds to stderr")
+	h2 := flag.Bool("h2", false, "HTTP/2 over TLS (ALPN h2, certificate not checked) instead of HTTP/1.1")
 	flag.Parse()
 	if *port <= 0 || *host == "" || *rate <= 0 || *seconds <= 0 || *seconds > 120 || *connections <= 0 || *warmup < 0 || *warmup >= *seconds || *windowMs < 0 {
 		flag.Usage()
@@ -163,10 +220,16 @@ func main() {
 	var measureFrom time.Time
 	var wg sync.WaitGroup
 	for i := range latencies {
-		k := &conn{addr: fmt.Sprintf("127.0.0.1:%d", *port), buf: make([]byte, 64<<10)}
-		if err := k.dial(); err != nil {
-			fmt.Fprintln(os.Stderr, "loadgen:", err)
-			os.Exit(1)
+		var k exchanger
+		if *h2 {
+			k = newH2conn(*port, *host)
+		} else {
+			c := &conn{addr: fmt.Sprintf("127.0.0.1:%d", *port), buf: make([]byte, 64<<10)}
+			if err := c.dial(); err != nil {
+				fmt.Fprintln(os.Stderr, "loadgen:", err)
+				os.Exit(1)
+			}
+			k = c
 		}
 		wg.Add(1)
 		go func(i int) {
@@ -175,10 +238,7 @@ func main() {
 				ok, err := k.exchange(request)
 				if err != nil {
 					errors.Add(1)
-					if k.c != nil {
-						k.c.Close()
-						k.c = nil
-					}
+					k.close()
 					continue
 				}
 				if !ok {
