@@ -231,6 +231,17 @@ export abstract class UndiciExchange extends Exchange implements Dispatcher.Disp
 }
 
 /** GeneralExchange is a plain HTTP request/response on node:http. */
+/**
+ * Connections whose last reply said `connection: close`. node:http goes on parsing what the
+ * client sent after the refused request (it arrived in the same read): a request or a parse
+ * error found there must get no exchange and no reply of its own, or a refusal would let the
+ * bytes behind it through as a request of their own.
+ */
+const endingConnections = new WeakSet<Duplex>();
+
+/** connectionEnding: the proxy has already answered this connection with a closing reply. */
+export function connectionEnding(socket: Duplex): boolean { return endingConnections.has(socket); }
+
 export class GeneralExchange extends UndiciExchange {
   private readonly req: IncomingMessage;
   private readonly res: ServerResponse;
@@ -275,6 +286,7 @@ export class GeneralExchange extends UndiciExchange {
     const flat: string[] = [];
     filterResponseHeaders(controller.rawHeaders as Buffer[], flat);
     if (this.setCookie !== null) flat.push('set-cookie', this.setCookie);
+    if (this.hsts !== null) flat.push('strict-transport-security', this.hsts);
     if (this.ctx.draining) flat.push('connection', 'close');
     this.status = statusCode;
     if (statusMessage) this.res.writeHead(statusCode, statusMessage, flat);
@@ -297,7 +309,8 @@ export class GeneralExchange extends UndiciExchange {
 
   protected override bodyUnread(): boolean { return this.hasBody && !this.req.complete; }
 
-  protected override sendReply(r: Reply): void {
+  protected override sendReply(r: Reply, close: boolean): void {
+    if (close) endingConnections.add(this.req.socket);
     this.res.writeHead(r.status, r.reason, r.headers);
     this.res.end(r.body);
     this.finish(r.status);

@@ -21,8 +21,8 @@ import { Router, type RoutingState } from '../source/routing.ts';
 import { Endpoints } from '../upstream/endpoints.ts';
 import { TlsStore, type KeyPair } from '../listen/tls.ts';
 import { WorkerMetrics, type Protocol, type RequestStats } from '../metrics.ts';
-import type { ExchangeContext } from '../http/exchange.ts';
-import { acceptsUpgrade, GeneralExchange, UpgradeExchange } from '../http/general.ts';
+import type { ExchangeContext, HstsDefaults } from '../http/exchange.ts';
+import { acceptsUpgrade, connectionEnding, GeneralExchange, UpgradeExchange } from '../http/general.ts';
 import { Listeners, type ClientInfo, type ListenerHost } from '../listen/listeners.ts';
 import { closingErrorBytes } from '../http/replies.ts';
 import { ClientConnection, type FastPathHost, type HandoffReason } from '../http/fast-path.ts';
@@ -45,6 +45,7 @@ export class ProxyWorker implements ExchangeContext, FastPathHost, ListenerHost,
   readonly outlier: OutlierOptions;
   readonly retries: number;
   readonly httpsRedirectPort: number;
+  readonly hsts: HstsDefaults;
   draining = false;
   readonly unrouted: RequestStats;
   readonly unroutedH2: RequestStats;
@@ -80,6 +81,7 @@ export class ProxyWorker implements ExchangeContext, FastPathHost, ListenerHost,
     this.outlier = o.outlier;
     this.retries = o.retries;
     this.httpsRedirectPort = o.httpsRedirectPort;
+    this.hsts = o.hsts;
     this.maxHeaderBytes = o.maxHeaderBytes;
     this.clientHeaderTimeoutMs = o.clientHeaderTimeoutMs;
     this.clientBodyTimeoutMs = o.clientBodyTimeoutMs;
@@ -213,20 +215,25 @@ export class ProxyWorker implements ExchangeContext, FastPathHost, ListenerHost,
   private info(req: IncomingMessage): ClientInfo { return this.listeners.clientInfoOf(req.socket); }
 
   private readonly onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+    if (connectionEnding(req.socket)) return;
     new GeneralExchange(this, req, res, this.info(req), false).start();
   };
 
   private readonly onCheckContinue = (req: IncomingMessage, res: ServerResponse): void => {
+    if (connectionEnding(req.socket)) return;
     new GeneralExchange(this, req, res, this.info(req), true).start();
   };
 
   private readonly onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    if (connectionEnding(socket)) { socket.end(); return; }
     this.track(socket);
     new UpgradeExchange(this, req, socket, head, this.info(req)).start();
   };
 
   private readonly onClientError = (err: Error & { code?: string }, socket: Duplex): void => {
     const code = err.code ?? '';
+    // The proxy's closing reply is being written: nothing after it is answered.
+    if (connectionEnding(socket)) { socket.end(); return; }
     const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
     this.unrouted.record(status, 0);
     if (socket.writable && code !== 'ECONNRESET') {

@@ -212,8 +212,10 @@ test('request smuggling attempts are rejected and never forwarded', async () => 
     'two Host headers': 'GET /sink HTTP/1.1\r\nHost: app.test\r\nHost: other.test\r\n\r\n',
     'bare LF line endings': 'POST /sink HTTP/1.1\nHost: app.test\nContent-Length: 1\n\nx',
   };
+  // Each attempt is followed, in the same write, by a request the refusal must never let through.
+  const follower = 'GET /sink/follower HTTP/1.1\r\nHost: app.test\r\n\r\n';
   for (const [name, text] of Object.entries(attempts)) {
-    const r = await raw(proxy.http, text);
+    const r = await raw(proxy.http, text + follower);
     assert.match(r, /^HTTP\/1\.1 400 /, name);
     assert.equal((r.match(/HTTP\/1\.1 /g) ?? []).length, 1, `${name}: exactly one response`);
   }
