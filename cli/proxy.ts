@@ -70,6 +70,8 @@ interface Flags {
   http2: boolean;
   h2c?: boolean;
   http2MaxConcurrentStreams: number;
+  hsts: boolean; hstsMaxAge: number; hstsIncludeSubdomains?: boolean; hstsPreload?: boolean;
+  tlsMinVersion: 'TLSv1.2' | 'TLSv1.3'; tlsCiphers?: string; tlsCurves?: string;
   ingressClass: string;
   mergeSlashes: boolean;
 }
@@ -118,6 +120,13 @@ export function registerProxy(program: Command): void {
     .option('--no-http2', 'offer only HTTP/1.1 by ALPN on the HTTPS listener (HTTP/2 is offered by default)')
     .option('--h2c', 'serve HTTP/2 with prior knowledge (h2c) on the plain HTTP listener too')
     .option('--http2-max-concurrent-streams <n>', 'streams an HTTP/2 client may have open at once per connection', int, d.http2MaxConcurrentStreams)
+    .option('--no-hsts', 'send no Strict-Transport-Security on TLS hosts unless their Ingress asks (vane.dev/hsts)')
+    .option('--hsts-max-age <seconds>', 'Strict-Transport-Security max-age on TLS hosts', int, d.hsts.maxAgeSec)
+    .option('--hsts-include-subdomains', 'Strict-Transport-Security includeSubDomains on TLS hosts')
+    .option('--hsts-preload', 'Strict-Transport-Security preload on TLS hosts')
+    .option('--tls-min-version <version>', 'oldest TLS version clients may use: TLSv1.2 or TLSv1.3', d.tls.minVersion)
+    .option('--tls-ciphers <list>', 'OpenSSL cipher list for TLS 1.2 (TLS 1.3 suites are OpenSSL\'s)')
+    .option('--tls-curves <list>', 'key exchange groups, colon-separated (e.g. X25519:P-256)')
     .option('--ingress-class <name>', 'IngressClass served', 'vane')
     .option('--no-merge-slashes', 'keep runs of "/" in request paths')
     .action(async (flags: Flags) => {
@@ -150,6 +159,8 @@ export function registerProxy(program: Command): void {
         http2: flags.http2,
         h2c: flags.h2c === true,
         http2MaxConcurrentStreams: flags.http2MaxConcurrentStreams,
+        hsts: { enabled: flags.hsts, maxAgeSec: flags.hstsMaxAge, includeSubDomains: flags.hstsIncludeSubdomains === true, preload: flags.hstsPreload === true },
+        tls: { minVersion: flags.tlsMinVersion, ciphers: flags.tlsCiphers ?? null, curves: flags.tlsCurves ?? null },
       });
       if ((flags.fromFiles === undefined) === (flags.operator === undefined)) {
         log.fatal({}, 'exactly one of --from-files or --operator is required');

@@ -3,7 +3,7 @@
  * One table drives validation, compile and the webhook, so they cannot disagree.
  */
 import { parseDurationMs, parseSizeBytes } from './units.ts';
-import type { RouteTimeouts } from './resources.ts';
+import type { HstsSpec, RouteTimeouts } from './resources.ts';
 
 export const PREFIX = 'vane.dev/';
 
@@ -26,6 +26,24 @@ export interface IngressSettings {
   authTlsVerifyClient?: 'on' | 'off' | 'optional' | 'optional_no_ca';
   authTlsVerifyDepth?: number;
   authTlsPassCertificate?: boolean;
+  hsts?: boolean;
+  hstsMaxAgeSec?: number;
+  hstsIncludeSubDomains?: boolean;
+  hstsPreload?: boolean;
+}
+
+/** HSTS_MAX_AGE_LIMIT_SEC: two years, what browsers' preload lists ask for at most. */
+export const HSTS_MAX_AGE_LIMIT_SEC = 63_072_000;
+
+/** hstsOf is what an Ingress's annotations say of HSTS on its TLS hosts, only the fields set; the proxy's flags fill the rest. */
+export function hstsOf(s: IngressSettings): HstsSpec | undefined {
+  if (s.hsts === undefined && s.hstsMaxAgeSec === undefined && s.hstsIncludeSubDomains === undefined && s.hstsPreload === undefined) return undefined;
+  return {
+    ...(s.hsts !== undefined ? { enabled: s.hsts } : {}),
+    ...(s.hstsIncludeSubDomains !== undefined ? { includeSubDomains: s.hstsIncludeSubDomains } : {}),
+    ...(s.hstsMaxAgeSec !== undefined ? { maxAgeSec: s.hstsMaxAgeSec } : {}),
+    ...(s.hstsPreload !== undefined ? { preload: s.hstsPreload } : {}),
+  };
 }
 
 /** ClientAuth is how an Ingress's hosts ask clients for certificates (vane.dev/auth-tls-*). */
@@ -144,6 +162,14 @@ const KNOWN: Record<string, Parser> = {
     return null;
   },
   'auth-tls-pass-certificate-to-upstream': bool((s, v) => { s.authTlsPassCertificate = v; }),
+  'hsts': bool((s, v) => { s.hsts = v; }),
+  'hsts-max-age': (value, s) => {
+    if (!/^\d{1,9}$/.test(value) || Number(value) > HSTS_MAX_AGE_LIMIT_SEC) return `must be whole seconds from 0 to ${HSTS_MAX_AGE_LIMIT_SEC} (two years), got "${value}"`;
+    s.hstsMaxAgeSec = Number(value);
+    return null;
+  },
+  'hsts-include-subdomains': bool((s, v) => { s.hstsIncludeSubDomains = v; }),
+  'hsts-preload': bool((s, v) => { s.hstsPreload = v; }),
   'proxy-body-size': (value, s) => {
     const bytes = parseSizeBytes(value);
     if (bytes === null) return `must be a size such as "10m", "512k" or "0" (unlimited), got "${value}"`;

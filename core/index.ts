@@ -11,7 +11,7 @@ export {
 } from './selectors.ts';
 export type {
   Resource, ResourceType, HashedResource, ResourceMap, RouteSpec, VirtualHostSpec, BackendSpec, EndpointsSpec, EndpointAddress,
-  SecretSpec, UpstreamTlsSpec, ClientAuthSpec, ListenerSpec, CanarySplit, HeaderRule, RouteTimeouts, PathMatchType,
+  SecretSpec, UpstreamTlsSpec, ClientAuthSpec, HstsSpec, ListenerSpec, CanarySplit, HeaderRule, RouteTimeouts, PathMatchType,
 } from './resources.ts';
 export { LISTENER_NAME, endpointsName } from './resources.ts';
 export { canonicalJson, hashValue, sha256Hex, RootAccumulator } from './canonical.ts';

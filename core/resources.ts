@@ -82,6 +82,14 @@ export interface ClientAuthSpec {
   secret: string;
 }
 
+/** HstsSpec: what the host's Ingress says of Strict-Transport-Security; fields it leaves out come from the proxy's flags. */
+export interface HstsSpec {
+  enabled?: boolean;
+  includeSubDomains?: boolean;
+  maxAgeSec?: number;
+  preload?: boolean;
+}
+
 export interface VirtualHostSpec {
   /** Client certificate authentication, from the oldest Ingress on the host that asks for it. */
   clientAuth?: ClientAuthSpec;
@@ -91,7 +99,7 @@ export interface VirtualHostSpec {
   /** Route for paths no rule matches, from the oldest contributing Ingress with a defaultBackend. */
   fallback?: RouteSpec;
   /** Present when the host serves HTTPS. `secret` null means: use the default certificate. */
-  tls?: { secret: string | null; sslRedirect: boolean };
+  tls?: { hsts?: HstsSpec; secret: string | null; sslRedirect: boolean };
   /** TLS pass-through: connections for this SNI name are forwarded to the backend undecrypted. */
   passthrough?: { backend: string; ingress: string };
 }

@@ -3,6 +3,7 @@
  * (never halfway through a request). Defaults are what a platform team would run.
  */
 import { BlockList, isIP } from 'node:net';
+import { createSecureContext } from 'node:tls';
 import { ProxyError } from './errors.ts';
 
 export interface OutlierOptions {
@@ -14,6 +15,12 @@ export interface OutlierOptions {
   /** At most this share of a backend's endpoints is ejected at once (a lone endpoint never is). */
   maxEjectionPercent: number;
 }
+
+/** HstsDefaults: Strict-Transport-Security on TLS hosts whose Ingress says nothing (--hsts-*). */
+export interface HstsDefaults { enabled: boolean; maxAgeSec: number; includeSubDomains: boolean; preload: boolean }
+
+/** TlsPolicy: what every TLS handshake on the HTTPS listener allows (--tls-*); null: OpenSSL's and Node's defaults. */
+export interface TlsPolicy { minVersion: 'TLSv1.2' | 'TLSv1.3'; ciphers: string | null; curves: string | null }
 
 export interface ProxyOptions {
   httpPort: number;
@@ -73,6 +80,8 @@ export interface ProxyOptions {
   h2c: boolean;
   /** SETTINGS_MAX_CONCURRENT_STREAMS offered to HTTP/2 clients: streams open at once per connection. */
   http2MaxConcurrentStreams: number;
+  hsts: HstsDefaults;
+  tls: TlsPolicy;
 }
 
 export const DEFAULT_OPTIONS: ProxyOptions = {
@@ -105,6 +114,9 @@ export const DEFAULT_OPTIONS: ProxyOptions = {
   http2: true,
   h2c: false,
   http2MaxConcurrentStreams: 100,
+  // ingress-nginx's default max-age; includeSubDomains stays off, as it reaches hosts this proxy may not serve.
+  hsts: { enabled: true, maxAgeSec: 31_536_000, includeSubDomains: false, preload: false },
+  tls: { minVersion: 'TLSv1.2', ciphers: null, curves: null },
 };
 
 function port(name: string, value: number, allowZero: boolean): void {
@@ -135,7 +147,10 @@ export function addCidr(list: BlockList, cidr: string, flag: string): void {
 
 /** resolveOptions fills defaults and checks every value; it throws ProxyError on the first bad one. */
 export function resolveOptions(partial: Partial<ProxyOptions>): ProxyOptions {
-  const o: ProxyOptions = { ...DEFAULT_OPTIONS, ...partial, outlier: { ...DEFAULT_OPTIONS.outlier, ...partial.outlier } };
+  const o: ProxyOptions = {
+    ...DEFAULT_OPTIONS, ...partial, outlier: { ...DEFAULT_OPTIONS.outlier, ...partial.outlier },
+    hsts: { ...DEFAULT_OPTIONS.hsts, ...partial.hsts }, tls: { ...DEFAULT_OPTIONS.tls, ...partial.tls },
+  };
   port('--http-port', o.httpPort, true);
   port('--https-port', o.httpsPort, true);
   port('--admin-port', o.adminPort, true);
@@ -171,7 +186,30 @@ export function resolveOptions(partial: Partial<ProxyOptions>): ProxyOptions {
     throw new ProxyError('EOPTION', `--http2-max-concurrent-streams must be from 1 to 10000, got ${o.http2MaxConcurrentStreams}`);
   }
   if (o.h2c && !o.http2) throw new ProxyError('EOPTION', '--h2c needs HTTP/2: drop --no-http2');
+  if (!Number.isInteger(o.hsts.maxAgeSec) || o.hsts.maxAgeSec < 0 || o.hsts.maxAgeSec > 63_072_000) {
+    throw new ProxyError('EOPTION', `--hsts-max-age must be whole seconds from 0 to 63072000 (two years), got ${o.hsts.maxAgeSec}`);
+  }
+  checkTlsPolicy(o.tls);
   return o;
+}
+
+/** checkTlsPolicy tries the policy on a context, so OpenSSL's refusal is a start-up error naming the flag, not a failed handshake. */
+function checkTlsPolicy(t: TlsPolicy): void {
+  if (t.minVersion !== 'TLSv1.2' && t.minVersion !== 'TLSv1.3') throw new ProxyError('EOPTION', `--tls-min-version must be TLSv1.2 or TLSv1.3, got ${String(t.minVersion)}`);
+  const attempts: [string, string | null, object][] = [['--tls-ciphers', t.ciphers, { ciphers: t.ciphers }], ['--tls-curves', t.curves, { ecdhCurve: t.curves }]];
+  for (const [flag, value, options] of attempts) {
+    if (value === null) continue;
+    try {
+      createSecureContext(options);
+    } catch (err) {
+      throw new ProxyError('EOPTION', `${flag}: OpenSSL refuses "${value}" (${(err as Error).message})`);
+    }
+  }
+}
+
+/** tlsPolicyOptions is the policy as node:tls options, for servers and every secure context. */
+export function tlsPolicyOptions(t: TlsPolicy): { minVersion: 'TLSv1.2' | 'TLSv1.3'; ciphers?: string; ecdhCurve?: string } {
+  return { minVersion: t.minVersion, ...(t.ciphers !== null ? { ciphers: t.ciphers } : {}), ...(t.curves !== null ? { ecdhCurve: t.curves } : {}) };
 }
 
 /** addTrusted builds the matcher for --trusted-proxies, or for the list of CIDRs `flag` names. */

@@ -32,7 +32,7 @@ import type { Service, EndpointSlice } from '../objects.ts';
 import { ingressOrder, type IngressFragment, type PathEntry, type BackendRef } from '../ingress.ts';
 import type { CanaryFragment } from '../canary.ts';
 import { pairProblem, caProblem, type SecretVerdict } from '../secrets.ts';
-import { annotationField } from '../annotations.ts';
+import { annotationField, hstsOf } from '../annotations.ts';
 import { warning, type Problem } from '../problems.ts';
 import { MAX_HOST_PROGRAM_SIZE } from '../regex.ts';
 import type { Snapshot } from './snapshot.ts';
@@ -228,7 +228,8 @@ export class Assembler {
             if (problem === null) secret = secretName(frag.namespace, entry.secret);
             else note(frag.key, warning('TLSSecretInvalid', `${entry.field}.secretName`, `Secret ${secretKey}: ${problem}; host "${host}" uses the default certificate`));
           }
-          tls = { secret, sslRedirect: frag.settings.sslRedirect };
+          const hsts = hstsOf(frag.settings);
+          tls = { ...(hsts ? { hsts } : {}), secret, sslRedirect: frag.settings.sslRedirect };
         }
       }
       if (!passthrough && frag.settings.sslPassthrough && host !== '*') {

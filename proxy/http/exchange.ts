@@ -25,7 +25,7 @@ import { Cluster, type Endpoint } from '../upstream/endpoints.ts';
 import { UNVERIFIABLE, type UpstreamTlsProfile } from '../upstream/tls.ts';
 import { judgeClientCertificate } from '../listen/client-cert.ts';
 import type { Protocol, RequestStats, WorkerMetrics } from '../metrics.ts';
-import type { OutlierOptions } from '../options.ts';
+import type { HstsDefaults, OutlierOptions } from '../options.ts';
 import type { HeaderFacts } from '../http1/headers.ts';
 import { validHost } from '../http1/target.ts';
 import type { ClientInfo } from '../listen/listeners.ts';
@@ -34,6 +34,8 @@ import { errorReply, redirectReply, upstreamFailure, type Reply } from './replie
 /** ExchangeContext is what a worker lends every exchange. */
 export interface ExchangeContext {
   readonly state: RoutingState | null;
+  /** Absent: no HSTS unless a host's Ingress turns it on. */
+  readonly hsts?: HstsDefaults;
   readonly metrics: WorkerMetrics;
   readonly outlier: OutlierOptions;
   readonly retries: number;
@@ -107,6 +109,8 @@ export abstract class Exchange implements MatchRequest {
   protected upstreamTls: UpstreamTlsProfile | null = null;
   /** What the connection's client certificate proved, as `ssl-client-*` name/value pairs, on hosts that ask for one. */
   protected clientCertHeaders: string[] | null = null;
+  /** Strict-Transport-Security for the response, on HTTPS requests to hosts with TLS. */
+  protected hsts: string | null = null;
   protected stats: RequestStats;
   /** The forwarding headers' values the upstream gets (prepare). */
   protected forwardedFor = '';
@@ -246,6 +250,7 @@ export abstract class Exchange implements MatchRequest {
     if (d.compiled?.canary?.spec.sticky && !this.stickyFromCookie) {
       this.setCookie = `${STICKY_COOKIE}=${this.bucket.toFixed(3)}; Path=/; Max-Age=${STICKY_MAX_AGE_SEC}; SameSite=Lax; HttpOnly`;
     }
+    if (this.scheme === 'https' && state.tlsHosts.size > 0) this.hsts = state.hstsHeader(d.vhost!, this.ctx.hsts);
     return FORWARD;
   }
 

@@ -417,6 +417,7 @@ export class FastExchange extends Exchange implements UpstreamExchange {
     this.status = h.status;
     let extra = '';
     if (this.setCookie !== null) extra += `set-cookie: ${this.setCookie}\r\n`;
+    if (this.hsts !== null) extra += `strict-transport-security: ${this.hsts}\r\n`;
     this.closeAfter = this.head.close || h.framing === 'close' || !this.bodyComplete || this.ctx.draining;
     if (this.closeAfter) extra += 'connection: close\r\n';
     // The head goes out with the first body bytes (one write), or alone at the end.

@@ -310,6 +310,7 @@ class H2Exchange extends UndiciExchange {
       out.push(name, flat[i + 1]!);
     }
     if (this.setCookie !== null) out.push('set-cookie', this.setCookie);
+    if (this.hsts !== null) out.push('strict-transport-security', this.hsts);
     // Only a response without a declared length (chunked) can end with trailers.
     const trailers = !length && this.method !== 'HEAD' && statusCode !== 204 && statusCode !== 304;
     try {

@@ -19,7 +19,7 @@ import { createServer as createTlsServer, type Server as TlsServer, type TlsOpti
 import { constants as cryptoConstants } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { findHost, normalizeHost } from '../../core/index.ts';
-import { addTrusted, type OutlierOptions, type ProxyOptions } from '../options.ts';
+import { addTrusted, tlsPolicyOptions, type OutlierOptions, type ProxyOptions } from '../options.ts';
 import type { RoutingState } from '../source/routing.ts';
 import type { WorkerMetrics } from '../metrics.ts';
 import type { KeyPair, TlsStore } from './tls.ts';
@@ -96,6 +96,7 @@ export class Listeners {
     this.proxyPeers = addTrusted(options.proxyProtocolPeers, '--proxy-protocol-peers');
     const fake = tls.defaultPair;
     const common: TlsOptions = {
+      ...tlsPolicyOptions(options.tls),
       cert: fake.certificatePem,
       key: fake.privateKeyPem,
       // h2 first: a client offering both gets HTTP/2, as from nginx and Envoy.
@@ -131,8 +132,9 @@ export class Listeners {
 
   /** setDefaultCertificate is the certificate for clients without SNI or for unknown names. */
   setDefaultCertificate(pair: KeyPair): void {
-    this.tlsServer.setSecureContext({ cert: pair.certificatePem, key: pair.privateKeyPem });
-    this.clientAuthServer.setSecureContext({ cert: pair.certificatePem, key: pair.privateKeyPem, secureOptions: cryptoConstants.SSL_OP_NO_TICKET });
+    const policy = tlsPolicyOptions(this.options.tls);
+    this.tlsServer.setSecureContext({ ...policy, cert: pair.certificatePem, key: pair.privateKeyPem });
+    this.clientAuthServer.setSecureContext({ ...policy, cert: pair.certificatePem, key: pair.privateKeyPem, secureOptions: cryptoConstants.SSL_OP_NO_TICKET });
   }
 
   /** close stops accepting; connections are the drain's. */

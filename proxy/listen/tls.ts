@@ -12,7 +12,7 @@
  * the CA, as only a host's SNI says which pair it needs.
  */
 import { constants, createHash } from 'node:crypto';
-import { createSecureContext, type SecureContext } from 'node:tls';
+import { createSecureContext, type SecureContext, type SecureContextOptions } from 'node:tls';
 import { findHost, normalizeHost, LISTENER_NAME, type ClientAuthSpec, type HashedResource, type SecretSpec } from '../../core/index.ts';
 import type { RoutingState } from '../source/routing.ts';
 
@@ -28,8 +28,11 @@ export class TlsStore {
   /** Client-auth contexts by `vhost certificate version, CA version`; cleared when a Secret changes. */
   private readonly clientAuth = new Map<string, SecureContext>();
   private resources: ReadonlyMap<string, HashedResource> = new Map();
+  /** --tls-* (options.ts tlsPolicyOptions), on every context as on the servers. */
+  private readonly policy: SecureContextOptions;
 
-  constructor(fake: KeyPair, onBuilt: () => void) {
+  constructor(fake: KeyPair, onBuilt: () => void, policy: SecureContextOptions = {}) {
+    this.policy = policy;
     this.onBuilt = onBuilt;
     this.fallback = this.build('', fake);
     this.defaultEntry = this.fallback;
@@ -37,7 +40,7 @@ export class TlsStore {
 
   private build(hash: string, pair: KeyPair): Entry {
     this.onBuilt();
-    return { hash, pair, context: createSecureContext({ cert: pair.certificatePem, key: pair.privateKeyPem }) };
+    return { hash, pair, context: createSecureContext({ ...this.policy, cert: pair.certificatePem, key: pair.privateKeyPem }) };
   }
 
   /** update rebuilds contexts for changed secrets; it returns true when the default certificate changed. */
@@ -91,6 +94,7 @@ export class TlsStore {
     if (context === undefined) {
       this.onBuilt();
       context = createSecureContext({
+        ...this.policy,
         cert: pair.pair.certificatePem, key: pair.pair.privateKeyPem,
         ...(caPem !== undefined ? { ca: caPem } : {}),
         sessionIdContext: createHash('sha256').update(key).digest('hex').slice(0, 32),

@@ -6,11 +6,12 @@
  */
 import {
   buildRouteTable, updateRouteTable, endpointsName,
-  type HashedResource, type RouteTable, type BackendSpec, type EndpointsSpec, type ClientAuthSpec,
+  type HashedResource, type RouteTable, type BackendSpec, type EndpointsSpec, type ClientAuthSpec, type HstsSpec,
 } from '../../core/index.ts';
 import type { WireDelta } from './source.ts';
 import { buildCluster, type Cluster, type Endpoints } from '../upstream/endpoints.ts';
 import { UpstreamTlsProfiles } from '../upstream/tls.ts';
+import type { HstsDefaults } from '../options.ts';
 
 export class RoutingState {
   readonly table: RouteTable;
@@ -19,20 +20,39 @@ export class RoutingState {
   readonly passthrough: ReadonlySet<string>;
   /** Virtual hosts that ask TLS clients for certificates, by name: listeners peek at SNI while there are any. */
   readonly clientAuth: ReadonlyMap<string, ClientAuthSpec>;
+  /** Virtual hosts with TLS, by name: what their Ingress says of HSTS (null: nothing). */
+  readonly tlsHosts: ReadonlyMap<string, HstsSpec | null>;
+  /** Strict-Transport-Security values by virtual host, made on a host's first HTTPS request. */
+  private readonly hsts = new Map<string, string | null>();
   readonly generation: number;
   readonly root: string;
   /** TLS profiles of routes with HTTPS of their own, against this state's Secrets. */
   readonly tls: UpstreamTlsProfiles;
 
   constructor(table: RouteTable, clusters: ReadonlyMap<string, Cluster>, passthrough: ReadonlySet<string>, clientAuth: ReadonlyMap<string, ClientAuthSpec>,
-    generation: number, root: string, tls: UpstreamTlsProfiles) {
+    tlsHosts: ReadonlyMap<string, HstsSpec | null>, generation: number, root: string, tls: UpstreamTlsProfiles) {
     this.tls = tls;
+    this.tlsHosts = tlsHosts;
     this.clientAuth = clientAuth;
     this.table = table;
     this.clusters = clusters;
     this.passthrough = passthrough;
     this.generation = generation;
     this.root = root;
+  }
+
+  /** hstsHeader is the Strict-Transport-Security value for an HTTPS request to vhost, or null: none (no TLS, or turned off). */
+  hstsHeader(vhost: string, defaults: HstsDefaults | undefined): string | null {
+    let value = this.hsts.get(vhost);
+    if (value !== undefined) return value;
+    value = null;
+    const own = this.tlsHosts.get(vhost);
+    if (own !== undefined) {
+      const h = { enabled: false, maxAgeSec: 0, includeSubDomains: false, preload: false, ...defaults, ...own };
+      if (h.enabled) value = `max-age=${h.maxAgeSec}${h.includeSubDomains ? '; includeSubDomains' : ''}${h.preload ? '; preload' : ''}`;
+    }
+    this.hsts.set(vhost, value);
+    return value;
   }
 }
 
@@ -71,6 +91,7 @@ export class Router {
     const clusters = full ? new Map<string, Cluster>() : new Map(prev!.clusters);
     const passthrough = full ? new Set<string>() : new Set(prev!.passthrough);
     const clientAuth = full ? new Map<string, ClientAuthSpec>() : new Map(prev!.clientAuth);
+    const tlsHosts = full ? new Map<string, HstsSpec | null>() : new Map(prev!.tlsHosts);
     const secrets: string[] = [];
     const backends = new Set<string>();
     if (full) {
@@ -79,6 +100,7 @@ export class Router {
         if (r.resource.type === 'secret') secrets.push(name);
         if (r.resource.type === 'vhost' && r.resource.spec.passthrough) passthrough.add(name);
         if (r.resource.type === 'vhost' && r.resource.spec.clientAuth) clientAuth.set(name, r.resource.spec.clientAuth);
+        if (r.resource.type === 'vhost' && r.resource.spec.tls) tlsHosts.set(name, r.resource.spec.tls.hsts ?? null);
       }
       if (prev) for (const name of prev.clusters.keys()) backends.add(name);
       for (const name of this.resources.keys()) if (name.startsWith('secret/')) secrets.push(name);
@@ -91,6 +113,7 @@ export class Router {
           const r = next.get(name);
           if (r?.resource.type === 'vhost' && r.resource.spec.passthrough) passthrough.add(name); else passthrough.delete(name);
           if (r?.resource.type === 'vhost' && r.resource.spec.clientAuth) clientAuth.set(name, r.resource.spec.clientAuth); else clientAuth.delete(name);
+          if (r?.resource.type === 'vhost' && r.resource.spec.tls) tlsHosts.set(name, r.resource.spec.tls.hsts ?? null); else tlsHosts.delete(name);
         }
       }
     }
@@ -109,7 +132,7 @@ export class Router {
     }
 
     this.resources = next;
-    this.state = new RoutingState(table, clusters, passthrough, clientAuth, delta.generation, delta.root, new UpstreamTlsProfiles(next));
+    this.state = new RoutingState(table, clusters, passthrough, clientAuth, tlsHosts, delta.generation, delta.root, new UpstreamTlsProfiles(next));
     return { state: this.state, secrets };
   }
 }

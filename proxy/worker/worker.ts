@@ -16,12 +16,12 @@ import type { Duplex } from 'node:stream';
 import { newRequestId } from '../http/request-id.ts';
 import type { RouteSpec } from '../../core/index.ts';
 import type { Logger } from '../../lib/log.ts';
-import type { OutlierOptions, ProxyOptions } from '../options.ts';
+import { tlsPolicyOptions, type HstsDefaults, type OutlierOptions, type ProxyOptions } from '../options.ts';
 import { Router, type RoutingState } from '../source/routing.ts';
 import { Endpoints } from '../upstream/endpoints.ts';
 import { TlsStore, type KeyPair } from '../listen/tls.ts';
 import { WorkerMetrics, type Protocol, type RequestStats } from '../metrics.ts';
-import type { ExchangeContext, HstsDefaults } from '../http/exchange.ts';
+import type { ExchangeContext } from '../http/exchange.ts';
 import { acceptsUpgrade, connectionEnding, GeneralExchange, UpgradeExchange } from '../http/general.ts';
 import { Listeners, type ClientInfo, type ListenerHost } from '../listen/listeners.ts';
 import { closingErrorBytes } from '../http/replies.ts';
@@ -95,7 +95,7 @@ export class ProxyWorker implements ExchangeContext, FastPathHost, ListenerHost,
       waiting: this.metrics.upstreamWaiting,
     });
     this.router = new Router(this.endpoints);
-    this.tls = new TlsStore(init.fakeCertificate, () => { this.metrics.tlsContextsBuilt++; });
+    this.tls = new TlsStore(init.fakeCertificate, () => { this.metrics.tlsContextsBuilt++; }, tlsPolicyOptions(o.tls));
 
     const serverOptions = {
       maxHeaderSize: o.maxHeaderBytes,
