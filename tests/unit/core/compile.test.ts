@@ -14,10 +14,16 @@ function world(): KubeObject[] {
     slice('api-a', 'api', [{ ip: '192.0.2.9' }], { port: 8081 }),
     slice('web-v2-a', 'web-v2', [{ ip: '192.0.2.20' }]),
     tlsSecret('shop-tls', cert, key),
-    ingress({ name: 'shop', created: '2024-01-01T00:00:00Z', tls: [{ hosts: ['shop.test'], secretName: 'shop-tls' }], rules: [{ host: 'shop.test', paths: [{ path: '/', service: 'web' }, { path: '/api', service: 'api', port: 'http' }, { path: '/ext', service: 'ext' }] }] }),
+    caSecret('backend-ca', selfSigned('backend-ca.test')), caSecret('client-ca', selfSigned('client-ca.test')),
+    ingress({ name: 'shop', created: '2024-01-01T00:00:00Z', annotations: { 'vane.dev/backend-tls-secret': 'backend-ca', 'vane.dev/auth-tls-secret': 'client-ca' }, tls: [{ hosts: ['shop.test'], secretName: 'shop-tls' }], rules: [{ host: 'shop.test', paths: [{ path: '/', service: 'web' }, { path: '/api', service: 'api', port: 'http' }, { path: '/ext', service: 'ext' }] }] }),
     ingress({ name: 'blog', created: '2024-02-01T00:00:00Z', rules: [{ host: 'blog.test', paths: [{ path: '/', service: 'web' }] }] }),
     canary('web', { ingressRef: { name: 'shop' }, service: 'web', canaryService: { name: 'web-v2' }, traffic: { weight: 10 } }),
   ];
+}
+
+/** caSecret holds a CA with its key pair (as cert-manager writes one): every kind of key material a Secret brings. */
+function caSecret(name: string, ca: { cert: string; key: string }): KubeObject {
+  return { ...tlsSecret(name, ca.cert, ca.key), data: { ...tlsSecret(name, ca.cert, ca.key).data, 'ca.crt': Buffer.from(ca.cert).toString('base64') } } as KubeObject;
 }
 
 function serialise(resources: ReadonlyMap<string, HashedResource>): string {
@@ -85,19 +91,20 @@ test('an EndpointSlice change touches only endpoint resources', () => {
   assert.deepEqual(changed, { upserts: ['endpoints/default/web:80'], removals: [] });
 });
 
-test('no non-secret resource contains key material', () => {
+test('no non-secret resource contains key material: serving pairs, backend CAs and client certificates, client CAs', () => {
   const { resources } = compile(world());
-  const { key, cert } = selfSigned('shop.test');
-  const keyBody = key.split('\n').slice(1, 3).join('');
+  const pairs = ['shop.test', 'backend-ca.test', 'client-ca.test'].map((n) => selfSigned(n));
   let secrets = 0;
   for (const r of resources.values()) {
     const text = canonicalJson(r.resource);
     if (r.resource.type === 'secret') { secrets++; continue; }
     assert.ok(!text.includes('PRIVATE KEY'), `${r.resource.name} has a PEM key header`);
-    assert.ok(!text.includes(keyBody.slice(0, 40)), `${r.resource.name} has key bytes`);
-    assert.ok(!text.includes(cert.split('\n')[1]!), `${r.resource.name} has certificate bytes`);
+    for (const { key, cert } of pairs) {
+      assert.ok(!text.includes(key.split('\n').slice(1, 3).join('').slice(0, 40)), `${r.resource.name} has key bytes`);
+      assert.ok(!text.includes(cert.split('\n')[1]!), `${r.resource.name} has certificate bytes`);
+    }
   }
-  assert.equal(secrets, 1);
+  assert.equal(secrets, 3);
   const vhost = resources.get('vhost/shop.test')!.resource;
   assert.ok(vhost.type === 'vhost' && vhost.spec.tls?.secret === 'secret/default/shop-tls');
 });
