@@ -3,7 +3,9 @@
  * connection followed by an ordinary request on the same connection — the documented status,
  * then either the connection closed or the ordinary request answered as itself (no desync: no
  * extra response, no smuggled request at the upstream). PROXY protocol: a v1 header with a
- * line break in its address (issue 18, weakness 3). Regex routes: a 15 KB path answered 414
+ * line break in its address (issue 18, weakness 3). Client claims (Forwarded, X-Original-URL,
+ * X-Rewrite-URL) and Upgrade: h2c never reach the upstream (weakness 7); a Host outside RFC
+ * 3986 is 400 and an absolute-form target routes by its authority (weakness 8). Regex routes: a 15 KB path answered 414
  * at once (weakness 2). Stream: unauthenticated, malformed, out-of-order, a hello naming
  * another proxy and one claiming generation 2^53−1 (weakness 4), with the fleet's load
  * judged throughout and a change converging afterwards. Nothing may crash.
@@ -27,7 +29,7 @@ const FOLLOW = 'GET /follow-up HTTP/1.1\r\nHost: echo.test\r\n\r\n';
  * refusal of broken framing closes the connection; a refusal with the framing intact (414)
  * may keep it, and then the follow-up is answered as itself.
  */
-interface HttpCase { name: string; send: string; status: number; upstreamPath?: string; keepsConnection?: boolean }
+interface HttpCase { name: string; send: string; status: number; upstreamPath?: string; keepsConnection?: boolean; stripped?: string[] }
 
 const HTTP_CASES: HttpCase[] = [
   { name: 'Content-Length with Transfer-Encoding (smuggling)', status: 400,
@@ -43,6 +45,16 @@ const HTTP_CASES: HttpCase[] = [
   { name: 'dot-segments are removed before routing', status: 200, upstreamPath: '/b', send: 'GET /a/../b HTTP/1.1\r\nHost: echo.test\r\n\r\n' },
   { name: '%2F is never decoded into a separator', status: 200, upstreamPath: '/a%2Fb', send: 'GET /a%2Fb HTTP/1.1\r\nHost: echo.test\r\n\r\n' },
   { name: 'regex route, 15 KB path (weakness 2)', status: 414, keepsConnection: true, send: `GET /re/${'a'.repeat(15_000)} HTTP/1.1\r\nHost: regex.test\r\n\r\n` },
+  { name: 'Forwarded, X-Original-URL and X-Rewrite-URL from a client (weakness 7)', status: 200, upstreamPath: '/claims',
+    stripped: ['forwarded', 'x-original-url', 'x-rewrite-url'],
+    send: 'GET /claims HTTP/1.1\r\nHost: echo.test\r\nForwarded: for=192.0.2.66;proto=https\r\nX-Original-URL: /admin\r\nX-Rewrite-URL: /admin\r\n\r\n' },
+  { name: 'Upgrade: h2c is not forwarded, and the connection ends after (weakness 7)', status: 200, upstreamPath: '/h2c', keepsConnection: false,
+    stripped: ['upgrade', 'http2-settings'],
+    send: 'GET /h2c HTTP/1.1\r\nHost: echo.test\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n' },
+  { name: 'a Host RFC 3986 does not allow (weakness 8)', status: 400, send: 'GET / HTTP/1.1\r\nHost: <script>\r\n\r\n' },
+  { name: 'a Host the HTTPS redirect must not echo (weakness 8)', status: 400, send: 'GET / HTTP/1.1\r\nHost: evil%2ecom\\.wild.test\r\n\r\n' },
+  { name: 'an absolute-form target routes by its authority (weakness 8)', status: 200, upstreamPath: '/absolute',
+    send: 'GET http://echo.test/absolute HTTP/1.1\r\nHost: other.test\r\n\r\n' },
 ];
 
 /** exchange writes bytes on a fresh connection and collects what comes back until it closes or goes quiet. */
@@ -70,8 +82,10 @@ function statuses(text: string): number[] {
 async function httpCases(problems: string[]): Promise<{ cases: number; notes: string[] }> {
   const dir = await tempDir();
   const seen: string[] = [];
+  const seenHeaders: Record<string, unknown>[] = [];
   const up = await startUpstream('echo', (req, res, u) => {
     seen.push(req.url ?? '');
+    seenHeaders.push(req.headers);
     let bytes = 0;
     req.on('data', (c: Buffer) => { bytes += c.length; });
     req.on('end', () => {
@@ -99,13 +113,15 @@ async function httpCases(problems: string[]): Promise<{ cases: number; notes: st
       const first = got[0] ?? 'closed';
       if (first !== c.status) { problems.push(`${c.name}: answered ${first}, documented ${c.status}: ${r.text.slice(0, 200)}`); continue; }
       // After a refusal the connection must close; after a good answer the follow-up is answered as itself.
-      const keeps = c.status === 200 || c.keepsConnection === true;
+      const keeps = c.keepsConnection ?? c.status === 200;
       const expected = keeps ? [c.status, 200] : [c.status];
       if (got.length !== expected.length || got.some((x, i) => x !== expected[i])) problems.push(`${c.name}: desync, answers ${JSON.stringify(got)} where ${JSON.stringify(expected)}`);
       if (!keeps && !r.closed) problems.push(`${c.name}: the connection stayed open after ${c.status}`);
       const reached = seen.slice(before);
       const want = [...(c.upstreamPath ? [c.upstreamPath] : []), ...(keeps ? ['/follow-up'] : [])];
       if (JSON.stringify(reached) !== JSON.stringify(want)) problems.push(`${c.name}: the upstream saw ${JSON.stringify(reached)}, expected ${JSON.stringify(want)}`);
+      const passed = (c.stripped ?? []).filter((h) => seenHeaders[before]?.[h] !== undefined);
+      if (passed.length > 0) problems.push(`${c.name}: the upstream got ${passed.join(', ')}`);
     }
     const t = Date.now();
     const long = await get(proxy.http, `/re/${'a'.repeat(15_000)}`, { host: 'regex.test' });
