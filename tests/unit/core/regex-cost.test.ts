@@ -13,7 +13,7 @@ import {
   compileUserRegex, matchesAnywhere, matchPrefixGroups, MAX_PROGRAM_SIZE, MAX_REGEX_INPUT, type CompiledRegex,
 } from '../../../core/regex.ts';
 import { ingress, service, canary } from '../../support/objects.ts';
-import { decider, where } from './harness.ts';
+import { cpuMs, decider, where } from './harness.ts';
 
 /**
  * BOUND_MS is what one match may cost. The worst case measures 1.7–2 ms of CPU on an idle 2-core
@@ -22,18 +22,6 @@ import { decider, where } from './harness.ts';
  * a few hundred instructions (or no input cap) is over it.
  */
 const BOUND_MS = 10;
-
-/** cpuMs is the least CPU time of a few runs of f: the first pays for JIT compilation and other processes only ever add. */
-function cpuMs(f: () => unknown, runs = 9): number {
-  let least = Infinity;
-  for (let i = 0; i < runs; i++) {
-    const start = process.cpuUsage();
-    f();
-    const used = process.cpuUsage(start);
-    least = Math.min(least, (used.user + used.system) / 1000);
-  }
-  return least;
-}
 
 /** atBudget grows a shape's repetition count while it still compiles within MAX_PROGRAM_SIZE. */
 function atBudget(shape: (n: number) => string): { pattern: string; regex: CompiledRegex } {
