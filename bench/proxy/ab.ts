@@ -17,11 +17,11 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitHttp } from '../support/http.ts';
+import { children, freePort, start } from '../support/processes.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SECONDS = Number(process.env.VANE_AB_SECONDS ?? 3);
@@ -29,22 +29,6 @@ const RATE = Number(process.env.VANE_AB_RATE ?? 10_000);
 const PAIRS = Number(process.env.VANE_AB_PAIRS ?? 10);
 const HOST = 'bench.local';
 const BODY = 'x'.repeat(600);
-
-const children: ChildProcess[] = [];
-function start(cpu: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
-  const child = spawn('taskset', ['-c', cpu, cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
-  child.stderr!.resume();
-  children.push(child);
-  return child;
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
 
 function manifests(upstreamPort: number): object {
   return {

@@ -16,14 +16,14 @@
  *
  * Usage: node bench/proxy/h2.ts   (needs nginx and h2load: bash scripts/install-system-deps.sh; and Go)
  */
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { availableParallelism, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { selfSignedCertificate } from '../../proxy/index.ts';
 import { waitHttp } from '../support/http.ts';
+import { children, freePort, need, start } from '../support/processes.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const SECONDS = Number(process.env.VANE_BENCH_SECONDS ?? 10);
@@ -34,29 +34,6 @@ const CLIENTS = 50;
 const STREAMS = 10;
 const BODY = 'x'.repeat(600);
 const HOST = 'bench.local';
-
-function need(cmd: string): void {
-  if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) {
-    console.error(`bench/proxy/h2: ${cmd} is missing; run: bash scripts/install-system-deps.sh`);
-    process.exit(2);
-  }
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-const children: ChildProcess[] = [];
-function start(cpu: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
-  const child = spawn('taskset', ['-c', cpu, cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
-  child.stderr!.resume();
-  children.push(child);
-  return child;
-}
 
 /** The forwarding headers Vane sets, set by nginx too (as in run.ts): the baseline does the same job. */
 const FORWARDING = ['X-Request-ID $request_id', 'X-Real-IP $remote_addr', 'X-Forwarded-For $remote_addr', 'X-Forwarded-Host $host',
@@ -116,9 +93,9 @@ function medianBy<T>(list: T[], key: (t: T) => number): T {
 }
 
 async function main(): Promise<void> {
-  need('nginx');
-  need('h2load');
-  need('taskset');
+  need('bench/proxy/h2', 'nginx');
+  need('bench/proxy/h2', 'h2load');
+  need('bench/proxy/h2', 'taskset');
   const nginxVersion = spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr.trim();
   console.log(`machine: ${cpus()[0]?.model ?? 'unknown'} × ${availableParallelism()}; node ${process.version}; ${nginxVersion}; h2load -c${CLIENTS} -m${STREAMS} ${SECONDS}s`);
   const work = await mkdtemp(join(tmpdir(), 'vane-bench-h2-'));

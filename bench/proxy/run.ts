@@ -31,12 +31,12 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type AddressInfo } from 'node:net';
 import { availableParallelism, cpus, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildWorld } from '../support/world.ts';
 import { waitHttp } from '../support/http.ts';
+import { children, freePort, need, start, stopChild } from '../support/processes.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 const QUICK = process.env.VANE_BENCH_QUICK === '1';
@@ -48,38 +48,6 @@ const FIXED_WARMUP = Number(process.env.VANE_BENCH_FIXED_WARMUP ?? 1);
 const PROFILE = process.env.VANE_BENCH_PROFILE;
 const BODY = 'x'.repeat(600);
 const HOST = 'bench.local';
-
-function need(cmd: string): void {
-  if (spawnSync('sh', ['-c', `command -v ${cmd}`]).status !== 0) {
-    console.error(`bench/proxy: ${cmd} is missing; run: bash scripts/install-system-deps.sh`);
-    process.exit(2);
-  }
-}
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
-
-const children: ChildProcess[] = [];
-function start(cpu: string, cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): ChildProcess {
-  const child = spawn('taskset', ['-c', cpu, cmd, ...args], { stdio: ['ignore', 'ignore', 'pipe'], env });
-  child.stderr!.resume();
-  children.push(child);
-  return child;
-}
-
-async function stopChild(child: ChildProcess, signal: NodeJS.Signals = 'SIGTERM'): Promise<void> {
-  if (child.exitCode !== null) return;
-  const exited = new Promise((r) => child.once('exit', r));
-  child.kill(signal);
-  const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
-  await exited;
-  clearTimeout(timer);
-}
 
 /**
  * The forwarding headers Vane sets on every request (for a client outside --trusted-proxies),
@@ -235,9 +203,9 @@ async function workerPid(admin: number): Promise<number> {
 function pad(s: string | number, n: number): string { return String(s).padStart(n); }
 
 async function main(): Promise<void> {
-  need('nginx');
-  need('wrk');
-  need('taskset');
+  need('bench/proxy', 'nginx');
+  need('bench/proxy', 'wrk');
+  need('bench/proxy', 'taskset');
   const nginxVersion = spawnSync('nginx', ['-v'], { encoding: 'utf8' }).stderr.trim();
   // The bracket keeps pgrep from matching the shell running it.
   const busy = spawnSync('sh', ['-c', "pgrep -f '[g]o build' | wc -l"], { encoding: 'utf8' }).stdout.trim();
