@@ -23,6 +23,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { selfSignedCertificate } from '../../proxy/index.ts';
 import { waitHttp } from '../support/http.ts';
+import { FORWARDING, nginxConf } from '../support/nginx.ts';
 import { children, freePort, need, start } from '../support/processes.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -34,14 +35,6 @@ const CLIENTS = 50;
 const STREAMS = 10;
 const BODY = 'x'.repeat(600);
 const HOST = 'bench.local';
-
-/** The forwarding headers Vane sets, set by nginx too (as in run.ts): the baseline does the same job. */
-const FORWARDING = ['X-Request-ID $request_id', 'X-Real-IP $remote_addr', 'X-Forwarded-For $remote_addr', 'X-Forwarded-Host $host',
-  'X-Forwarded-Port $server_port', 'X-Forwarded-Proto $scheme'].map((h) => `proxy_set_header ${h};`).join(' ');
-
-function nginxConf(dir: string, body: string): string {
-  return `worker_processes 1;\ndaemon off;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log warn;\nevents { worker_connections 4096; }\nhttp {\n  access_log off;\n  client_body_temp_path ${dir}/body;\n  proxy_temp_path ${dir}/proxy;\n  fastcgi_temp_path ${dir}/fastcgi;\n  uwsgi_temp_path ${dir}/uwsgi;\n  scgi_temp_path ${dir}/scgi;\n  keepalive_requests 1000000;\n${body}\n}\n`;
-}
 
 interface Round { rps: number; p50Ms: number; p99Ms: number; failed: number }
 

@@ -36,6 +36,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { buildWorld } from '../support/world.ts';
 import { waitHttp } from '../support/http.ts';
+import { FORWARDING, nginxConf } from '../support/nginx.ts';
 import { children, freePort, need, start, stopChild } from '../support/processes.ts';
 
 const ROOT = fileURLToPath(new URL('../../', import.meta.url));
@@ -48,17 +49,6 @@ const FIXED_WARMUP = Number(process.env.VANE_BENCH_FIXED_WARMUP ?? 1);
 const PROFILE = process.env.VANE_BENCH_PROFILE;
 const BODY = 'x'.repeat(600);
 const HOST = 'bench.local';
-
-/**
- * The forwarding headers Vane sets on every request (for a client outside --trusted-proxies),
- * set by nginx too, as ingress-nginx's template does: the baseline does the same job.
- */
-const FORWARDING = ['X-Request-ID $request_id', 'X-Real-IP $remote_addr', 'X-Forwarded-For $remote_addr', 'X-Forwarded-Host $host',
-  'X-Forwarded-Port $server_port', 'X-Forwarded-Proto $scheme'].map((h) => `proxy_set_header ${h};`).join(' ');
-
-function nginxConf(dir: string, body: string): string {
-  return `worker_processes 1;\ndaemon off;\npid ${dir}/nginx.pid;\nerror_log ${dir}/error.log warn;\nevents { worker_connections 4096; }\nhttp {\n  access_log off;\n  client_body_temp_path ${dir}/body;\n  proxy_temp_path ${dir}/proxy;\n  fastcgi_temp_path ${dir}/fastcgi;\n  uwsgi_temp_path ${dir}/uwsgi;\n  scgi_temp_path ${dir}/scgi;\n  keepalive_requests 1000000;\n${body}\n}\n`;
-}
 
 interface WrkResult { rps: number; p50Ms: number; p99Ms: number; errors: number; busy: [number, number] }
 

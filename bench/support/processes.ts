@@ -1,6 +1,5 @@
 /** What the proxy benchmarks need to run their processes side by side: tools, ports, pinned children. */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { createServer, type AddressInfo } from 'node:net';
 
 /** need exits with a pointer to the install script when `cmd` is not on PATH. */
 export function need(bench: string, cmd: string): void {
@@ -10,13 +9,7 @@ export function need(bench: string, cmd: string): void {
   }
 }
 
-export async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return port;
-}
+export { freePort } from '../../tests/integration/proxy/harness.ts';
 
 /** children: every process start() made, for the benchmark's final clean-up. */
 export const children: ChildProcess[] = [];
